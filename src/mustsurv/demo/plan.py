@@ -1,0 +1,180 @@
+"""The demo study's plan: patients, latent factors, survival, slides — everything but the pixels.
+
+The plan is a pure function of the cohort's demo settings, cheap to compute, so the workflow can list
+every demo slide at parse time (no checkpoint needed) while the pixels are rendered by a per-slide rule.
+
+Planted signal: three independent latent factors per patient, ``shared`` (visible in tissue *and* in
+family expression), ``pathology`` (tissue appearance only) and ``genomics`` (omics only). The true
+log-hazard is ``eta = b_s*shared + b_p*pathology + b_g*genomics``; survival times are drawn from a
+Weibull proportional-hazards model with that linear predictor, then independently censored.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WEIBULL_SHAPE = 1.5
+WEIBULL_SCALE_MONTHS = 40.0
+ADMIN_CENSOR_MONTHS = 150.0
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Settings of one demo cohort (the config's ``cohorts.<name>.demo`` block)."""
+
+    seed: int
+    patients: int = 80
+    two_slide_fraction: float = 0.2
+    fraction_40x: float = 0.5
+    pen_fraction: float = 0.25
+    missing_pathology_fraction: float = 0.0
+    missing_genomics_fraction: float = 0.0
+    effect_shared: float = 0.9
+    effect_pathology: float = 0.7
+    effect_genomics: float = 0.7
+    censoring_scale: float = 2.2
+
+    @classmethod
+    def from_config(cls, block: dict) -> "DemoSettings":
+        """Build from the config block; unknown keys are rejected by the schema before this."""
+        effects = block.get("effects", {})
+        return cls(
+            seed=int(block["seed"]),
+            patients=int(block.get("patients", 80)),
+            two_slide_fraction=float(block.get("two_slide_fraction", 0.2)),
+            fraction_40x=float(block.get("fraction_40x", 0.5)),
+            pen_fraction=float(block.get("pen_fraction", 0.25)),
+            missing_pathology_fraction=float(block.get("missing_pathology_fraction", 0.0)),
+            missing_genomics_fraction=float(block.get("missing_genomics_fraction", 0.0)),
+            effect_shared=float(effects.get("shared", 0.9)),
+            effect_pathology=float(effects.get("pathology", 0.7)),
+            effect_genomics=float(effects.get("genomics", 0.7)),
+            censoring_scale=float(block.get("censoring_scale", 2.2)),
+        )
+
+
+@dataclass(frozen=True)
+class SlideSpec:
+    """One demo slide. ``width``/``height`` are level-0 pixels at ``mpp`` µm/px."""
+
+    slide_id: str
+    patient_id: str
+    magnification: int
+    mpp: float
+    width: int
+    height: int
+    pen_mark: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class PatientSpec:
+    """One demo patient: latent factors, true risk, survival and which modalities exist."""
+
+    patient_id: str
+    shared: float
+    pathology: float
+    genomics: float
+    eta: float
+    time_months: float
+    event: int
+    has_omics: bool
+    slides: tuple[SlideSpec, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """A demo cohort's plan."""
+
+    name: str
+    settings: DemoSettings
+    patients: tuple[PatientSpec, ...]
+
+    @property
+    def slides(self) -> list[SlideSpec]:
+        return [s for p in self.patients for s in p.slides]
+
+    def slide(self, slide_id: str) -> SlideSpec:
+        for s in self.slides:
+            if s.slide_id == slide_id:
+                return s
+        raise KeyError(f"demo cohort {self.name!r} has no slide {slide_id!r}")
+
+    def patient(self, patient_id: str) -> PatientSpec:
+        for p in self.patients:
+            if p.patient_id == patient_id:
+                return p
+        raise KeyError(f"demo cohort {self.name!r} has no patient {patient_id!r}")
+
+
+def _barcodes(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` distinct TCGA patient barcodes ``TCGA-XX-XXXX`` over a handful of tissue-source sites."""
+    alnum = np.array(list(string.ascii_uppercase + string.digits))
+    sites = ["".join(rng.choice(alnum, 2)) for _ in range(max(2, n // 15))]
+    seen: set[str] = set()
+    out: list[str] = []
+    while len(out) < n:
+        code = f"TCGA-{sites[int(rng.integers(len(sites)))]}-{''.join(rng.choice(alnum, 4))}"
+        if code not in seen:
+            seen.add(code)
+            out.append(code)
+    return out
+
+
+def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
+    """Deterministic plan of a demo cohort: the same settings always give the same plan."""
+    rng = np.random.default_rng([settings.seed, 20260323])
+    n = settings.patients
+    ids = _barcodes(rng, n)
+    latent = rng.standard_normal((n, 3))
+    eta = latent @ np.array([settings.effect_shared, settings.effect_pathology, settings.effect_genomics])
+    u = rng.uniform(size=n)
+    t_event = WEIBULL_SCALE_MONTHS * (-np.log(u)) ** (1 / WEIBULL_SHAPE) * np.exp(-eta / WEIBULL_SHAPE)
+    t_censor = np.minimum(
+        rng.uniform(0, settings.censoring_scale * WEIBULL_SCALE_MONTHS, size=n), ADMIN_CENSOR_MONTHS
+    )
+    time = np.maximum(np.round(np.minimum(t_event, t_censor), 2), 0.1)
+    event = (t_event <= t_censor).astype(int)
+
+    missing_p = rng.uniform(size=n) < settings.missing_pathology_fraction
+    missing_g = rng.uniform(size=n) < settings.missing_genomics_fraction
+    missing_g &= ~missing_p  # every patient keeps at least one modality
+    n_slides = np.where(rng.uniform(size=n) < settings.two_slide_fraction, 2, 1)
+    patients = []
+    for i, pid in enumerate(ids):
+        slides = []
+        if not missing_p[i]:
+            for k in range(n_slides[i]):
+                mag = 40 if rng.uniform() < settings.fraction_40x else 20
+                # canvas at 20x (0.5 um/px); 40x slides are the same field at twice the pixels
+                w20, h20 = int(rng.integers(2400, 3200)), int(rng.integers(1800, 2400))
+                scale = mag // 20
+                slides.append(
+                    SlideSpec(
+                        slide_id=f"{pid}-01Z-00-DX{k + 1}",
+                        patient_id=pid,
+                        magnification=mag,
+                        mpp=0.2525 if mag == 40 else 0.5045,
+                        width=w20 * scale,
+                        height=h20 * scale,
+                        pen_mark=bool(rng.uniform() < settings.pen_fraction),
+                        seed=int(rng.integers(2**31)),
+                    )
+                )
+        patients.append(
+            PatientSpec(
+                patient_id=pid,
+                shared=float(latent[i, 0]),
+                pathology=float(latent[i, 1]),
+                genomics=float(latent[i, 2]),
+                eta=float(eta[i]),
+                time_months=float(time[i]),
+                event=int(event[i]),
+                has_omics=not bool(missing_g[i]),
+                slides=tuple(slides),
+            )
+        )
+    return StudyPlan(name=name, settings=settings, patients=tuple(patients))

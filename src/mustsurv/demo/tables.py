@@ -1,0 +1,144 @@
+"""TCGA-style tables of a demo cohort, over real gene symbols.
+
+Formats written (as users download them):
+- ``clinical.tsv``: cBioPortal ``data_clinical_patient.txt`` (four ``#`` header lines, ``PATIENT_ID``,
+  ``OS_MONTHS``, ``OS_STATUS`` = ``1:DECEASED`` / ``0:LIVING``);
+- ``rna.tsv``: cBioPortal ``data_mrna_seq_v2_rsem.txt`` (``Hugo_Symbol``, ``Entrez_Gene_Id``, one
+  column of RSEM values per sample barcode ``TCGA-XX-XXXX-01``);
+- ``cnv.tsv``: GISTIC thresholded gene x sample matrix (``Hugo_Symbol``, ``Entrez_Gene_Id``, -2..2);
+- ``mutations.maf``: MAF with silent and non-silent calls;
+- ``gene_families.csv``: six families, MCAT ``signatures.csv`` layout (ragged columns);
+- ``slides.tsv``: slide sheet (``slide_id``, ``patient_id``, ``path``, ``mpp``);
+- ``truth.tsv``: latent factors and the true log-hazard per patient (read by no model; the evaluation
+  uses it for oracle C-indices).
+
+Planted omics signal: each gene's log-expression loads on ``shared`` and/or ``genomics`` with sparse
+random loadings; CNV calls threshold a latent value that carries ``genomics``; mutation probability of
+a few driver genes rises with ``genomics``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mustsurv.demo.genes import FAMILIES, UNASSIGNED, all_family_genes
+from mustsurv.demo.plan import StudyPlan
+from mustsurv.io import atomic_path
+
+NON_SILENT = ["Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site"]
+SILENT = ["Silent", "3'UTR", "Intron"]
+
+
+def _sample(pid: str) -> str:
+    return f"{pid}-01"
+
+
+def _write_tsv(df: pd.DataFrame, path: Path, header_lines: list[str] | None = None) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            for line in header_lines or []:
+                fh.write(line + "\n")
+            df.to_csv(fh, sep="\t", index=False, lineterminator="\n")
+
+
+def _omics_patients(plan: StudyPlan) -> list:
+    return [p for p in plan.patients if p.has_omics]
+
+
+def write_clinical(plan: StudyPlan, path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "PATIENT_ID": [p.patient_id for p in plan.patients],
+            "OS_MONTHS": [f"{p.time_months:.2f}" for p in plan.patients],
+            "OS_STATUS": ["1:DECEASED" if p.event else "0:LIVING" for p in plan.patients],
+        }
+    )
+    header = [
+        "#Patient Identifier\tOverall Survival (Months)\tOverall Survival Status",
+        "#Identifier to uniquely specify a patient.\tOverall survival in months.\tOverall patient survival status.",
+        "#STRING\tNUMBER\tSTRING",
+        "#1\t1\t1",
+    ]
+    _write_tsv(df, path, header)
+
+
+def _gene_matrix(plan: StudyPlan, values: np.ndarray, genes: list[str]) -> pd.DataFrame:
+    samples = [_sample(p.patient_id) for p in _omics_patients(plan)]
+    df = pd.DataFrame(values.T, columns=samples)
+    df.insert(0, "Entrez_Gene_Id", "")
+    df.insert(0, "Hugo_Symbol", genes)
+    return df
+
+
+def write_rna_cnv(plan: StudyPlan, rna_path: Path, cnv_path: Path) -> None:
+    rng = np.random.default_rng([plan.settings.seed, 7])
+    genes = all_family_genes() + UNASSIGNED
+    pats = _omics_patients(plan)
+    z = np.array([[p.shared, p.genomics] for p in pats])  # (n, 2)
+    n_genes = len(genes)
+    load = rng.normal(0, 1.0, size=(2, n_genes)) * (rng.uniform(size=(2, n_genes)) < 0.3)
+    base = rng.uniform(3.0, 11.0, size=n_genes)
+    log_expr = base + z @ load + rng.normal(0, 0.6, size=(len(pats), n_genes))
+    rsem = np.round(np.exp2(np.clip(log_expr, 0, None)) - 1.0, 4)
+    _write_tsv(_gene_matrix(plan, rsem, genes), rna_path)
+
+    cload = rng.normal(0, 0.8, size=n_genes) * (rng.uniform(size=n_genes) < 0.4)
+    latent = z[:, 1:2] * cload[None, :] + rng.normal(0, 0.7, size=(len(pats), n_genes))
+    calls = np.digitize(latent, [-1.6, -0.8, 0.8, 1.6]) - 2
+    _write_tsv(_gene_matrix(plan, calls.astype(int), genes), cnv_path)
+
+
+def write_maf(plan: StudyPlan, path: Path) -> None:
+    rng = np.random.default_rng([plan.settings.seed, 11])
+    genes = all_family_genes()
+    drivers = ["TP53", "KRAS", "PIK3CA", "FGFR3", "KDM6A", "ARID1A", "RB1", "EGFR"]
+    rows = []
+    for p in _omics_patients(plan):
+        hit = set(rng.choice(genes, size=rng.poisson(6), replace=False).tolist())
+        prob = 1 / (1 + np.exp(-(1.4 * p.genomics - 0.8)))
+        hit |= {g for g in drivers if rng.uniform() < prob}
+        for g in sorted(hit):
+            rows.append((g, _sample(p.patient_id) + "A-11D-A00X-08", str(rng.choice(NON_SILENT))))
+        for g in rng.choice(genes, size=rng.poisson(3), replace=False):
+            rows.append((str(g), _sample(p.patient_id) + "A-11D-A00X-08", str(rng.choice(SILENT))))
+    df = pd.DataFrame(rows, columns=["Hugo_Symbol", "Tumor_Sample_Barcode", "Variant_Classification"])
+    df.insert(1, "Entrez_Gene_Id", 0)
+    df.insert(2, "Center", "demo")
+    df.insert(3, "NCBI_Build", "GRCh38")
+    _write_tsv(df, path, ["#version 2.4"])
+
+
+def write_families(path: Path) -> None:
+    cols = {k: pd.Series(v) for k, v in FAMILIES.items()}
+    with atomic_path(path) as tmp:
+        pd.DataFrame(cols).to_csv(tmp, index=False, lineterminator="\n")
+
+
+def write_slide_sheet(plan: StudyPlan, path: Path, slide_dir: str = "slides") -> None:
+    """Slide sheet; ``path`` entries are relative to the sheet's own folder."""
+    df = pd.DataFrame(
+        [(s.slide_id, s.patient_id, f"{slide_dir}/{s.slide_id}.svs", s.mpp) for s in plan.slides],
+        columns=["slide_id", "patient_id", "path", "mpp"],
+    )
+    _write_tsv(df, path)
+
+
+def write_truth(plan: StudyPlan, path: Path) -> None:
+    st = plan.settings
+    df = pd.DataFrame(
+        {
+            "patient_id": [p.patient_id for p in plan.patients],
+            "shared": [p.shared for p in plan.patients],
+            "pathology": [p.pathology for p in plan.patients],
+            "genomics": [p.genomics for p in plan.patients],
+            "risk_complete": [p.eta for p in plan.patients],
+            "risk_missing_genomics": [st.effect_shared * p.shared + st.effect_pathology * p.pathology
+                                      for p in plan.patients],
+            "risk_missing_pathology": [st.effect_shared * p.shared + st.effect_genomics * p.genomics
+                                       for p in plan.patients],
+        }
+    )
+    _write_tsv(df.round(6), path)

@@ -1,0 +1,24 @@
+"""Logging set-up shared by the workflow scripts: everything a step says goes to the rule's log file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+
+def log_to_file(path: str | None, name: str = "mustsurv") -> logging.Logger:
+    """Send the ``mustsurv`` logger (and Python warnings) to ``path`` (stderr when None) and return it."""
+    handler: logging.Handler
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, mode="w")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("mustsurv")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").handlers[:] = [handler]
+    return logging.getLogger(name)
