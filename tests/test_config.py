@@ -1,0 +1,86 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from mustsurv.config import ConfigError, check_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "config" / "schema" / "config.schema.yaml")
+
+
+def _default():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_are_filled():
+    cfg = _default()
+    validate(cfg, SCHEMA)
+    check_config(cfg)
+    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4}
+    assert cfg["cohorts"]["DEMO2"]["demo"]["two_slide_fraction"] == 0.2
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["cv"].__setitem__("folds", "five"), "folds"),
+        (lambda c: c["cohorts"]["DEMO1"]["demo"].__setitem__("patiens", 10), "patiens"),
+        (lambda c: c["cohorts"]["DEMO1"]["demo"].__setitem__("fraction_40x", 1.5), "fraction_40x"),
+        (lambda c: c["cohorts"].__setitem__("bad name", {"demo": {"seed": 1}}), "bad name"),
+        (lambda c: c["cohorts"]["DEMO1"]["demo"].pop("seed"), "seed"),
+    ],
+)
+def test_schema_errors_name_the_key(mutate, key):
+    cfg = _default()
+    mutate(cfg)
+    with pytest.raises(WorkflowError) as err:
+        validate(cfg, SCHEMA)
+    assert key in str(err.value)
+
+
+def _real(tmp_path, **extra):
+    clinical = tmp_path / "clin.tsv"
+    clinical.write_text("PATIENT_ID\tOS_MONTHS\tOS_STATUS\n")
+    block = {"clinical": str(clinical), **extra}
+    return {"cohorts": {"BLCA": block}}
+
+
+def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
+    cfg = _real(tmp_path)
+    with pytest.raises(ConfigError, match=r"cohorts\.BLCA: no modality"):
+        check_config(cfg)
+    cfg = _real(tmp_path, rna=str(tmp_path / "missing.tsv"))
+    with pytest.raises(ConfigError, match=r"cohorts\.BLCA\.gene_families"):
+        check_config(cfg)
+    cfg = _real(tmp_path, rna=str(tmp_path / "missing.tsv"), gene_families=str(tmp_path / "clin.tsv"))
+    with pytest.raises(ConfigError, match=r"cohorts\.BLCA\.rna: file .*missing\.tsv.* does not exist"):
+        check_config(cfg)
+    cfg = _real(tmp_path, slides={"sheet": "a.tsv", "glob": "*.svs"})
+    with pytest.raises(ConfigError, match=r"exactly one of `sheet` or `glob`"):
+        check_config(cfg)
+    demo = copy.deepcopy(_default())
+    demo["cohorts"]["DEMO1"]["clinical"] = "x.tsv"
+    with pytest.raises(ConfigError, match=r"cohorts\.DEMO1: a demo cohort"):
+        check_config(demo)
+    with pytest.raises(ConfigError, match="no survival table"):
+        check_config({"cohorts": {"X": {"rna": "r.tsv"}}}, check_files=False)
+
+
+def test_malformed_config_fails_at_parse_time_naming_the_key(tmp_path):
+    cfg = _default()
+    cfg["cohorts"]["DEMO1"]["demo"]["patients"] = -3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--directory", str(tmp_path),
+         "--snakefile", str(REPO / "Snakefile")],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert res.returncode != 0
+    assert "patients" in res.stdout + res.stderr

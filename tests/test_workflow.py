@@ -1,0 +1,62 @@
+"""The Snakemake workflow itself: lint, dry run of the full target list, and the tiny study end to end."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import openslide
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_lint_is_clean():
+    res = _snakemake("--lint")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Congratulations, your workflow is in a good condition!" in res.stdout + res.stderr
+
+
+def test_dry_run_of_the_full_target_list(tmp_path):
+    res = _snakemake("-n", "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert "demo_slide" in out and "demo_tables" in out
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """The tiny test study (.test/config) run through Snakemake in a temporary working directory."""
+    work = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(REPO / ".test" / "config", work / "config")
+    res = _snakemake("--cores", "2", "--directory", str(work))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return work
+
+
+@pytest.mark.workflow
+def test_tiny_study_runs_end_to_end(tiny_study):
+    demo = tiny_study / "resources" / "demo" / "TINY"
+    sheet = pd.read_csv(demo / "slides.tsv", sep="\t")
+    assert len(sheet) >= 24
+    for path, mpp in zip(sheet["path"], sheet["mpp"]):
+        slide = openslide.OpenSlide(str(demo / path))
+        assert slide.properties["openslide.vendor"] == "aperio"
+        assert float(slide.properties["openslide.mpp-x"]) == pytest.approx(mpp, rel=1e-3)
+        assert slide.level_count >= 3
+    assert (tiny_study / "logs" / "demo" / "TINY" / "tables.log").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_rerun_is_a_no_op(tiny_study):
+    res = _snakemake("-n", "--directory", str(tiny_study))
+    assert res.returncode == 0
+    assert "Nothing to be done" in res.stdout + res.stderr
