@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mustsurv.evaluate.predictions import read_predictions, write_predictions
+from mustsurv.evaluate.tables import PredictionFile, add_ranks, fold_cindices, oracle_cindices, paper_table
+from mustsurv.survival.metrics import c_index
+
+
+def _pred(rng, n, scenarios, signal):
+    time = rng.exponential(30, n)
+    event = rng.uniform(size=n) < 0.6
+    rows = []
+    for s in scenarios:
+        risk = -signal * np.log(time) + rng.normal(0, 1, n)
+        rows += [dict(patient_id=f"P{i}", scenario=s, risk=risk[i], time=time[i], event=int(event[i]))
+                 for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    out = []
+    for cohort in ("A", "B"):
+        for fold in range(3):
+            for method, scen, sig in (("must", ["complete", "missing_genomics", "missing_pathology"], 2.0),
+                                      ("abmil", ["missing_genomics"], 0.5)):
+                path = tmp_path / f"{cohort}_{method}_{fold}.tsv"
+                write_predictions(_pred(rng, 40, scen, sig), path)
+                out.append(PredictionFile(cohort, method, fold, str(path)))
+    return out
+
+
+def test_long_table_matches_direct_cindex(files):
+    long = fold_cindices(files)
+    assert len(long) == 2 * 3 * (3 + 1)
+    f = files[0]
+    df = read_predictions(f.path)
+    part = df[df.scenario == "complete"]
+    row = long[(long.method == f.method) & (long.cohort == f.cohort) & (long.fold == f.fold)
+               & (long.scenario == "complete")]
+    assert row["cindex"].item() == pytest.approx(c_index(part.time, part.event, part.risk))
+
+
+def test_paper_layout_cells_overall_and_marks(files):
+    long = fold_cindices(files)
+    table = paper_table(long, ["A", "B"], ["abmil", "must"], dagger={"must": False, "abmil": True})
+    assert list(table.columns) == ["method", "P", "G", "†", "A", "B", "Overall"]
+    assert table[["method", "P", "G"]].values.tolist() == [
+        ["abmil", "●", "○"], ["must", "●", "●"], ["must", "●", "○"], ["must", "○", "●"]]
+    vals = long[(long.method == "must") & (long.scenario == "complete") & (long.cohort == "A")]["cindex"]
+    assert table.loc[1, "A"] == f"{vals.mean():.3f} ± {vals.std(ddof=1):.3f}"
+    means = [long[(long.method == "must") & (long.scenario == "complete") & (long.cohort == c)]["cindex"].mean()
+             for c in "AB"]
+    assert table.loc[1, "Overall"].startswith(f"{np.mean(means):.3f} ± ")
+    assert table.loc[0, "†"] == "†" and table.loc[1, "†"] == ""
+
+
+def test_ranks_put_the_stronger_method_first(files):
+    ranked = add_ranks(fold_cindices(files))
+    mg = ranked[(ranked.scenario == "missing_genomics")].groupby("method")["rank"].first()
+    assert mg["must"] == 1 and mg["abmil"] == 2
+
+
+def test_oracle_uses_truth_risk_on_test_patients():
+    rng = np.random.default_rng(1)
+    truth = pd.DataFrame({"patient_id": [f"P{i}" for i in range(30)]})
+    for s in ("complete", "missing_genomics", "missing_pathology"):
+        truth[f"risk_{s}"] = rng.normal(size=30)
+    test = pd.DataFrame({"patient_id": truth.patient_id[:15], "time": rng.exponential(10, 15),
+                         "event": rng.integers(0, 2, 15)})
+    res = oracle_cindices("A", truth, {0: test})
+    assert set(res.scenario) == {"complete", "missing_genomics", "missing_pathology"}
+    got = res.loc[res.scenario == "complete", "cindex"].item()
+    assert got == pytest.approx(c_index(test.time, test.event, truth.risk_complete[:15]))
+
+
+def test_bad_predictions_are_named(tmp_path):
+    bad = tmp_path / "p.tsv"
+    pd.DataFrame({"patient_id": ["a"], "scenario": ["both"], "risk": [1.0], "time": [1.0],
+                  "event": [1]}).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"p\.tsv: unknown scenario"):
+        read_predictions(bad)
