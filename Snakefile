@@ -13,6 +13,12 @@ validate(config, "config/schema/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/omics.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/slides.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -17,3 +17,14 @@ def shared_data() -> Path:
     if not data.is_dir():
         pytest.skip(f"reference data not found at {data} (it lives beside the repository as ../shared)")
     return data
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run a test with one torch thread (tiny models are slower with several threads on a shared CPU)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -84,3 +84,18 @@ def test_malformed_config_fails_at_parse_time_naming_the_key(tmp_path):
     )
     assert res.returncode != 0
     assert "patients" in res.stdout + res.stderr
+
+
+def test_paper_config_carries_the_paper_values():
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    validate(paper, SCHEMA)
+    check_config(paper, check_files=False)
+    must = paper["must"]
+    assert (must["model"]["dim"], must["model"]["rank"]) == (256, 64)
+    assert (must["model"]["lambda_dec"], must["model"]["lambda_sh"], must["model"]["lambda_orth"]) == (1.0, 1.0, 0.5)
+    assert (must["stage1"]["epochs"], must["stage1"]["lr"]) == (30, 1e-3)
+    assert (must["stage2"]["epochs"], must["stage2"]["lr"]) == (30, 2e-4)
+    assert must["stage1"]["accumulation_steps"] == must["stage2"]["accumulation_steps"] == 32
+    assert (must["stage3"]["steps"], must["stage3"]["lr"], must["stage3"]["batch_size"]) == (1_000_000, 1e-4, 32)
+    assert (must["inference"]["ddim_steps"], must["inference"]["n_samples"]) == (50, 5)
+    assert set(paper["cohorts"]) == {"BLCA", "BRCA", "GBMLGG", "LUAD", "UCEC"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,33 @@ def test_tiny_study_runs_end_to_end(tiny_study):
         assert float(slide.properties["openslide.mpp-x"]) == pytest.approx(mpp, rel=1e-3)
         assert slide.level_count >= 3
     assert (tiny_study / "logs" / "demo" / "TINY" / "tables.log").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_tiny_study_tables_and_figures(tiny_study):
+    res = tiny_study / "results"
+    long = pd.read_csv(res / "tables" / "cindex_folds.tsv", sep="\t")
+    methods = {"must", "abmil", "transmil", "mlp", "snn", "survpath", "cmta", "oracle"}
+    assert set(long["method"]) == methods
+    assert long.groupby(["method", "scenario"])["fold"].nunique().eq(2).all()
+    assert long["cindex"].between(0, 1).all()
+    must = long[long.method == "must"]
+    assert set(must["scenario"]) == {"complete", "missing_genomics", "missing_pathology"}
+    assert set(long[long.method == "abmil"]["scenario"]) == {"missing_genomics"}
+    assert set(long[long.method == "snn"]["scenario"]) == {"missing_pathology"}
+    table2 = pd.read_csv(res / "tables" / "table2.csv")
+    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
+    assert table2["method"].tolist() == ["must"] * 3 + ["oracle"] * 3
+    table1 = pd.read_csv(res / "tables" / "table1.csv")
+    assert list(table1["method"].unique()) == ["abmil", "transmil", "mlp", "snn", "survpath", "cmta", "must", "oracle"]
+    assert (pd.read_csv(res / "cohorts" / "TINY" / "table2.csv") == table2).all().all()
+    for scenario in ("complete", "missing_genomics", "missing_pathology"):
+        assert (res / "figures" / "km" / "TINY" / f"must_{scenario}.png").stat().st_size > 1000
+    for kind in ("ecdf", "cosine_map"):
+        assert (res / "figures" / "decomposition" / f"TINY_{kind}.png").stat().st_size > 1000
+    pred = pd.read_csv(res / "cohorts" / "TINY" / "predictions" / "must" / "fold0.tsv", sep="\t")
+    split = json.loads((res / "cohorts" / "TINY" / "splits" / "fold0.json").read_text())
+    assert set(pred["patient_id"]) == set(split["test"])
 
 
 @pytest.mark.workflow

@@ -12,7 +12,7 @@ from typing import Any
 
 from mustsurv.demo.plan import DemoSettings, StudyPlan, make_plan
 
-REAL_KEYS = ("slides", "clinical", "rna", "cnv", "maf", "mcat_csv", "gene_families")
+REAL_KEYS = ("slides", "clinical", "rna", "cnv", "maf", "mcat_csv", "gene_families", "splits_dir", "features_dir")
 
 
 class ConfigError(ValueError):
@@ -61,15 +61,46 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
         slides = block.get("slides", {})
         if slides and ("sheet" in slides) == ("glob" in slides):
             raise ConfigError(f"{where}.slides: give exactly one of `sheet` or `glob`.")
-        has_p = bool(slides)
+        has_p = bool(slides) or "features_dir" in block
+        if "features_dir" in block and check_files and not Path(block["features_dir"]).is_dir():
+            raise ConfigError(
+                f"{where}.features_dir: folder {block['features_dir']!r} does not exist; point it at the folder "
+                f"of precomputed TRIDENT/CLAM feature .h5 files (one per slide, named <slide_id>.h5)."
+            )
         has_g = any(k in block for k in ("rna", "cnv", "maf", "mcat_csv"))
         if not (has_p or has_g):
-            raise ConfigError(f"{where}: no modality; give `slides` and/or omics (`rna`, `cnv`, `maf`, `mcat_csv`).")
-        if has_g and "mcat_csv" not in block and "gene_families" not in block:
+            raise ConfigError(f"{where}: no modality; give `slides` (or `features_dir`) and/or omics (`rna`, `cnv`, `maf`, `mcat_csv`).")
+        if has_g and "gene_families" not in block:
             raise ConfigError(
                 f"{where}.gene_families: omics need the six-family gene CSV (MCAT signatures.csv layout)."
             )
+        if "mcat_csv" in block and any(k in block for k in ("rna", "cnv", "maf")):
+            raise ConfigError(f"{where}: give either `mcat_csv` or separate `rna`/`cnv`/`maf` tables, not both.")
+        if "splits_dir" in block and check_files:
+            folds = config.get("cv", {}).get("folds", 5)
+            absent = [f"splits_{k}.csv" for k in range(folds)
+                      if not (Path(block["splits_dir"]) / f"splits_{k}.csv").is_file()]
+            if absent:
+                raise ConfigError(f"{where}.splits_dir: {block['splits_dir']!r} lacks {absent} (cv.folds = {folds}); "
+                                  f"fix the path or remove the key to use the workflow's own stratified splits.")
         if check_files:
             for key, path in _paths_of(block):
                 if not Path(path).exists():
                     raise ConfigError(f"{where}.{key}: file {path!r} does not exist; fix the path in the config.")
+
+
+def has_omics(config: dict[str, Any], cohort: str) -> bool:
+    """Whether ``cohort`` has genomics (a demo cohort, or any of rna/cnv/maf/mcat_csv configured)."""
+    block = config["cohorts"][cohort]
+    return "demo" in block or any(k in block for k in ("rna", "cnv", "maf", "mcat_csv"))
+
+
+def has_slides(config: dict[str, Any], cohort: str) -> bool:
+    """Whether ``cohort`` has pathology (a demo cohort, or `slides` / `features_dir` configured)."""
+    block = config["cohorts"][cohort]
+    return "demo" in block or "slides" in block or "features_dir" in block
+
+
+def rna_transform_of(config: dict[str, Any], cohort: str) -> str:
+    """The cohort's RNA transform: its own `rna_transform`, else `omics.rna_transform` (default auto)."""
+    return config["cohorts"][cohort].get("rna_transform", config.get("omics", {}).get("rna_transform", "auto"))

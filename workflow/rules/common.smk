@@ -48,7 +48,7 @@ def demo_targets():
 
 def all_targets():
     """Targets of `rule all` — as far as the workflow goes."""
-    return demo_targets()
+    return demo_targets() + omics_targets() + cohort_targets() + slides_targets() + report_targets()
 
 
 def slide_sheet_of(cohort):
@@ -67,3 +67,171 @@ def slides_of(cohort):
         return {s.slide_id: demo_slide_path(cohort, s.slide_id) for s in plan_of(cohort).slides}
     block = config["cohorts"][cohort].get("slides", {})
     return list_slides(sheet=block.get("sheet"), glob=block.get("glob"))
+
+
+# --- genomics and cohort assembly (omics.smk, cohort.smk) ---------------------------------------
+
+from mustsurv.config import has_omics, has_slides, rna_transform_of
+
+
+def tokens_path(cohort):
+    return f"results/cohorts/{cohort}/omics/tokens.h5"
+
+
+def omics_inputs(cohort):
+    """Omics input files of ``cohort`` by role: gene_families plus rna/cnv/maf (list) or mcat_csv."""
+    if not has_omics(config, cohort):
+        raise ValueError(f"cohort {cohort} has no genomics configured (rna, cnv, maf or mcat_csv)")
+    if is_demo(config, cohort):
+        t = demo_table_paths(cohort)
+        return {"gene_families": t["gene_families"], "rna": t["rna"], "cnv": t["cnv"], "maf": [t["maf"]]}
+    block = config["cohorts"][cohort]
+    return {k: block[k] for k in ("gene_families", "rna", "cnv", "maf", "mcat_csv") if k in block}
+
+
+def omics_targets():
+    """Family tokens of every cohort with genomics."""
+    return [tokens_path(c) for c in COHORTS if has_omics(config, c)]
+
+
+def cohort_table_path(cohort):
+    return f"results/cohorts/{cohort}/cohort.tsv"
+
+
+def fold_paths(cohort):
+    return [f"results/cohorts/{cohort}/splits/fold{k}.json" for k in range(config["cv"]["folds"])]
+
+
+def cohort_table_inputs(cohort):
+    """Survival source, tokens.h5 (cohorts with genomics) and the slide summary (cohorts with slides)."""
+    block = config["cohorts"][cohort]
+    if is_demo(config, cohort):
+        out = {"clinical": demo_table_paths(cohort)["clinical"]}
+    else:
+        out = {"clinical": block["clinical"]} if "clinical" in block else {"mcat_csv": block["mcat_csv"]}
+    if has_omics(config, cohort):
+        out["tokens"] = tokens_path(cohort)
+    if has_slides(config, cohort):
+        out["summary"] = f"results/cohorts/{cohort}/slides/summary.tsv"
+    return out
+
+
+def split_inputs(cohort):
+    """The cohort table, plus the external split files when `splits_dir` is configured."""
+    out = {"table": cohort_table_path(cohort)}
+    splits_dir = config["cohorts"][cohort].get("splits_dir")
+    if splits_dir:
+        out["external"] = [f"{splits_dir}/splits_{k}.csv" for k in range(config["cv"]["folds"])]
+    return out
+
+
+def cohort_targets():
+    """Cohort table and fold files of every cohort."""
+    return [p for c in COHORTS for p in [cohort_table_path(c), *fold_paths(c)]]
+
+
+# --- slides -> patch features (slides.smk) ---------------------------------------------------
+
+from mustsurv.slides.summary import precomputed_features
+
+SLIDES = config["slides"]
+ENCODER = SLIDES["encoder"]  # checked against the encoder registry when a slides_embed job starts
+
+
+def slides_dir(cohort):
+    return f"results/cohorts/{cohort}/slides"
+
+
+def slide_file(wildcards):
+    """Path of slide ``wildcards.slide`` of ``wildcards.cohort`` (demo plan, sheet or glob)."""
+    slides = slides_of(wildcards.cohort)
+    if wildcards.slide not in slides:
+        raise ValueError(
+            f"cohort {wildcards.cohort} has no slide {wildcards.slide!r}; known slides come from its "
+            f"slide sheet, glob or demo plan"
+        )
+    return slides[wildcards.slide]
+
+
+def slide_sheet_input(wildcards):
+    """The cohort's slide sheet (MPP fallback, patient ids) as an input list (empty without a sheet)."""
+    sheet = slide_sheet_of(wildcards.cohort)
+    return [sheet] if sheet else []
+
+
+def features_path(cohort, slide, encoder=ENCODER):
+    return f"{slides_dir(cohort)}/features/{encoder}/{slide}.h5"
+
+
+def slide_features_of(cohort):
+    """{slide_id: features h5} of ``cohort``: precomputed files with `features_dir`, else this workflow's."""
+    block = config["cohorts"][cohort]
+    if "features_dir" in block:
+        return precomputed_features(block["features_dir"])
+    return {s: features_path(cohort, s) for s in slides_of(cohort)}
+
+
+def slides_targets():
+    """The slide summary of every cohort with pathology (it pulls in every slide's features)."""
+    return [f"{slides_dir(c)}/summary.tsv" for c in COHORTS if has_slides(config, c)]
+
+
+# --- training, evaluation and report (train.smk, evaluate.smk, report.smk) ---------------------
+
+def fold_data(wc):
+    """Inputs of a fold's training/prediction: cohort table, fold file, tokens and slide summary."""
+    out = {
+        "cohort": cohort_table_path(wc.cohort),
+        "split": f"results/cohorts/{wc.cohort}/splits/fold{wc.fold}.json",
+    }
+    if has_omics(config, wc.cohort):
+        out["tokens"] = tokens_path(wc.cohort)
+    if has_slides(config, wc.cohort):
+        out["summary"] = f"results/cohorts/{wc.cohort}/slides/summary.tsv"
+    return out
+
+
+from mustsurv.evaluate.methods import TABLE1, TABLE2, scenarios_of
+
+METHODS = list(config["methods"])
+BASELINES = [m for m in METHODS if m != "must"]
+
+
+def prediction_files(cohort):
+    """method -> the cohort's prediction files in fold order."""
+    return {
+        m: [f"results/cohorts/{cohort}/predictions/{m}/fold{k}.tsv" for k in range(config["cv"]["folds"])]
+        for m in METHODS
+    }
+
+
+def cohort_report_inputs(wc):
+    out = {
+        "cohort": cohort_table_path(wc.cohort),
+        "splits": fold_paths(wc.cohort),
+        "predictions": [p for paths in prediction_files(wc.cohort).values() for p in paths],
+    }
+    if is_demo(config, wc.cohort):
+        out["truth"] = demo_table_paths(wc.cohort)["truth"]
+    return out
+
+
+def km_path(cohort, method, scenario):
+    return f"results/figures/km/{cohort}/{method}_{scenario}.png"
+
+
+def km_paths(cohort):
+    return [km_path(cohort, m, s) for m in METHODS for s in scenarios_of(m)]
+
+
+def decomposition_paths(cohort):
+    return [f"results/figures/decomposition/{cohort}_{kind}.png" for kind in ("ecdf", "cosine_map")]
+
+
+def report_targets():
+    out = ["results/tables/table1.csv", "results/tables/table2.csv", "results/tables/cindex_folds.tsv"]
+    for c in COHORTS:
+        out += [f"results/cohorts/{c}/table1.csv", f"results/cohorts/{c}/table2.csv", *km_paths(c)]
+        if "must" in METHODS:
+            out += decomposition_paths(c)
+    return out

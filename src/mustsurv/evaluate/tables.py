@@ -109,10 +109,12 @@ def paper_table(long: pd.DataFrame, cohorts: list[str], methods: list[str], dagg
 
 
 def _cell(vals: np.ndarray, digits: int) -> str:
+    """``mean ± sample std``; a single value has no spread and is shown alone; none is ``–``."""
     if len(vals) == 0:
         return "–"
-    std = vals.std(ddof=1) if len(vals) > 1 else 0.0
-    return f"{vals.mean():.{digits}f} ± {std:.{digits}f}"
+    if len(vals) == 1:
+        return f"{vals[0]:.{digits}f}"
+    return f"{vals.mean():.{digits}f} ± {vals.std(ddof=1):.{digits}f}"
 
 
 def write_table(df: pd.DataFrame, path: str | Path, sep: str = ",") -> None:

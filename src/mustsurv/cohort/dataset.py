@@ -1,0 +1,142 @@
+"""Training/evaluation data of one cohort and fold: pathology bag, six family tokens, survival, time bin.
+
+Usage::
+
+    train = CohortFoldDataset(cohort_tsv, tokens_h5, "splits/fold0.json", summary_tsv, part="train")
+    test = CohortFoldDataset(cohort_tsv, tokens_h5, "splits/fold0.json", summary_tsv, part="test",
+                             scaler=train.scaler)
+
+``tokens_h5`` is None for a cohort without genomics, ``summary_tsv`` None for one without slides.
+The train part fits the omics :class:`~mustsurv.cohort.store.FoldScaler` on its own patients; the test
+part must be given that scaler (it never fits on test patients). Relative ``features`` paths of the
+slide summary are resolved against the current working directory (the workflow's directory).
+
+Item ``ds[i]`` (one patient, in sorted patient order)::
+
+    {"patient_id": str,
+     "path": torch.FloatTensor (N, D) | None,      # all usable slides' features concatenated
+     "omics": list of F torch.FloatTensor (d_k,) | None,   # fold-wise scaled family tokens
+     "time": float (months), "event": int (1 = death observed), "bin": int (0..K-1)}
+
+Attributes: ``family_sizes`` (list of d_k), ``family_names``, ``path_dim`` (D, or None when no patient
+of the cohort has slides), ``bin_edges`` (K+1 floats, last inf), ``n_bins``, ``patients``, ``scaler``,
+``store``. Omics tokens are scaled once at construction; bags are read from disk on first access and
+then served from the in-memory :class:`~mustsurv.cohort.store.FeatureStore` (pass one ``store`` to
+several datasets to share it; use ``num_workers=0`` in a DataLoader so the cache stays in this process).
+Bags have different N, so batch with batch size 1 or a custom collate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from mustsurv.cohort.splits import assign_bins, read_fold
+from mustsurv.cohort.store import FeatureStore, FoldScaler, feature_dim
+from mustsurv.cohort.table import CohortInputError, read_cohort_table, read_slides_summary
+from mustsurv.omics.tokens import read_tokens
+
+log = logging.getLogger(__name__)
+
+
+class CohortFoldDataset(Dataset):
+    """Patients of one part (``train`` or ``test``) of one fold; see the module docstring."""
+
+    def __init__(self, cohort_tsv: str | Path, tokens_h5: str | Path | None, split_json: str | Path,
+                 summary_tsv: str | Path | None = None, part: Literal["train", "test"] = "train",
+                 scaler: FoldScaler | None = None, store: FeatureStore | None = None) -> None:
+        if part not in ("train", "test"):
+            raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+        table = read_cohort_table(cohort_tsv).set_index("patient")
+        fold = read_fold(split_json)
+        self.part = part
+        self.bin_edges: list[float] = [float(e) for e in fold["bin_edges"]]
+        self.n_bins = len(self.bin_edges) - 1
+        patients = sorted(fold[part])
+        unknown = [p for p in patients if p not in table.index]
+        if unknown:
+            raise CohortInputError(f"{split_json}: {len(unknown)} {part} patient(s) are not in {cohort_tsv} (e.g. "
+                                   f"{unknown[0]}); the split is stale — rebuild it from the cohort table.")
+        self.patients: list[str] = patients
+        rows = table.loc[patients]
+        self.time = rows["time"].to_numpy(dtype=float)
+        self.event = rows["event"].to_numpy(dtype=int)
+        self.bins = assign_bins(self.time, self.bin_edges)
+        self.has_P = rows["has_P"].to_numpy(dtype=bool)
+        self.has_G = rows["has_G"].to_numpy(dtype=bool)
+
+        self._omics: dict[str, list[torch.Tensor]] = {}
+        self.family_names: list[str] = []
+        self.family_sizes: list[int] = []
+        self.scaler = scaler
+        if tokens_h5 is not None:
+            self._load_omics(tokens_h5, cohort_tsv, part)
+        elif self.has_G.any():
+            raise CohortInputError(f"{cohort_tsv}: patients have genomics (has_G = 1) but no tokens.h5 was given.")
+
+        self.store = store if store is not None else FeatureStore()
+        self._paths: dict[str, list[str]] = {}
+        self.path_dim: int | None = None
+        if summary_tsv is not None:
+            self._index_slides(summary_tsv, rows)
+        elif self.has_P.any():
+            raise CohortInputError(f"{cohort_tsv}: patients have slides (has_P = 1) but no slide summary was given.")
+        log.info("fold %s %s: %d patient(s), %d with pathology, %d with genomics, bins %s", fold.get("fold"), part,
+                 len(patients), int(self.has_P.sum()), int(self.has_G.sum()), np.bincount(self.bins,
+                                                                                       minlength=self.n_bins).tolist())
+
+    def _load_omics(self, tokens_h5: str | Path, cohort_tsv: str | Path, part: str) -> None:
+        tokens = read_tokens(tokens_h5)
+        self.family_names, self.family_sizes = tokens.family_names, tokens.family_sizes
+        row_of = tokens.row_of()
+        g_patients = [p for p, g in zip(self.patients, self.has_G) if g]
+        missing = [p for p in g_patients if p not in row_of]
+        if missing:
+            raise CohortInputError(f"{cohort_tsv}: {len(missing)} patient(s) with has_G = 1 are not in {tokens_h5} "
+                                   f"(e.g. {missing[0]}); rebuild the cohort table.")
+        idx = np.array([row_of[p] for p in g_patients], dtype=np.int64)
+        raw = [v[idx] if len(idx) else np.zeros((0, v.shape[1]), np.float32) for v in tokens.values]
+        if self.scaler is None:
+            if part != "train":
+                raise ValueError("the test part needs the train part's scaler (scaler=train.scaler); scalers are "
+                                 "never fit on test patients")
+            self.scaler = FoldScaler.fit(raw, tokens.features)
+        scaled = self.scaler.transform(raw)
+        for i, p in enumerate(g_patients):
+            self._omics[p] = [torch.from_numpy(s[i].copy()) for s in scaled]
+
+    def _index_slides(self, summary_tsv: str | Path, rows: pd.DataFrame) -> None:
+        summary = read_slides_summary(summary_tsv, report=False).set_index("slide_id")
+        for p, has_p, slides in zip(self.patients, self.has_P, rows["slides"]):
+            if not has_p:
+                continue
+            ids = [s for s in str(slides).split(",") if s]
+            absent = [s for s in ids if s not in summary.index or not summary.at[s, "usable"]]
+            if absent:
+                raise CohortInputError(f"{summary_tsv}: slide(s) {absent[:3]} of patient {p} are missing or unusable; "
+                                       f"the cohort table is stale — rebuild it.")
+            self._paths[p] = [str(summary.at[s, "features"]) for s in ids]
+        usable = [str(f) for f in summary.loc[summary["usable"], "features"]]
+        first = next(iter(self._paths.values()), None)
+        probe = first[0] if first else next((f for f in usable if Path(f).is_file()), None)
+        self.path_dim = feature_dim(probe) if probe is not None else None
+
+    def __len__(self) -> int:
+        return len(self.patients)
+
+    def __getitem__(self, i: int) -> dict:
+        p = self.patients[i]
+        return {
+            "patient_id": p,
+            "path": self.store.get(p, self._paths[p]) if p in self._paths else None,
+            "omics": self._omics.get(p),
+            "time": float(self.time[i]),
+            "event": int(self.event[i]),
+            "bin": int(self.bins[i]),
+        }

@@ -1,0 +1,179 @@
+"""Patient-level cross-validation splits and discrete survival time bins.
+
+``results/cohorts/{cohort}/splits/fold{k}.json`` (k = 0..folds-1)::
+
+    {"fold": k, "folds": 5, "source": "stratified" | "<splits_dir>/splits_k.csv", "seed": 0,
+     "n_bins": 4, "bin_edges": [0.0, e1, e2, e3, Infinity],
+     "train": [patient ids, sorted], "test": [patient ids, sorted],
+     "n_train": ..., "n_test": ..., "events_train": ..., "events_test": ...}
+
+Bins: the inner edges e1..e_{K-1} are the K-quantiles of the **training** patients' uncensored times;
+the outer edges are 0 and +inf (written as ``Infinity``, read by Python's json), so every time of any
+patient falls in a bin without looking at test patients. The label of time ``t`` is the number of inner
+edges <= t, i.e. bins are ``[e_i, e_{i+1})`` as in MCAT's ``pd.cut(right=False)``.
+
+Internal splits: folds are stratified on event x time quantile (time quartiles, reduced until every
+stratum has at least ``folds`` patients), shuffled with ``seed``; patients are sorted by id first, so
+the assignment does not depend on the table's row order. External splits (MCAT ``splits_{k}.csv``,
+columns ``,train,val``) are honoured as given; ``val`` is the test fold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from mustsurv.cohort.slides import patient_of
+from mustsurv.cohort.table import CohortInputError
+from mustsurv.io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+Split = tuple[list[str], list[str]]
+
+
+def strata(time: np.ndarray, event: np.ndarray, folds: int, n_quantiles: int = 4) -> np.ndarray | None:
+    """Stratum label per patient: ``event * q + time quantile`` with the largest q <= ``n_quantiles`` that leaves
+    every stratum at least ``folds`` patients; None when even event alone cannot be stratified."""
+    for q in range(n_quantiles, 0, -1):
+        tq = pd.qcut(pd.Series(time).rank(method="first"), q, labels=False).to_numpy() if q > 1 else np.zeros(len(time))
+        labels = event.astype(int) * q + tq.astype(int)
+        if np.unique(labels, return_counts=True)[1].min() >= folds:
+            return labels
+    return None
+
+
+def make_splits(patients: list[str], time: np.ndarray, event: np.ndarray, folds: int, seed: int) -> list[Split]:
+    """Seeded patient-level K-fold split stratified on event x time quantile; every patient in exactly one test fold."""
+    if len(set(patients)) != len(patients):
+        raise CohortInputError("duplicated patients in the cohort table; each patient must appear once.")
+    if len(patients) < 2 * folds:
+        raise CohortInputError(f"{len(patients)} patients are too few for {folds}-fold cross-validation; lower "
+                               f"`cv.folds` or add patients.")
+    order = np.argsort(np.asarray(patients))
+    pats = np.asarray(patients)[order]
+    t, e = np.asarray(time, dtype=float)[order], np.asarray(event, dtype=int)[order]
+    labels = strata(t, e, folds)
+    if labels is None:
+        log.warning("too few events or censored patients to stratify %d folds; folds are random (seed %d)", folds, seed)
+        splitter = KFold(folds, shuffle=True, random_state=seed).split(pats)
+    else:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed).split(pats, labels)
+    return [(sorted(pats[tr].tolist()), sorted(pats[te].tolist())) for tr, te in splitter]
+
+
+def read_external_splits(splits_dir: str | Path, folds: int, patients: list[str]) -> list[Split]:
+    """Read MCAT ``splits_{k}.csv`` (columns ``,train,val``) for k < ``folds``, restricted to ``patients``.
+
+    Split patients absent from the cohort are dropped and counted; a patient in both train and val of one
+    fold, or in the val column of two folds, is an error.
+    """
+    splits_dir = Path(splits_dir)
+    cohort = set(patients)
+    out: list[Split] = []
+    seen_test: dict[str, int] = {}
+    for k in range(folds):
+        path = splits_dir / f"splits_{k}.csv"
+        if not path.is_file():
+            raise CohortInputError(f"{path}: split file missing; `splits_dir` must hold splits_0.csv .. "
+                                   f"splits_{folds - 1}.csv (cv.folds = {folds}).")
+        df = pd.read_csv(path, dtype=str)
+        if not {"train", "val"} <= set(df.columns):
+            raise CohortInputError(f"{path}: expected columns train and val (MCAT splits_k.csv layout ',train,val').")
+        train = {patient_of(p.strip()) for p in df["train"].dropna() if p.strip()}
+        test = {patient_of(p.strip()) for p in df["val"].dropna() if p.strip()}
+        both = train & test
+        if both:
+            raise CohortInputError(f"{path}: patient(s) {sorted(both)[:5]} are in both train and val.")
+        for p in test:
+            if p in seen_test:
+                raise CohortInputError(f"{path}: patient {p} is also in the val column of splits_{seen_test[p]}.csv; "
+                                       f"test folds must not overlap.")
+            seen_test[p] = k
+        foreign = (train | test) - cohort
+        if foreign:
+            log.info("%s: %d split patient(s) are not in the cohort table (no survival or no modality) and are "
+                     "ignored", path, len(foreign))
+        absent = cohort - train - test
+        if absent:
+            log.warning("%s: %d cohort patient(s) are in neither train nor val and are unused in fold %d (e.g. %s)",
+                        path, len(absent), k, sorted(absent)[0])
+        out.append((sorted(train & cohort), sorted(test & cohort)))
+    never = cohort - set(seen_test)
+    if never:
+        log.warning("%s: %d cohort patient(s) are in no test fold (e.g. %s)", splits_dir, len(never), sorted(never)[0])
+    return out
+
+
+def bin_edges(time: np.ndarray, event: np.ndarray, n_bins: int) -> list[float]:
+    """K+1 bin edges: 0, the (K-quantile) inner edges of the uncensored ``time``, +inf.
+
+    Pass the **training** patients only. Raises when fewer than ``n_bins`` uncensored times are given.
+    """
+    time, event = np.asarray(time, dtype=float), np.asarray(event, dtype=int)
+    uncensored = time[event == 1]
+    if len(uncensored) < n_bins:
+        raise CohortInputError(f"only {len(uncensored)} uncensored training time(s) for {n_bins} bins; lower "
+                               f"`cv.n_bins` or use a cohort with more events.")
+    inner = np.quantile(uncensored, np.linspace(0, 1, n_bins + 1)[1:-1])
+    if len(np.unique(inner)) < len(inner):
+        log.warning("tied quantiles of uncensored times give empty bins: inner edges %s", inner.tolist())
+    return [0.0, *[float(x) for x in inner], float("inf")]
+
+
+def assign_bins(time: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Bin label 0..K-1 of each time: the number of inner edges <= t (bins ``[e_i, e_{i+1})``)."""
+    inner = np.asarray(edges[1:-1], dtype=float)
+    return np.searchsorted(inner, np.asarray(time, dtype=float), side="right").astype(np.int64)
+
+
+def fold_record(k: int, folds: int, split: Split, table: pd.DataFrame, n_bins: int, source: str,
+                seed: int | None) -> dict:
+    """The fold's JSON record; bin edges from the training patients of ``split`` only."""
+    train, test = split
+    idx = table.set_index("patient")
+    tr, te = idx.loc[train], idx.loc[test]
+    edges = bin_edges(tr["time"].to_numpy(), tr["event"].to_numpy(), n_bins)
+    return {
+        "fold": k, "folds": folds, "source": source, "seed": seed, "n_bins": n_bins, "bin_edges": edges,
+        "train": list(train), "test": list(test), "n_train": len(train), "n_test": len(test),
+        "events_train": int(tr["event"].sum()), "events_test": int(te["event"].sum()),
+    }
+
+
+def write_fold(path: str | Path, record: dict) -> None:
+    """Write one fold record as JSON atomically."""
+    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+
+
+def read_fold(path: str | Path) -> dict:
+    """Read a fold record (``bin_edges`` as floats, last = inf)."""
+    with open(path) as fh:
+        record = json.load(fh)
+    for key in ("train", "test", "bin_edges"):
+        if key not in record:
+            raise CohortInputError(f"{path}: fold file lacks {key!r}; rebuild it with the cohort_splits rule.")
+    return record
+
+
+def build_folds(table: pd.DataFrame, folds: int, seed: int, n_bins: int,
+                splits_dir: str | Path | None = None) -> list[dict]:
+    """All fold records of a cohort table (internal stratified splits, or external ones from ``splits_dir``)."""
+    patients = table["patient"].tolist()
+    if splits_dir is not None:
+        splits = read_external_splits(splits_dir, folds, patients)
+        sources = [str(Path(splits_dir) / f"splits_{k}.csv") for k in range(folds)]
+        seed_used = None
+    else:
+        splits = make_splits(patients, table["time"].to_numpy(), table["event"].to_numpy(), folds, seed)
+        sources, seed_used = ["stratified"] * folds, seed
+    records = [fold_record(k, folds, s, table, n_bins, sources[k], seed_used) for k, s in enumerate(splits)]
+    for r in records:
+        log.info("fold %d: %d train (%d events) / %d test (%d events); bin edges %s", r["fold"], r["n_train"],
+                 r["events_train"], r["n_test"], r["events_test"], [round(e, 2) for e in r["bin_edges"]])
+    return records

@@ -1,0 +1,73 @@
+"""Per-cohort and study-wide tables and figures from the prediction files (what the report rules run)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mustsurv.cohort.splits import read_fold
+from mustsurv.cohort.table import read_cohort_table
+from mustsurv.evaluate.decomposition import cosine_map_figure, ecdf_figure
+from mustsurv.evaluate.km import km_figure
+from mustsurv.evaluate.methods import TABLE1, TABLE2, dagger_of
+from mustsurv.evaluate.predictions import read_predictions
+from mustsurv.evaluate.tables import ORACLE, PredictionFile, add_ranks, fold_cindices, oracle_cindices, paper_table
+
+log = logging.getLogger(__name__)
+
+
+def cohort_long_table(cohort: str, predictions: dict[str, list[str]], cohort_tsv: str, splits: list[str],
+                      truth: str | None = None) -> pd.DataFrame:
+    """Every fold's C-index of every method and scenario for one cohort (+ the oracle for demo cohorts), ranked.
+
+    ``predictions``: method -> fold files in fold order.
+    """
+    files = [PredictionFile(cohort, m, k, p) for m, paths in predictions.items() for k, p in enumerate(paths)]
+    long = fold_cindices(files)
+    if truth is not None:
+        table = read_cohort_table(cohort_tsv).rename(columns={"patient": "patient_id"}).set_index("patient_id")
+        folds = {}
+        for k, split in enumerate(splits):
+            test = read_fold(split)["test"]
+            folds[k] = table.loc[test, ["time", "event"]].reset_index()
+        long = pd.concat([long, oracle_cindices(cohort, pd.read_csv(truth, sep="\t"), folds)], ignore_index=True)
+    return add_ranks(long)
+
+
+def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
+    """Paper Table 1 or 2 from the long table: the table's methods that have results, then the oracle."""
+    order = TABLE1 if which == "table1" else TABLE2
+    present = set(long["method"])
+    methods = [m for m in order if m in present] + ([ORACLE] if ORACLE in present else [])
+    dagger = {m: dagger_of(m) for m in methods if m != ORACLE} if which == "table1" else None
+    return paper_table(long, cohorts, methods, dagger=dagger)
+
+
+def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """KM figure per (method, scenario) over the pooled test folds; returns the log-rank p-values."""
+    rows = []
+    for method, paths in predictions.items():
+        pooled = pd.concat([read_predictions(p) for p in paths], ignore_index=True)
+        for scenario, part in pooled.groupby("scenario"):
+            if (method, scenario) not in out:
+                continue
+            title = f"{cohort} · {method} · {scenario.replace('_', ' ')}"
+            p = km_figure(part, title, out[(method, scenario)])
+            rows.append({"cohort": cohort, "method": method, "scenario": scenario, "logrank_p": p,
+                         "n_patients": len(part)})
+    missing = set(out) - {(r["method"], r["scenario"]) for r in rows}
+    if missing:
+        raise ValueError(f"{cohort}: no predictions for {sorted(missing)}; rerun the prediction rules")
+    return pd.DataFrame(rows)
+
+
+def decomposition_figures(cohort: str, npz_files: list[str], ecdf_png: str | Path, map_png: str | Path) -> dict:
+    """Pool the folds' decomposition cosines and draw the ECDF and the cosine map; return the means."""
+    parts = [np.load(f) for f in npz_files]
+    cos = {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
+    ecdf_figure(cos, f"{cohort}: MUST decomposition (pooled test folds)", ecdf_png)
+    cosine_map_figure(cos["cosine_map"], f"{cohort}: cos(g, û + ĉ) and components", map_png)
+    return {k: float(np.mean(v)) for k, v in cos.items() if k != "cosine_map" and len(v)}

@@ -1,0 +1,143 @@
+"""Common interface of the Table 1 baselines, as the shared trainer and the prediction code use it.
+
+A baseline is an ``nn.Module`` whose ``forward(batch)`` maps a :class:`SurvivalBatch` of B patients to
+(B, K) hazard logits. On top of that the base class gives:
+
+* ``loss(batch) -> (loss, logs)``: the ``LossFn`` of :func:`mustsurv.train.trainer.train_epochs`
+  (discrete-time NLL, paper Eq. 6; subclasses add their own terms);
+* ``predict_logits(batch, scenario)`` / ``predict_risk(batch, scenario, ...)``: evaluation in one of
+  the scenarios the method supports, with the same call signature as ``MUST.predict_risk`` so
+  :func:`mustsurv.train.must.predict` serves both;
+* class attributes read by the workflow and the table builder: ``scenarios`` (the evaluation
+  scenarios it fills), ``uses_pathology`` / ``uses_genomics`` (the P and G columns of Table 1),
+  ``same_modalities`` (the ``†`` marker: the model needs the same modalities at training
+  and inference);
+* ``accepts(item)`` (whether a patient has every input the model reads, to select training patients)
+  and ``input_kwargs(path_dim, family_dims)`` (the data-dependent constructor arguments).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mustsurv.models.batch import PatientItem, SurvivalBatch
+from mustsurv.models.must import SCENARIOS, Scenario
+from mustsurv.survival import nll_loss, risk_from_hazards
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-normal weights and zero biases for every ``nn.Linear`` and unit LayerNorms (the
+    ``initialize_weights`` convention of the MCAT/CMTA code bases)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class BaselineModel(nn.Module, ABC):
+    """Base of every baseline; see the module docstring for the interface."""
+
+    scenarios: ClassVar[tuple[Scenario, ...]] = ()
+    uses_pathology: ClassVar[bool] = False
+    uses_genomics: ClassVar[bool] = False
+    same_modalities: ClassVar[bool] = True
+    path_dim: int  # D_path of the patch features; set by the models that read pathology
+
+    def __init__(self, n_bins: int = 4, alpha: float = 0.0) -> None:
+        """``n_bins`` K hazard logits per patient; ``alpha`` the uncensored up-weighting of the NLL."""
+        super().__init__()
+        if n_bins < 1:
+            raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        self.n_bins = n_bins
+        self.alpha = alpha
+
+    # ------------------------------------------------------------------ data
+    @classmethod
+    def accepts(cls, item: PatientItem) -> bool:
+        """Whether the patient has every modality the model reads."""
+        return (not cls.uses_pathology or item["path"] is not None) and (
+            not cls.uses_genomics or item["omics"] is not None
+        )
+
+    @classmethod
+    def input_kwargs(cls, path_dim: int | None, family_dims: Sequence[int] | None) -> dict[str, Any]:
+        """Constructor arguments that come from the data: ``path_dim`` (D_path of the patch features)
+        for pathology models, ``family_dims`` (d_k of the F gene families) for genomic models."""
+        kwargs: dict[str, Any] = {}
+        if cls.uses_pathology:
+            if not path_dim:
+                raise ValueError(f"{cls.__name__} reads pathology, but the cohort has no patch features")
+            kwargs["path_dim"] = int(path_dim)
+        if cls.uses_genomics:
+            if not family_dims:
+                raise ValueError(f"{cls.__name__} reads genomics, but the cohort has no gene family tokens")
+            kwargs["family_dims"] = [int(d) for d in family_dims]
+        return kwargs
+
+    def bags(self, batch: SurvivalBatch) -> list[Tensor]:
+        """The B pathology bags (N_i, D_path); a clear error if a patient has none."""
+        missing = [pid for pid, p in zip(batch.patient_ids, batch.path) if p is None]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs pathology; patients without slides: "
+                             f"{', '.join(missing[:10])} (select training patients with .accepts())")
+        bags = [p for p in batch.path if p is not None]
+        for pid, bag in zip(batch.patient_ids, bags):
+            if bag.ndim != 2 or bag.shape[0] == 0 or bag.shape[1] != self.path_dim:
+                raise ValueError(f"patient {pid}: a bag must be a non-empty (N, {self.path_dim}) matrix of patch "
+                                 f"features, got shape {tuple(bag.shape)}; rebuild the model for this encoder's "
+                                 f"feature size")
+        return bags
+
+    def families(self, batch: SurvivalBatch) -> list[Tensor]:
+        """The F family tensors (B, d_k); a clear error if a patient has no genomics."""
+        missing = [pid for pid, has in zip(batch.patient_ids, batch.has_omics.tolist()) if not has]
+        if batch.omics is None or missing:
+            missing = missing or list(batch.patient_ids)
+            raise ValueError(f"{type(self).__name__} needs genomics; patients without it: "
+                             f"{', '.join(missing[:10])} (select training patients with .accepts())")
+        return list(batch.omics)
+
+    # ------------------------------------------------------------------ model
+    @abstractmethod
+    def forward(self, batch: SurvivalBatch) -> Tensor:
+        """Hazard logits (B, K)."""
+
+    def survival_loss(self, logits: Tensor, batch: SurvivalBatch) -> Tensor:
+        """Batch-mean discrete-time NLL of ``logits`` (B, K) with the model's ``alpha``."""
+        return nll_loss(logits, batch.bins, batch.event, self.alpha)
+
+    def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
+        """Batch-mean survival NLL; returns (loss, {"surv": value})."""
+        surv = self.survival_loss(self(batch), batch)
+        return surv, {"surv": float(surv.detach())}
+
+    # ------------------------------------------------------------------ inference
+    def check_scenario(self, scenario: str) -> None:
+        """Raise unless ``scenario`` is one this method is evaluated in."""
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
+        if scenario not in self.scenarios:
+            raise ValueError(f"{type(self).__name__} is evaluated only in {', '.join(self.scenarios)}, "
+                             f"not in {scenario!r}")
+
+    @torch.no_grad()
+    def predict_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
+        """Hazard logits (B, K) in ``scenario`` (the model is switched to eval mode)."""
+        self.check_scenario(scenario)
+        self.eval()
+        return self(batch)
+
+    @torch.no_grad()
+    def predict_risk(self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50,
+                     seed: int = 0) -> Tensor:
+        """Risk −Σ_k S(k) (B,) in ``scenario``. ``n_samples``, ``steps`` and ``seed`` are MUST's sampling
+        arguments, taken for a common call signature; the baselines are deterministic at inference."""
+        return risk_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario)))

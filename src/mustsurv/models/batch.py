@@ -1,0 +1,104 @@
+"""The patient record the trainer iterates and its collation into a batch for the models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, TypedDict
+
+import torch
+from torch import Tensor
+
+
+class PatientItem(TypedDict):
+    """One patient as a dataset yields it.
+
+    ``path``: (N, D_path) patch features of all the patient's slides, or None when absent;
+    ``omics``: the six family vectors, each (d_k,), or None when absent; ``time`` observed time,
+    ``event`` 1 = death observed, ``bin`` the discrete time bin (0..K-1).
+    """
+
+    patient_id: str
+    path: Tensor | None
+    omics: list[Tensor] | None
+    time: float
+    event: int
+    bin: int
+
+
+@dataclass
+class SurvivalBatch:
+    """A collated batch of B patients.
+
+    Attributes:
+        patient_ids: B identifiers.
+        path: B bags, each (N_i, D_path) or None.
+        omics: one (B, d_k) tensor per family (zeros where ``has_omics`` is False), or None if no
+            patient of the batch has genomics.
+        has_path, has_omics: (B,) bool availability masks.
+        time: (B,) float, event: (B,) long, bins: (B,) long.
+    """
+
+    patient_ids: list[str]
+    path: list[Tensor | None]
+    omics: list[Tensor] | None
+    has_path: Tensor
+    has_omics: Tensor
+    time: Tensor
+    event: Tensor
+    bins: Tensor
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+    def to(self, device: torch.device | str) -> "SurvivalBatch":
+        """Copy of the batch with every tensor on ``device``."""
+        return SurvivalBatch(
+            patient_ids=self.patient_ids,
+            path=[None if p is None else p.to(device) for p in self.path],
+            omics=None if self.omics is None else [o.to(device) for o in self.omics],
+            has_path=self.has_path.to(device),
+            has_omics=self.has_omics.to(device),
+            time=self.time.to(device),
+            event=self.event.to(device),
+            bins=self.bins.to(device),
+        )
+
+
+def _floating(t: Tensor) -> Tensor:
+    """``t`` unchanged if floating point (float32 or float64), else as float32."""
+    return t if t.is_floating_point() else t.float()
+
+
+def collate(items: Sequence[PatientItem]) -> SurvivalBatch:
+    """Collate patient dicts into a :class:`SurvivalBatch` (bags stay a list: lengths differ)."""
+    if not items:
+        raise ValueError("cannot collate an empty list of patients")
+    has_omics = [it["omics"] is not None for it in items]
+    omics: list[Tensor] | None = None
+    if any(has_omics):
+        template = next(it["omics"] for it in items if it["omics"] is not None)
+        omics = []
+        for k, ref in enumerate(template):
+            rows = []
+            for it in items:
+                vecs = it["omics"]
+                if vecs is None:
+                    rows.append(torch.zeros_like(_floating(ref)))
+                    continue
+                if len(vecs) != len(template) or vecs[k].shape != ref.shape:
+                    raise ValueError(
+                        f"patient {it['patient_id']}: genomic families have shapes "
+                        f"{[tuple(v.shape) for v in vecs]}, expected {[tuple(v.shape) for v in template]}"
+                    )
+                rows.append(_floating(vecs[k]))
+            omics.append(torch.stack(rows))
+    return SurvivalBatch(
+        patient_ids=[str(it["patient_id"]) for it in items],
+        path=[None if it["path"] is None else _floating(it["path"]) for it in items],
+        omics=omics,
+        has_path=torch.tensor([it["path"] is not None for it in items]),
+        has_omics=torch.tensor(has_omics),
+        time=torch.tensor([float(it["time"]) for it in items]),
+        event=torch.tensor([int(it["event"]) for it in items]),
+        bins=torch.tensor([int(it["bin"]) for it in items]),
+    )

@@ -1,0 +1,179 @@
+"""Conditional latent diffusion for a modality-specific component (paper §3.5, Eq. 17–21).
+
+The latent ``z0`` is a D-dimensional vector (û_P or û_G). The ε-predictor is a small transformer over
+four tokens ``[x_t; cond ĉ; class-token prior; time embedding]`` (each embedded to D, plus a learned type
+embedding); the output at the x_t position, linearly projected, is the predicted noise. Latents and conditions are
+standardised per dimension with statistics fitted on the training targets (buffers saved with the
+model), the usual scale normalisation of latent diffusion.
+
+Sampling is deterministic DDIM (Eq. 21) from ``z_T ~ N(0, I)``. All samples of all patients are one
+batch of ``B * S`` rows through the denoiser at every step; the initial noise can be given explicitly or
+drawn from a seeded generator, so results are reproducible and independent of how rows are batched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mustsurv.models.layers.attention import SelfAttentionBlock
+
+
+def make_beta_schedule(
+    kind: str = "linear", timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> Tensor:
+    """Noise schedule β_1..β_T (T,), float64: ``linear`` (DDPM), ``scaled_linear`` (latent diffusion:
+    linear in sqrt β) or ``cosine`` (Nichol & Dhariwal, β clipped at 0.999)."""
+    if timesteps < 2:
+        raise ValueError(f"the diffusion needs at least 2 timesteps, got {timesteps}")
+    if kind == "linear":
+        return torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
+    if kind == "scaled_linear":
+        return torch.linspace(beta_start**0.5, beta_end**0.5, timesteps, dtype=torch.float64) ** 2
+    if kind == "cosine":
+        s = 0.008
+        steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    raise ValueError(f"unknown noise schedule {kind!r}; use 'linear', 'scaled_linear' or 'cosine'")
+
+
+def timestep_embedding(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal embedding of integer timesteps ``t`` (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    return nn.functional.pad(emb, (0, dim - emb.shape[1]))
+
+
+class EpsilonTransformer(nn.Module):
+    """ε_θ(z_t, t, cond): transformer over [x_t; cond; cls; time] tokens; (B, D) inputs -> (B, D)."""
+
+    def __init__(self, dim: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dim = dim
+        self.embed_x = nn.Linear(dim, dim)
+        self.embed_cond = nn.Linear(dim, dim)
+        self.embed_cls = nn.Linear(dim, dim)
+        self.embed_time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.token_type = nn.Parameter(torch.randn(4, dim) * 0.02)
+        self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, mlp_ratio=4.0, dropout=dropout) for _ in range(layers))
+        self.out = nn.Linear(dim, dim)  # no final LayerNorm: it would drop the scale of z_t that ε depends on
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, z_t: Tensor, t: Tensor, cond: Tensor, cls: Tensor) -> Tensor:
+        """``z_t``, ``cond``, ``cls`` (B, D); ``t`` (B,) integer steps -> predicted noise (B, D)."""
+        tokens = torch.stack(
+            [
+                self.embed_x(z_t),
+                self.embed_cond(cond),
+                self.embed_cls(cls),
+                self.embed_time(timestep_embedding(t, self.dim)),
+            ],
+            dim=1,
+        ) + self.token_type
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.out(tokens[:, 0])
+
+
+class ConditionalLatentDiffusion(nn.Module):
+    """A DDPM-trained, DDIM-sampled generator of a D-dim latent conditioned on ``[ĉ; CLS]``."""
+
+    def __init__(
+        self,
+        dim: int = 256,
+        layers: int = 4,
+        heads: int = 8,
+        timesteps: int = 1000,
+        schedule: str = "linear",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.timesteps = timesteps
+        self.denoiser = EpsilonTransformer(dim, layers, heads, dropout)
+        betas = make_beta_schedule(schedule, timesteps, beta_start, beta_end)
+        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, dim=0).float())
+        for name in ("z_mean", "cond_mean"):
+            self.register_buffer(name, torch.zeros(dim))
+        for name in ("z_std", "cond_std"):
+            self.register_buffer(name, torch.ones(dim))
+
+    @torch.no_grad()
+    def fit_normalisation(self, z0: Tensor, cond: Tensor, min_std: float = 1e-4) -> None:
+        """Set per-dimension mean/std of the targets ``z0`` (N, D) and conditions ``cond`` (N, D)."""
+        if z0.shape[0] < 2:
+            raise ValueError("fitting the latent normalisation needs at least two training patients")
+        self.z_mean.copy_(z0.mean(0))
+        self.z_std.copy_(z0.std(0).clamp_min(min_std))
+        self.cond_mean.copy_(cond.mean(0))
+        self.cond_std.copy_(cond.std(0).clamp_min(min_std))
+
+    def _expand_cls(self, cls: Tensor, n: int) -> Tensor:
+        return cls.reshape(1, -1).expand(n, -1) if cls.ndim == 1 else cls
+
+    def loss(self, z0: Tensor, cond: Tensor, cls: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """ε-prediction loss of Eq. 19 for targets ``z0`` (B, D), conditions ``cond`` (B, D), prior ``cls``
+        (D,) or (B, D); t uniform in [0, T)."""
+        b = z0.shape[0]
+        x0 = (z0 - self.z_mean) / self.z_std
+        t = torch.randint(0, self.timesteps, (b,), device=z0.device, generator=generator)
+        noise = torch.randn(x0.shape, device=z0.device, generator=generator, dtype=x0.dtype)
+        a = self.alphas_cumprod[t].unsqueeze(1)
+        z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        c = (cond - self.cond_mean) / self.cond_std
+        pred = self.denoiser(z_t, t, c, self._expand_cls(cls, b))
+        return ((pred - noise) ** 2).mean()
+
+    def ddim_timesteps(self, steps: int) -> Tensor:
+        """Descending, distinct timesteps of a ``steps``-step DDIM schedule (from T-1 to 0)."""
+        if not 1 <= steps <= self.timesteps:
+            raise ValueError(f"DDIM steps must lie in [1, {self.timesteps}], got {steps}")
+        return torch.linspace(self.timesteps - 1, 0, steps).round().long().unique_consecutive()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        cond: Tensor,
+        cls: Tensor,
+        n_samples: int = 5,
+        steps: int = 50,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Deterministic DDIM (Eq. 21) for B patients x S samples in one batch.
+
+        Args:
+            cond: (B, D) shared components c̃ (conditions).
+            cls: (D,) or (B, D) class-token prior.
+            n_samples: S samples per patient.
+            steps: number of DDIM steps.
+            noise: optional (B, S, D) initial z_T; drawn from ``generator`` otherwise.
+
+        Returns:
+            (B, S, D) generated latents in the original (de-standardised) space.
+        """
+        b, d = cond.shape
+        if noise is None:
+            noise = torch.randn((b, n_samples, d), device=cond.device, generator=generator, dtype=cond.dtype)
+        if noise.shape[:1] != (b,) or noise.shape[2] != d:
+            raise ValueError(f"noise must be ({b}, S, {d}), got {tuple(noise.shape)}")
+        s = noise.shape[1]
+        z = noise.reshape(b * s, d)
+        c = ((cond - self.cond_mean) / self.cond_std).repeat_interleave(s, dim=0)
+        prior = self._expand_cls(cls, b).repeat_interleave(s, dim=0)
+        ts = self.ddim_timesteps(steps).to(cond.device)
+        for i, t in enumerate(ts.tolist()):
+            a_t = self.alphas_cumprod[t]
+            a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(a_t)
+            eps = self.denoiser(z, torch.full((b * s,), t, device=z.device, dtype=torch.long), c, prior)
+            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        return (z * self.z_std + self.z_mean).reshape(b, s, d)

@@ -1,0 +1,323 @@
+"""MUST: modality-specific representation-aware transformer (paper §3.2–3.6, Fig. 1).
+
+Shapes use B patients, D the model width, K time bins, N_i patches of patient i, F gene families.
+
+* Pathology: bag (N_i, D_path) -> TransMIL (class token, Nyström attention, PPEG) -> g_P (D) and tokens
+  H_P (N_i, D); a further Nyström self-attention layer over [CLS_uP; H_P] -> u_P (D).
+* Genomics: F family vectors -> group-specific MLPs -> tokens -> self-attention with a class token ->
+  g_G (D) and H_G (F, D); a further self-attention block over [CLS_uG; H_G] -> u_G (D).
+* Bidirectional cross-attention (Eq. 7), pooled over the queries: c_{P<-G} (pathology queries over
+  genomic tokens) and c_{G<-P} (genomic queries over pathology tokens).
+* Low-rank shared subspace (Eq. 8): P∩ = Q Qᵀ with Q the orthonormalised (reduced QR) learnable
+  B∩ (D, r), so P∩ is an exact orthogonal projector of rank r at every step.
+  ĉ = P∩ c, û = (I − P∩) u (Eq. 9); g_P ≈ û_P + ĉ_{G<-P}, g_G ≈ û_G + ĉ_{P<-G} (Eq. 10).
+* Head φ (MLP) on [û_P; ĉ; û_G] -> K hazard logits (Eq. 11), ĉ = mean of ĉ_{P<-G} and ĉ_{G<-P}
+  (equal under the shared-consistency constraint).
+* Losses: warm-up (Eq. 12) and main objective (Eq. 13–16). Squared norms are averaged over the D
+  dimensions (mean squared error) so the λ weights do not depend on D. With an exact projector the
+  intra-modal orthogonality terms of Eq. 15 vanish identically (û ⟂ ĉ by construction); they are
+  kept for fidelity to the paper.
+* Missing modality (§3.6): c̃ = g_avail − û_avail, the missing û by DDIM of that modality's latent
+  diffusion model conditioned on [c̃; CLS_u(missing)], 5 samples averaged, risk from φ.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mustsurv.models.batch import SurvivalBatch
+from mustsurv.models.diffusion import ConditionalLatentDiffusion
+from mustsurv.models.genomic import GenomicEncoder
+from mustsurv.models.layers.attention import CrossAttentionPool, SelfAttentionBlock
+from mustsurv.models.layers.transmil import TransLayer, TransMIL
+from mustsurv.models.registry import register_model
+from mustsurv.survival import nll_loss, risk_from_hazards
+
+Scenario = Literal["complete", "missing_genomics", "missing_pathology"]
+SCENARIOS: tuple[Scenario, ...] = ("complete", "missing_genomics", "missing_pathology")
+
+
+@dataclass
+class Decomposition:
+    """Every representation of §3.2–3.3 for B patients, each (B, D)."""
+
+    g_p: Tensor
+    g_g: Tensor
+    u_p: Tensor
+    u_g: Tensor
+    c_pg: Tensor  # c_{P<-G}: pathology queries, genomic keys/values
+    c_gp: Tensor  # c_{G<-P}: genomic queries, pathology keys/values
+    u_p_hat: Tensor
+    u_g_hat: Tensor
+    c_pg_hat: Tensor
+    c_gp_hat: Tensor
+
+    @property
+    def c_hat(self) -> Tensor:
+        """Shared component ĉ used by the head: mean of ĉ_{P<-G} and ĉ_{G<-P}, (B, D)."""
+        return 0.5 * (self.c_pg_hat + self.c_gp_hat)
+
+
+def patient_generator(seed: int, patient_id: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded from ``seed`` and the patient id, so a patient's samples do not depend on the
+    batch it is predicted in."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed((int(seed) * 1_000_003 + zlib.crc32(patient_id.encode())) % (2**63))
+    return gen
+
+
+@register_model("must")
+class MUST(nn.Module):
+    """The MUST model with its two conditional latent diffusion models (``ldm_path``, ``ldm_genomic``)."""
+
+    def __init__(
+        self,
+        family_dims: Sequence[int],
+        path_dim: int = 1536,
+        dim: int = 256,
+        rank: int = 64,
+        n_bins: int = 4,
+        heads: int = 8,
+        num_landmarks: int | None = None,
+        pinv_iterations: int = 6,
+        genomic_hidden: int = 256,
+        genomic_layers: int = 1,
+        dropout: float = 0.1,
+        genomic_dropout: float = 0.25,
+        warmup_sigma: float = 0.1,
+        warmup_slot: Literal["modality", "first"] = "modality",
+        lambda_dec: float = 1.0,
+        lambda_sh: float = 1.0,
+        lambda_orth: float = 0.5,
+        alpha: float = 0.0,
+        ldm_layers: int = 4,
+        ldm_heads: int = 8,
+        ldm_timesteps: int = 1000,
+        ldm_schedule: str = "linear",
+        ldm_beta_start: float = 1e-4,
+        ldm_beta_end: float = 0.02,
+    ) -> None:
+        """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
+
+        ``warmup_slot`` places g_m in the head's input for Eq. 12: ``"modality"`` puts g_P in û_P's slot
+        and g_G in û_G's slot with ε (2D values, N(0, σ²)) in the two others; ``"first"`` reads
+        ``[g_m; ε_m]`` literally (g in the first slot for both modalities).
+        """
+        super().__init__()
+        if not 0 < rank < dim:
+            raise ValueError(f"the shared subspace rank must satisfy 0 < r < D = {dim}, got {rank}")
+        if warmup_slot not in ("modality", "first"):
+            raise ValueError(f"warmup_slot must be 'modality' or 'first', got {warmup_slot!r}")
+        self.dim, self.rank, self.n_bins = dim, rank, n_bins
+        self.warmup_sigma, self.warmup_slot = warmup_sigma, warmup_slot
+        self.lambda_dec, self.lambda_sh, self.lambda_orth, self.alpha = lambda_dec, lambda_sh, lambda_orth, alpha
+        # pathology branch
+        self.transmil = TransMIL(path_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.cls_u_p = nn.Parameter(torch.randn(dim) * 0.02)
+        self.specific_path = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.norm_u_p = nn.LayerNorm(dim)
+        # genomic branch
+        self.genomic = GenomicEncoder(family_dims, dim, genomic_hidden, heads, genomic_layers, genomic_dropout)
+        self.cls_u_g = nn.Parameter(torch.randn(dim) * 0.02)
+        self.specific_genomic = SelfAttentionBlock(dim, heads, dropout=dropout)
+        self.norm_u_g = nn.LayerNorm(dim)
+        # cross-modal interaction and shared subspace
+        self.cross_pg = CrossAttentionPool(dim, heads, dropout)
+        self.cross_gp = CrossAttentionPool(dim, heads, dropout)
+        self.basis_raw = nn.Parameter(torch.linalg.qr(torch.randn(dim, rank))[0])
+        # prediction head φ
+        self.head = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, n_bins))
+        # stage-3 generators of the modality-specific components
+        ldm = dict(dim=dim, layers=ldm_layers, heads=ldm_heads, timesteps=ldm_timesteps, schedule=ldm_schedule,
+                   beta_start=ldm_beta_start, beta_end=ldm_beta_end)
+        self.ldm_path = ConditionalLatentDiffusion(**ldm)
+        self.ldm_genomic = ConditionalLatentDiffusion(**ldm)
+
+    # ------------------------------------------------------------------ subspace
+    def basis(self) -> Tensor:
+        """Orthonormal basis Q (D, r) of the shared subspace (reduced QR of B∩)."""
+        return torch.linalg.qr(self.basis_raw)[0]
+
+    def projector(self) -> Tensor:
+        """P∩ = Q Qᵀ (D, D): symmetric, idempotent, rank r."""
+        q = self.basis()
+        return q @ q.T
+
+    def project_shared(self, x: Tensor) -> Tensor:
+        """P∩ x for rows of ``x`` (B, D)."""
+        q = self.basis()
+        return (x @ q) @ q.T
+
+    def project_specific(self, x: Tensor) -> Tensor:
+        """(I − P∩) x for rows of ``x`` (B, D)."""
+        return x - self.project_shared(x)
+
+    # ------------------------------------------------------------------ encoders
+    def encode_path(self, bags: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """B bags (N_i, D_path) -> g_P (B, D), u_P (B, D), padded tokens H_P (B, N_max, D), mask (B, N_max).
+
+        Each bag goes through TransMIL on its own (the square padding, landmarks and PPEG grid depend
+        on its length); everything after works on padded tensors with masks.
+        """
+        g, u, tokens = [], [], []
+        for bag in bags:
+            g_i, h_i = self.transmil(bag)
+            x = torch.cat([self.cls_u_p.view(1, 1, -1), h_i.unsqueeze(0)], dim=1)
+            u.append(self.norm_u_p(self.specific_path(x)[0, 0]))
+            g.append(g_i)
+            tokens.append(h_i)
+        lengths = torch.tensor([t.shape[0] for t in tokens], device=tokens[0].device)
+        padded = nn.utils.rnn.pad_sequence(tokens, batch_first=True)
+        mask = torch.arange(padded.shape[1], device=padded.device)[None] < lengths[:, None]
+        return torch.stack(g), torch.stack(u), padded, mask
+
+    def encode_genomic(self, omics: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """F tensors (B, d_k) -> g_G (B, D), u_G (B, D), tokens H_G (B, F, D)."""
+        g, tokens = self.genomic(omics)
+        x = torch.cat([self.cls_u_g.view(1, 1, -1).expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        u = self.norm_u_g(self.specific_genomic(x)[:, 0])
+        return g, u, tokens
+
+    @staticmethod
+    def _require(batch: SurvivalBatch, path: bool, omics: bool, what: str) -> None:
+        missing = [
+            pid for pid, hp, ho in zip(batch.patient_ids, batch.has_path.tolist(), batch.has_omics.tolist())
+            if (path and not hp) or (omics and not ho)
+        ]
+        if missing:
+            need = " and ".join(n for n, flag in (("pathology", path), ("genomics", omics)) if flag)
+            raise ValueError(f"{what} needs {need} for every patient; missing for {', '.join(missing[:10])}")
+
+    def decompose(self, batch: SurvivalBatch) -> Decomposition:
+        """All representations for complete patients (both modalities present)."""
+        self._require(batch, True, True, "the full MUST forward pass")
+        g_p, u_p, h_p, mask_p = self.encode_path([p for p in batch.path if p is not None])
+        g_g, u_g, h_g = self.encode_genomic(batch.omics or [])
+        c_pg = self.cross_pg(h_p, h_g, query_mask=mask_p)
+        c_gp = self.cross_gp(h_g, h_p, context_mask=mask_p)
+        return Decomposition(
+            g_p=g_p, g_g=g_g, u_p=u_p, u_g=u_g, c_pg=c_pg, c_gp=c_gp,
+            u_p_hat=self.project_specific(u_p), u_g_hat=self.project_specific(u_g),
+            c_pg_hat=self.project_shared(c_pg), c_gp_hat=self.project_shared(c_gp),
+        )
+
+    def head_logits(self, u_p: Tensor, c: Tensor, u_g: Tensor) -> Tensor:
+        """φ([û_P; ĉ; û_G]): three (B, D) -> hazard logits (B, K)."""
+        return self.head(torch.cat([u_p, c, u_g], dim=1))
+
+    # ------------------------------------------------------------------ losses
+    def warmup_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
+        """Stage 1 (Eq. 12): L_surv(φ([g_P; ε_P])) + L_surv(φ([g_G; ε_G])), ε ~ N(0, σ²), each term over
+        the patients that have the modality (mean over them)."""
+        terms: dict[str, Tensor] = {}
+        sigma = self.warmup_sigma
+        if bool(batch.has_path.any()):
+            idx = batch.has_path.nonzero().view(-1)
+            g_p = self.encode_path([batch.path[i] for i in idx.tolist()])[0]
+            eps = sigma * torch.randn(g_p.shape[0], 2 * self.dim, device=g_p.device, dtype=g_p.dtype)
+            logits = self.head(torch.cat([g_p, eps], dim=1))
+            terms["surv_p"] = nll_loss(logits, batch.bins[idx], batch.event[idx], self.alpha)
+        if bool(batch.has_omics.any()):
+            idx = batch.has_omics.nonzero().view(-1)
+            g_g = self.encode_genomic([o[idx] for o in batch.omics or []])[0]
+            eps = sigma * torch.randn(g_g.shape[0], 2 * self.dim, device=g_g.device, dtype=g_g.dtype)
+            x = torch.cat([eps, g_g] if self.warmup_slot == "modality" else [g_g, eps], dim=1)
+            terms["surv_g"] = nll_loss(self.head(x), batch.bins[idx], batch.event[idx], self.alpha)
+        if not terms:
+            raise ValueError(f"patients {batch.patient_ids} have neither pathology nor genomics")
+        loss = sum(terms.values())
+        return loss, {k: float(v.detach()) for k, v in terms.items()}
+
+    def main_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
+        """Stage 2 (Eq. 16): L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth (batch means)."""
+        d = self.decompose(batch)
+        surv = nll_loss(self.head_logits(d.u_p_hat, d.c_hat, d.u_g_hat), batch.bins, batch.event, self.alpha)
+        dec = F.mse_loss(d.g_p, d.u_p_hat + d.c_gp_hat) + F.mse_loss(d.g_g, d.u_g_hat + d.c_pg_hat)
+        shared = F.mse_loss(d.c_pg_hat, d.c_gp_hat)
+        orth = (
+            F.cosine_similarity(d.u_p_hat, d.u_g_hat, dim=1).abs()
+            + F.cosine_similarity(d.u_p_hat, d.c_pg_hat, dim=1).abs()
+            + F.cosine_similarity(d.u_g_hat, d.c_gp_hat, dim=1).abs()
+        ).mean()
+        loss = surv + self.lambda_dec * dec + self.lambda_sh * shared + self.lambda_orth * orth
+        logs = {"surv": surv, "decomp": dec, "shared": shared, "orth": orth}
+        return loss, {k: float(v.detach()) for k, v in logs.items()}
+
+    def ldm_targets(self, batch: SurvivalBatch) -> dict[str, tuple[Tensor, Tensor]]:
+        """Stage-3 training pairs per modality: ``{"path": (û_P, ĉ_{P<-G}), "genomic": (û_G, ĉ_{G<-P})}``,
+        each (B, D); the condition is the shared component derived from the *other* modality, as it is
+        at inference when this modality is missing."""
+        with torch.no_grad():
+            d = self.decompose(batch)
+        return {"path": (d.u_p_hat, d.c_pg_hat), "genomic": (d.u_g_hat, d.c_gp_hat)}
+
+    def ldm_loss(self, modality: str, z0: Tensor, cond: Tensor,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """ε-prediction loss (Eq. 19) of the ``modality`` ("path" or "genomic") diffusion model."""
+        ldm, cls = self._ldm(modality)
+        return ldm.loss(z0, cond, cls.detach(), generator)
+
+    def _ldm(self, modality: str) -> tuple[ConditionalLatentDiffusion, Tensor]:
+        if modality == "path":
+            return self.ldm_path, self.cls_u_p
+        if modality == "genomic":
+            return self.ldm_genomic, self.cls_u_g
+        raise ValueError(f"modality must be 'path' or 'genomic', got {modality!r}")
+
+    # ------------------------------------------------------------------ inference
+    def sample_specific(
+        self,
+        modality: str,
+        cond: Tensor,
+        patient_ids: Sequence[str],
+        n_samples: int = 5,
+        steps: int = 50,
+        seed: int = 0,
+    ) -> Tensor:
+        """Mean of ``n_samples`` DDIM samples of û_modality (B, D) conditioned on [c̃; CLS_u], all B x S
+        samples denoised together; the initial noise of each patient comes from ``patient_generator``."""
+        ldm, cls = self._ldm(modality)
+        noise = torch.stack([
+            torch.randn((n_samples, self.dim), generator=patient_generator(seed, pid), dtype=cond.dtype)
+            for pid in patient_ids
+        ]).to(cond.device)
+        samples = ldm.sample(cond, cls, noise=noise, steps=steps)
+        return self.project_specific(samples.mean(dim=1))
+
+    @torch.no_grad()
+    def predict_logits(
+        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0
+    ) -> Tensor:
+        """Hazard logits (B, K) in a scenario: ``complete`` uses [û_P; ĉ; û_G]; ``missing_genomics`` uses
+        [û_P; c̃; ũ_G] with c̃ = g_P − û_P (Eq. 20–22); ``missing_pathology`` symmetric."""
+        if scenario == "complete":
+            d = self.decompose(batch)
+            return self.head_logits(d.u_p_hat, d.c_hat, d.u_g_hat)
+        if scenario == "missing_genomics":
+            self._require(batch, True, False, "the missing-genomics scenario")
+            g_p, u_p = self.encode_path([p for p in batch.path if p is not None])[:2]
+            u_p_hat = self.project_specific(u_p)
+            c_tilde = g_p - u_p_hat
+            u_g = self.sample_specific("genomic", c_tilde, batch.patient_ids, n_samples, steps, seed)
+            return self.head_logits(u_p_hat, c_tilde, u_g)
+        if scenario == "missing_pathology":
+            self._require(batch, False, True, "the missing-pathology scenario")
+            g_g, u_g = self.encode_genomic(batch.omics or [])[:2]
+            u_g_hat = self.project_specific(u_g)
+            c_tilde = g_g - u_g_hat
+            u_p = self.sample_specific("path", c_tilde, batch.patient_ids, n_samples, steps, seed)
+            return self.head_logits(u_p, c_tilde, u_g_hat)
+        raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
+
+    @torch.no_grad()
+    def predict_risk(
+        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0
+    ) -> Tensor:
+        """Risk −Σ_k S(k) (B,) in ``scenario`` (see :meth:`predict_logits`)."""
+        return risk_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario, n_samples, steps, seed)))

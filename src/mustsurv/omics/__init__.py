@@ -1,0 +1,1 @@
+"""Genomics: readers of RNA/CNV/MAF/clinical/MCAT tables, gene families, per-patient family tokens."""

@@ -1,0 +1,224 @@
+"""Patch embedding: worker processes read regions and cut patches, the encoder runs on full batches,
+features stream into a TRIDENT-layout ``.h5`` written atomically.
+
+Pipeline: consecutive patches of the coords file that share a ``region_patches`` block are one read
+(their bounding box at the read level), cut into ``read_size`` patches and area-downsampled to
+``patch_size`` when larger (never upsampled). Workers send uint8 tensors (n, S, S, 3); the main process
+groups them into batches of ``batch_size``, moves them to the device, and converts there. The output
+datasets are preallocated and filled batch by batch, so memory stays flat in the number of patches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from mustsurv.io import atomic_path
+from mustsurv.slides.encoders import Encoder, build_encoder, pick_device
+from mustsurv.slides.reader import Slide
+from mustsurv.slides.tiling import Tiles, read_coords
+
+log = logging.getLogger("mustsurv.slides")
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """Embedding settings (keys of the config's ``slides`` block)."""
+
+    batch_size: int = 64
+    num_workers: int = 1
+    region_patches: int = 8
+    read_retries: int = 2
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any]) -> "EmbedParams":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in block.items() if k in names})
+
+
+def region_groups(coords: np.ndarray, step: int, region_patches: int) -> list[tuple[int, int]]:
+    """[start, end) runs of consecutive patches of ``coords`` (N, 2) in the same grid block.
+
+    Works for any order; the block-major order of :func:`mustsurv.slides.tiling.tile_slide` gives one
+    run per block.
+    """
+    if len(coords) == 0:
+        return []
+    block = coords // (step * region_patches)
+    change = np.nonzero(np.any(block[1:] != block[:-1], axis=1))[0] + 1
+    bounds = np.concatenate([[0], change, [len(coords)]])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class RegionPatches(Dataset):
+    """Item ``i``: uint8 tensor (n_i, patch_size, patch_size, 3) of the patches of region ``i``.
+
+    Each worker process opens its own slide handle on first use.
+    """
+
+    def __init__(self, path: Path, slide_id: str, mpp: float, tiles: Tiles, groups: list[tuple[int, int]],
+                 retries: int) -> None:
+        self.path, self.slide_id, self.mpp, self.retries = path, slide_id, mpp, retries
+        self.coords = tiles.coords
+        self.groups = groups
+        self.level = int(tiles.attrs["read_level"])
+        self.read_size = int(tiles.attrs["read_size"])
+        self.patch_size = int(tiles.attrs["patch_size"])
+        self._slide: Slide | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def _handle(self) -> Slide:
+        if self._slide is None or self._pid != os.getpid():
+            self._slide = Slide(self.path, fallback_mpp=self.mpp, retries=self.retries, slide_id=self.slide_id)
+            self._pid = os.getpid()
+        return self._slide
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        slide = self._handle()
+        a, b = self.groups[i]
+        xy = self.coords[a:b]
+        x0, y0 = xy.min(axis=0)
+        ds = slide.level_downsamples[self.level]
+        off = np.round((xy - (x0, y0)) / ds).astype(np.int64)  # (n, 2) offsets at the read level
+        w, h = off.max(axis=0) + self.read_size
+        region = slide.read_region(int(x0), int(y0), self.level, int(w), int(h))
+        S, P = self.read_size, self.patch_size
+        out = np.empty((b - a, P, P, 3), dtype=np.uint8)
+        for k, (ox, oy) in enumerate(off):
+            patch = region[oy:oy + S, ox:ox + S]
+            out[k] = patch if S == P else cv2.resize(patch, (P, P), interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(out)
+
+
+class _LogStream:
+    """File-like object turning tqdm's refreshes into log lines."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write(self, text: str) -> None:
+        text = text.strip("\r\n ")
+        if text:
+            self.logger.info(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _batches(pieces: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    """Regroup uint8 pieces (n_i, S, S, 3) into batches (batch_size, S, S, 3) (the last may be smaller)."""
+    buf: list[torch.Tensor] = []
+    held = 0
+    for piece in pieces:
+        buf.append(piece)
+        held += len(piece)
+        while held >= batch_size:
+            cat = torch.cat(buf) if len(buf) > 1 else buf[0]
+            yield cat[:batch_size]
+            rest = cat[batch_size:]
+            buf, held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield torch.cat(buf) if len(buf) > 1 else buf[0]
+
+
+def feature_attrs(tiles: Tiles, encoder: Encoder) -> dict[str, Any]:
+    """Attributes of a features file: the coords file's slide attributes plus the encoder."""
+    return {**tiles.attrs, "encoder": encoder.spec.name, "embed_dim": encoder.dim}
+
+
+def embed_slide(
+    slide_path: str | os.PathLike,
+    tiles: Tiles,
+    out_path: str | os.PathLike,
+    encoder: Encoder,
+    params: EmbedParams,
+    logger: logging.Logger = log,
+    progress_interval: float = 10.0,
+) -> dict[str, Any]:
+    """Embed the patches ``tiles`` of one slide into ``out_path`` (TRIDENT layout), atomically.
+
+    Output datasets: ``features`` (N, D) float32, ``coords`` (N, 2) int64 (same order),
+    ``tissue_fraction`` (N,); attributes on the file and on ``coords``. With N = 0 (empty tissue mask)
+    the file holds empty datasets and no model is built. Returns the attributes written.
+    """
+    n, dim = len(tiles.coords), encoder.dim
+    attrs = feature_attrs(tiles, encoder)
+    name = str(tiles.attrs.get("name", Path(slide_path).stem))
+    with atomic_path(out_path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            chunks = (min(n, max(1, (4 << 20) // (4 * dim))), dim) if n else None
+            feats = h5.create_dataset("features", shape=(n, dim), dtype=np.float32, chunks=chunks)
+            coords = h5.create_dataset("coords", data=tiles.coords.astype(np.int64).reshape(-1, 2))
+            h5.create_dataset("tissue_fraction", data=tiles.tissue_fraction.astype(np.float32))
+            for obj in (h5, coords):
+                obj.attrs.update(attrs)
+            if n:
+                _fill(feats, slide_path, name, tiles, encoder, params, logger, progress_interval)
+    logger.info("%s: %d patches -> %s (%s, %d-d)", name, n, out_path, encoder.spec.name, dim)
+    return attrs
+
+
+def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Encoder, params: EmbedParams,
+          logger: logging.Logger, progress_interval: float) -> None:
+    step = int(tiles.attrs["patch_size_level0"])
+    groups = region_groups(tiles.coords, step, params.region_patches)
+    data = RegionPatches(Path(slide_path), name, float(tiles.attrs["level0_mpp"]), tiles, groups, params.read_retries)
+    loader = DataLoader(
+        data,
+        batch_size=None,
+        shuffle=False,
+        num_workers=params.num_workers,
+        prefetch_factor=4 if params.num_workers else None,
+        pin_memory=encoder.device.type == "cuda",
+    )
+    n = len(tiles.coords)
+    bar = tqdm(total=n, unit="patch", desc=name, file=_LogStream(logger), mininterval=progress_interval,
+               ascii=True, dynamic_ncols=False, ncols=100)
+    done = 0
+    pending: tuple[int, torch.Tensor] | None = None  # (offset, device features) awaiting copy-back
+    for batch in _batches(iter(loader), params.batch_size):
+        out = encoder.encode(batch)  # asynchronous on CUDA: the next batch is prepared meanwhile
+        if pending is not None:
+            _store(feats, *pending)
+        pending = (done, out)
+        done += len(batch)
+        bar.update(len(batch))
+    if pending is not None:
+        _store(feats, *pending)
+    bar.close()
+    if done != n:
+        raise RuntimeError(f"{slide_path}: embedded {done} patches but the coords file lists {n}")
+
+
+def _store(feats: h5py.Dataset, offset: int, out: torch.Tensor) -> None:
+    arr = out.cpu().numpy()
+    feats[offset:offset + len(arr)] = arr
+
+
+def embed_step(slide_path: str | os.PathLike, coords: str | os.PathLike, out: str | os.PathLike, encoder: str,
+               weights: str | os.PathLike | None, embed: dict[str, Any], device: str = "auto",
+               threads: int = 1) -> dict[str, Any]:
+    """Embed one slide's patches with ``encoder`` into ``out`` (TRIDENT layout).
+
+    On CPU the encoder gets ``threads - num_workers`` threads (at least one); the readers the rest.
+    """
+    params = EmbedParams.from_config(embed)
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(max(1, threads - params.num_workers))
+    log.info("encoder %s on %s (%d torch threads, %d reader workers, batch %d)", encoder, dev,
+             torch.get_num_threads(), params.num_workers, params.batch_size)
+    return embed_slide(slide_path, read_coords(coords), out, build_encoder(encoder, weights, dev), params)

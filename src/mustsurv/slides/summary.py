@@ -1,0 +1,113 @@
+"""Per-cohort slide summary (which slides a patient's bag has) and precomputed TRIDENT/CLAM features.
+
+``summary.tsv`` columns: slide_id, patient_id, status (``ok`` or ``empty_mask``), n_patches, level0_mpp,
+magnification, features (path of the slide's features ``.h5``). Slides with status ``empty_mask`` have no
+patches and are left out of their patient's bag by the cohort assembly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from mustsurv.cohort.slides import patient_of
+from mustsurv.io import atomic_path
+from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_OK
+
+SUMMARY_COLUMNS = ["slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification", "features"]
+
+
+class FeatureFileError(ValueError):
+    """A features ``.h5`` cannot be used; the message names the file and the fix."""
+
+
+def _attr(attrs_list: list[Any], *keys: str) -> float:
+    for attrs in attrs_list:
+        for key in keys:
+            if key in attrs:
+                try:
+                    return float(attrs[key])
+                except (TypeError, ValueError):
+                    continue
+    return float("nan")
+
+
+def feature_file_info(path: str | os.PathLike) -> dict[str, Any]:
+    """status, n_patches, dim, level0_mpp, magnification of a features ``.h5`` (ours, TRIDENT's or CLAM's).
+
+    Needs a 2-D ``features`` dataset (N, D) and, when present, ``coords`` (N, 2); attributes are looked up
+    on the file and on ``coords``. Raises :class:`FeatureFileError` for anything else.
+    """
+    fix = "re-export it (TRIDENT/CLAM layout: `features` (N, D), `coords` (N, 2)) or remove it from the folder"
+    try:
+        with h5py.File(path, "r") as h5:
+            if "features" not in h5:
+                raise FeatureFileError(f"{path}: no `features` dataset (has {sorted(h5.keys())}); {fix}.")
+            shape = h5["features"].shape
+            if len(shape) != 2:
+                raise FeatureFileError(f"{path}: `features` has shape {shape}, expected (N, D); {fix}.")
+            sources = [dict(h5.attrs)]
+            if "coords" in h5:
+                cshape = h5["coords"].shape
+                if len(cshape) != 2 or cshape != (shape[0], 2):
+                    raise FeatureFileError(
+                        f"{path}: `coords` has shape {cshape}, expected ({shape[0]}, 2) to match `features`; {fix}."
+                    )
+                sources.append(dict(h5["coords"].attrs))
+    except OSError as err:
+        raise FeatureFileError(f"{path}: unreadable HDF5 file ({err}); {fix}.") from err
+    status = next((str(s["status"]) for s in sources if "status" in s), STATUS_OK if shape[0] else STATUS_EMPTY)
+    return {
+        "status": status,
+        "n_patches": int(shape[0]),
+        "dim": int(shape[1]),
+        "level0_mpp": _attr(sources, "level0_mpp"),
+        "magnification": _attr(sources, "magnification", "level0_magnification"),
+    }
+
+
+def precomputed_features(features_dir: str | os.PathLike) -> dict[str, str]:
+    """{slide_id: path} of the ``.h5`` files in ``features_dir`` (slide id = file name without ``.h5``)."""
+    folder = Path(features_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"features_dir {folder} does not exist; fix `features_dir` in the config.")
+    return {p.stem: str(p) for p in sorted(folder.glob("*.h5"))}
+
+
+def build_summary(features: dict[str, str], patients: dict[str, str] | None = None) -> pd.DataFrame:
+    """The summary table of slides ``features`` ({slide_id: features h5}); patient ids from ``patients``
+    (a slide sheet's mapping) or the first 12 characters of the slide id."""
+    patients = patients or {}
+    rows = []
+    for slide_id, path in sorted(features.items()):
+        info = feature_file_info(path)
+        if info["status"] not in (STATUS_OK, STATUS_EMPTY):
+            raise FeatureFileError(f"{path}: unknown status {info['status']!r}; delete it so it is recomputed.")
+        rows.append({
+            "slide_id": slide_id,
+            "patient_id": patients.get(slide_id, patient_of(slide_id)),
+            "status": info["status"],
+            "n_patches": info["n_patches"],
+            "level0_mpp": info["level0_mpp"],
+            "magnification": info["magnification"],
+            "features": str(path),
+        })
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def write_summary(path: str | os.PathLike, df: pd.DataFrame) -> None:
+    """Write the summary as TSV atomically (NaN as empty cells)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
+
+
+def read_summary(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a summary written by :func:`write_summary`."""
+    df = pd.read_csv(path, sep="\t", dtype={"slide_id": str, "patient_id": str, "status": str, "features": str})
+    df["n_patches"] = df["n_patches"].astype(np.int64)
+    return df

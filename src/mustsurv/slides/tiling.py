@@ -1,0 +1,142 @@
+"""Tiling: non-overlapping patches at the target MPP on a level-0 grid, kept by their tissue fraction.
+
+The grid starts at level-0 (0, 0) with a step of ``patch_size_level0`` and holds only whole patches.
+The tissue fraction of a cell is the area fraction covered by the tissue polygons, rasterised at
+``SUBSAMPLE`` px per cell side. Patches are ordered block by block (``region_patches`` x
+``region_patches`` cells, blocks row-major, cells row-major inside a block): a deterministic order
+in which consecutive patches share a read region (see :mod:`mustsurv.slides.embed`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+import cv2
+import h5py
+import numpy as np
+
+from mustsurv.io import atomic_path
+from mustsurv.slides.reader import ReadPlan, Slide, SlideError
+from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_OK, Ring
+
+SUBSAMPLE = 16  # raster px per patch side when measuring tissue fractions
+
+
+@dataclass(frozen=True)
+class TileParams:
+    """Tiling settings (keys of the config's ``slides`` block)."""
+
+    target_mpp: float = 0.5
+    mpp_tolerance: float = 0.05
+    patch_size: int = 224
+    min_tissue_fraction: float = 0.5
+    region_patches: int = 8
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any]) -> "TileParams":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in block.items() if k in names})
+
+
+@dataclass
+class Tiles:
+    """Kept patches of one slide: ``coords`` (N, 2) int64 level-0 top-left (x, y), ``tissue_fraction``
+    (N,) float32, and the slide/plan attributes written with them."""
+
+    coords: np.ndarray
+    tissue_fraction: np.ndarray
+    attrs: dict[str, Any]
+
+
+def slide_attrs(slide: Slide, plan: ReadPlan, status: str) -> dict[str, Any]:
+    """TRIDENT-style attributes of a slide's patch files."""
+    return {
+        "name": slide.name,
+        "patch_size": plan.patch_size,
+        "patch_size_level0": plan.patch_size_level0,
+        "read_size": plan.read_size,
+        "read_level": plan.level,
+        "target_mpp": plan.target_mpp,
+        "level0_mpp": slide.mpp,
+        "mpp_source": slide.mpp_source,
+        "magnification": slide.magnification,
+        "level0_width": slide.dimensions[0],
+        "level0_height": slide.dimensions[1],
+        "status": status,
+    }
+
+
+def tissue_fractions(polygons: list[tuple[Ring, list[Ring]]], step: int, nx: int, ny: int) -> np.ndarray:
+    """(ny, nx) float32 fraction of each grid cell (``step`` level-0 px) covered by the polygons.
+
+    Holes are empty; islands inside holes count again.
+    """
+    raster = np.zeros((ny * SUBSAMPLE, nx * SUBSAMPLE), dtype=np.uint8)
+    shift = 4
+    f = SUBSAMPLE / step
+
+    def fixed(ring: Ring) -> np.ndarray:
+        # fillPoly fills the pixels on both edges of a polygon; moving a ring up-left by 3/4 px makes
+        # [0, a) fill exactly the raster pixels 0 .. a-1, so cells sharing an edge do not both claim it
+        return np.round((ring * f - 0.75) * (1 << shift)).astype(np.int32)
+
+    # larger outlines first, so that an island inside another outline's hole is drawn after that hole
+    for ext, holes in sorted(polygons, key=lambda p: -abs(cv2.contourArea(p[0].astype(np.float32)))):
+        cv2.fillPoly(raster, [fixed(ext)], 1, lineType=cv2.LINE_8, shift=shift)
+        if holes:
+            cv2.fillPoly(raster, [fixed(h) for h in holes], 0, lineType=cv2.LINE_8, shift=shift)
+    return raster.reshape(ny, SUBSAMPLE, nx, SUBSAMPLE).mean(axis=(1, 3), dtype=np.float32)
+
+
+def block_order(cols: np.ndarray, rows: np.ndarray, block: int) -> np.ndarray:
+    """Permutation (N,) sorting grid cells (cols, rows: (N,) int) block-major, row-major within a block."""
+    return np.lexsort((cols, rows, cols // block, rows // block))
+
+
+def tile_slide(slide: Slide, polygons: list[tuple[Ring, list[Ring]]], params: TileParams) -> Tiles:
+    """Grid cells of ``slide`` whose tissue fraction is > 0 and >= ``min_tissue_fraction``.
+
+    Raises :class:`SlideError` when the slide is smaller than one patch at the target MPP.
+    """
+    plan = slide.plan(params.target_mpp, params.patch_size, params.mpp_tolerance)
+    step = plan.patch_size_level0
+    W0, H0 = slide.dimensions
+    nx, ny = W0 // step, H0 // step
+    if nx == 0 or ny == 0:
+        raise SlideError(
+            f"{slide.path}: {W0}x{H0} px at {slide.mpp:.4f} um/px is smaller than one {params.patch_size}-px "
+            f"patch at {params.target_mpp} um/px ({step} level-0 px); remove it from the cohort's slides."
+        )
+    frac = tissue_fractions(polygons, step, nx, ny)
+    rows, cols = np.nonzero((frac > 0) & (frac >= params.min_tissue_fraction))
+    order = block_order(cols, rows, params.region_patches)
+    rows, cols = rows[order], cols[order]
+    coords = np.stack([cols, rows], axis=1).astype(np.int64) * step
+    status = STATUS_OK if len(coords) else STATUS_EMPTY
+    return Tiles(coords.reshape(-1, 2), frac[rows, cols].astype(np.float32), slide_attrs(slide, plan, status))
+
+
+def write_coords(path: str | os.PathLike, tiles: Tiles) -> None:
+    """Write ``coords`` (N, 2) int64 and ``tissue_fraction`` (N,) with the attributes, atomically.
+
+    Attributes go on the file and on the ``coords`` dataset (where TRIDENT keeps them).
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        ds = h5.create_dataset("coords", data=tiles.coords.astype(np.int64).reshape(-1, 2))
+        h5.create_dataset("tissue_fraction", data=tiles.tissue_fraction.astype(np.float32))
+        for obj in (h5, ds):
+            obj.attrs.update(tiles.attrs)
+
+
+def read_coords(path: str | os.PathLike) -> Tiles:
+    """Read a coords file written by :func:`write_coords`."""
+    try:
+        with h5py.File(path, "r") as h5:
+            coords = h5["coords"][:].astype(np.int64).reshape(-1, 2)
+            frac = h5["tissue_fraction"][:] if "tissue_fraction" in h5 else np.ones(len(coords), np.float32)
+            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h5.attrs.items()}
+    except (OSError, KeyError) as err:
+        raise SlideError(f"{path}: unreadable coords file ({err}); delete it so the tiling reruns.") from err
+    return Tiles(coords, frac, attrs)

@@ -1,0 +1,22 @@
+"""The train and test datasets of one cohort and fold, as every training rule loads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mustsurv.cohort.dataset import CohortFoldDataset
+from mustsurv.cohort.store import FeatureStore
+
+
+def fold_datasets(
+    cohort_tsv: str | Path,
+    split_json: str | Path,
+    tokens_h5: str | Path | None = None,
+    summary_tsv: str | Path | None = None,
+) -> tuple[CohortFoldDataset, CohortFoldDataset]:
+    """(train, test) of one fold sharing one in-memory feature store; the omics scaler is fit on train only."""
+    store = FeatureStore()
+    train = CohortFoldDataset(cohort_tsv, tokens_h5, split_json, summary_tsv, part="train", store=store)
+    test = CohortFoldDataset(cohort_tsv, tokens_h5, split_json, summary_tsv, part="test",
+                             scaler=train.scaler, store=store)
+    return train, test

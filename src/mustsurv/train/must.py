@@ -1,0 +1,161 @@
+"""MUST's three training stages and its per-scenario prediction (paper §3.4–3.6, supplement §7).
+
+Stage 1 (warm-up, Eq. 12) and stage 2 (full objective, Eq. 16) go through the shared trainer; stage 3
+freezes the model, computes the frozen model's (û, ĉ) pairs for the training patients once, and trains
+the two latent diffusion models on them with mini-batches drawn from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from mustsurv.models.batch import PatientItem, collate
+from mustsurv.models.must import MUST, SCENARIOS, Scenario
+from mustsurv.train.trainer import OptimConfig, TrainState, train_epochs
+
+log = logging.getLogger(__name__)
+
+
+def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
+    """The patients having both pathology and genomics (MUST trains on complete pairs)."""
+    kept = [it for it in dataset if it["path"] is not None and it["omics"] is not None]
+    if len(kept) < len(dataset):
+        log.warning("MUST training uses %d of %d patients: the others lack a modality", len(kept), len(dataset))
+    if not kept:
+        raise ValueError("no training patient has both pathology and genomics; MUST needs paired training data")
+    return kept
+
+
+def train_stage1(
+    model: MUST,
+    dataset: Sequence[PatientItem],
+    cfg: OptimConfig = OptimConfig(lr=1e-3),
+    progress_path: str | Path | None = None,
+) -> TrainState:
+    """Stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``);
+    paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation."""
+    return train_epochs(model, complete_patients(dataset), model.warmup_loss, model.parameters(), cfg,
+                        progress_path=progress_path)
+
+
+def train_stage2(
+    model: MUST,
+    dataset: Sequence[PatientItem],
+    cfg: OptimConfig = OptimConfig(lr=2e-4),
+    progress_path: str | Path | None = None,
+) -> TrainState:
+    """Stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
+    The diffusion models are not part of this stage."""
+    params = [p for n, p in model.named_parameters() if not n.startswith("ldm_")]
+    return train_epochs(model, complete_patients(dataset), model.main_loss, params, cfg,
+                        progress_path=progress_path)
+
+
+@torch.no_grad()
+def ldm_training_pairs(
+    model: MUST, dataset: Sequence[PatientItem], batch_size: int = 32
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Frozen model's targets and conditions for stage 3: modality -> (û (N, D), ĉ (N, D))."""
+    model.eval()
+    items = complete_patients(dataset)
+    device = next(model.parameters()).device
+    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"path": [], "genomic": []}
+    for start in range(0, len(items), batch_size):
+        pairs = model.ldm_targets(collate(items[start : start + batch_size]).to(device))
+        for key, value in pairs.items():
+            parts[key].append(value)
+    return {k: (torch.cat([z for z, _ in v]), torch.cat([c for _, c in v])) for k, v in parts.items()}
+
+
+def train_stage3(
+    model: MUST,
+    dataset: Sequence[PatientItem],
+    steps: int = 1_000_000,
+    lr: float = 1e-4,
+    weight_decay: float = 1e-5,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Stage 3: freeze the model and train ``ldm_path`` and ``ldm_genomic`` for ``steps`` steps each
+    (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
+
+    Returns the loss of every 1 % of the steps per modality (for the log)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    pairs = ldm_training_pairs(model, dataset)
+    history: dict[str, list[float]] = {}
+    for modality, (z0, cond) in pairs.items():
+        ldm, _ = model._ldm(modality)
+        ldm.fit_normalisation(z0, cond)
+        ldm.train()
+        for p in ldm.parameters():
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(ldm.parameters(), lr=lr, weight_decay=weight_decay)
+        gen = torch.Generator(device=z0.device).manual_seed(seed)
+        n, order, pos = z0.shape[0], torch.empty(0, dtype=torch.long), 0
+        history[modality] = []
+        every = max(1, steps // 100)
+        for step in range(steps):
+            if pos + min(batch_size, n) > order.numel():
+                order, pos = torch.randperm(n, generator=gen, device=z0.device), 0
+            idx = order[pos : pos + batch_size]
+            pos += idx.numel()
+            loss = model.ldm_loss(modality, z0[idx], cond[idx], generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % every == 0 or step == steps - 1:
+                history[modality].append(float(loss.detach()))
+                log.info("ldm %s step %d/%d loss %.4f", modality, step + 1, steps, history[modality][-1])
+        ldm.eval()
+        for p in ldm.parameters():
+            p.requires_grad_(False)
+    model.eval()
+    return history
+
+
+def scenario_available(item: PatientItem, scenario: Scenario) -> bool:
+    """Whether the patient has the modalities the scenario keeps."""
+    if scenario == "complete":
+        return item["path"] is not None and item["omics"] is not None
+    if scenario == "missing_genomics":
+        return item["path"] is not None
+    if scenario == "missing_pathology":
+        return item["omics"] is not None
+    raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
+
+
+@torch.no_grad()
+def predict(
+    model: MUST,
+    dataset: Sequence[PatientItem],
+    scenarios: Sequence[Scenario] = SCENARIOS,
+    batch_size: int = 16,
+    n_samples: int = 5,
+    steps: int = 50,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Risk per patient and scenario: columns ``patient, scenario, risk, time, event``.
+
+    A patient appears in a scenario only if it has the modalities the scenario keeps. Sampling noise is
+    seeded per patient, so results do not depend on ``batch_size`` or the order of the patients.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    rows = []
+    for scenario in scenarios:
+        items = [it for it in dataset if scenario_available(it, scenario)]
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            risk = model.predict_risk(collate(chunk).to(device), scenario, n_samples, steps, seed).cpu()
+            rows += [
+                {"patient": it["patient_id"], "scenario": scenario, "risk": float(r),
+                 "time": float(it["time"]), "event": int(it["event"])}
+                for it, r in zip(chunk, risk.tolist())
+            ]
+    return pd.DataFrame(rows, columns=["patient", "scenario", "risk", "time", "event"])

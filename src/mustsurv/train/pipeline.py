@@ -1,0 +1,126 @@
+"""What the MUST rules run: one training stage per call, and the test-fold predictions.
+
+Each stage reads the fold's datasets, continues from the previous stage's checkpoint and writes its own
+checkpoint atomically. While a stage runs, its per-epoch progress is kept in ``<checkpoint>.progress``,
+so a killed job resumes after its last finished epoch; the file is removed when the stage completes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mustsurv.evaluate.decomposition import decomposition_cosines
+from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
+from mustsurv.io import atomic_path
+from mustsurv.models.registry import build_model, model_class
+from mustsurv.train.data import fold_datasets
+from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3
+from mustsurv.train.trainer import (
+    OptimConfig,
+    default_device,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    train_epochs,
+)
+
+log = logging.getLogger(__name__)
+
+
+def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
+    """Path of ``<out>.progress``; a progress file older than any input is stale and removed first."""
+    progress = Path(f"{out}.progress")
+    if progress.exists():
+        newest = max((Path(p).stat().st_mtime for p in inputs if p is not None and Path(p).exists()), default=0.0)
+        if progress.stat().st_mtime < newest:
+            log.warning("removing stale %s (older than its inputs)", progress)
+            progress.unlink()
+    return progress
+
+
+def must_kwargs(family_sizes: list[int], path_dim: int, n_bins: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Constructor kwargs of the MUST model for a fold (data-dependent sizes + the config's ``must.model``)."""
+    return {"family_dims": list(family_sizes), "path_dim": int(path_dim), "n_bins": int(n_bins), **model_cfg}
+
+
+def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
+                   previous: str | Path | None = None) -> None:
+    """Train MUST stage ``stage`` (1, 2 or 3) on the training part of a fold and save the checkpoint.
+
+    ``data``: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths; ``cfg``: the config's
+    ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``).
+    """
+    seed_everything(seed)
+    device = default_device()
+    train, _ = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"))
+    if train.path_dim is None or not train.family_sizes:
+        raise ValueError(f"{data['cohort']}: MUST needs both slides and genomics in the cohort")
+    progress = fresh_progress(out, [*data.values(), previous])
+    if stage == 1:
+        kwargs = must_kwargs(train.family_sizes, train.path_dim, train.n_bins, cfg["model"])
+        model = build_model("must", **kwargs).to(device)
+        state = train_stage1(model, train, OptimConfig(**cfg["stage1"], seed=seed), progress_path=progress)
+        meta: dict[str, Any] = {"stage": 1, "history": state.history}
+    else:
+        model, ckpt = load_checkpoint(previous, device)
+        kwargs = ckpt["kwargs"]
+        if stage == 2:
+            state = train_stage2(model, train, OptimConfig(**cfg["stage2"], seed=seed), progress_path=progress)
+            meta = {"stage": 2, "history": state.history}
+        elif stage == 3:
+            history = train_stage3(model, train, seed=seed, **cfg["stage3"])
+            meta = {"stage": 3, "ldm_history": history}
+        else:
+            raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
+    save_checkpoint(out, model, "must", kwargs, meta)
+    progress.unlink(missing_ok=True)
+    log.info("stage %d done on %d training patients; saved %s", stage, len(train), out)
+
+
+def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
+                 inference: dict[str, Any], seed: int) -> None:
+    """Risk of every test patient in every scenario it allows, and the decomposition cosines."""
+    seed_everything(seed)
+    model, _ = load_checkpoint(ckpt, default_device())
+    _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"))
+    pred = predict(model, test, SCENARIOS, n_samples=inference["n_samples"], steps=inference["ddim_steps"],
+                   batch_size=inference["batch_size"], seed=seed)
+    write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
+    cos = decomposition_cosines(model, test)
+    with atomic_path(out_npz) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **cos)
+    log.info("predicted %d test patients; mean cos(û_P, û_G) %.3f, cos(ĉ_P←G, ĉ_G←P) %.3f", len(test),
+             float(np.mean(cos["cos_u_p_u_g"])) if len(cos["cos_u_p_u_g"]) else float("nan"),
+             float(np.mean(cos["cos_c_pg_c_gp"])) if len(cos["cos_c_pg_c_gp"]) else float("nan"))
+
+
+def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path, out_tsv: str | Path,
+                 cfg: dict[str, Any], seed: int) -> None:
+    """Train a registry baseline on a fold's training patients it accepts and predict its test patients.
+
+    ``cfg``: the config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
+    The model predicts only the scenarios it declares (``scenarios`` class attribute).
+    """
+    seed_everything(seed)
+    device = default_device()
+    train, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"))
+    cls = model_class(method)
+    items = [it for it in train if cls.accepts(it)]
+    if not items:
+        raise ValueError(f"{data['cohort']}: no training patient has the modalities {method} needs")
+    kwargs = {**cls.input_kwargs(train.path_dim, train.family_sizes), "n_bins": train.n_bins, **cfg["model"]}
+    model = build_model(method, **kwargs).to(device)
+    progress = fresh_progress(out_ckpt, list(data.values()))
+    state = train_epochs(model, items, model.loss, model.parameters(), OptimConfig(**cfg["train"], seed=seed),
+                         progress_path=progress)
+    save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history})
+    progress.unlink(missing_ok=True)
+    pred = predict(model, test, cls.scenarios, seed=seed)
+    write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
+    log.info("%s: trained on %d of %d training patients; predicted %d test rows", method, len(items), len(train),
+             len(pred))

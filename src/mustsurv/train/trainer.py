@@ -1,0 +1,178 @@
+"""The trainer shared by every method: seeded shuffling, batch-size-1 + gradient accumulation (the
+paper's protocol) or its grouped equivalent, AdamW, atomic checkpoints, resumable epochs.
+
+Equivalence of the two forms: an epoch is cut into groups of ``accumulation_steps`` consecutive
+patients of the seeded permutation and the optimiser steps once per group (the last, shorter group
+included). In the paper's form each patient is its own forward/backward with its loss divided by the
+group size; in the grouped form the whole group is one forward/backward of the batch-mean loss. Every
+loss term in this package is a mean of per-patient terms and no layer mixes patients (no batch norm),
+so both give the same gradient up to floating-point rounding; with dropout or noise injection they
+differ only in which random numbers are drawn. Bags keep their own lengths in both forms (each bag
+goes through its MIL aggregator alone), so no padding changes the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mustsurv.io import atomic_path
+from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
+from mustsurv.models.registry import build_model
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[SurvivalBatch], tuple[Tensor, dict[str, float]]]
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class OptimConfig:
+    """One training stage: AdamW(lr, weight_decay) for ``epochs`` epochs, an optimiser step every
+    ``accumulation_steps`` patients; ``grouped`` picks the one-pass-per-group form."""
+
+    epochs: int = 30
+    lr: float = 2e-4
+    weight_decay: float = 1e-5
+    accumulation_steps: int = 32
+    grouped: bool = False
+    seed: int = 0
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint needs to resume a stage: epochs done and the per-epoch mean logs."""
+
+    epochs_done: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer``: ``adamw`` (MUST, paper), ``adam`` (SurvPath and most baselines) or ``sgd`` (CMTA,
+    with ``cfg.momentum``), all with ``cfg.lr`` and ``cfg.weight_decay``."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use adamw, adam or sgd")
+
+
+def epoch_groups(n: int, group_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Seeded permutation of ``range(n)`` for ``epoch``, cut into consecutive groups of ``group_size``."""
+    if group_size < 1:
+        raise ValueError(f"accumulation_steps must be >= 1, got {group_size}")
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen).tolist()
+    return [order[i : i + group_size] for i in range(0, n, group_size)]
+
+
+def accumulate_group(
+    model: nn.Module, loss_fn: LossFn, items: Sequence[PatientItem], grouped: bool, device: torch.device
+) -> dict[str, float]:
+    """Add the gradient of the group-mean loss to ``.grad`` (no optimiser step); returns mean logs."""
+    if grouped:
+        loss, logs = loss_fn(collate(items).to(device))
+        loss.backward()
+        return {"loss": float(loss.detach()), **logs}
+    sums: dict[str, float] = {}
+    for item in items:
+        loss, logs = loss_fn(collate([item]).to(device))
+        (loss / len(items)).backward()
+        for key, value in {"loss": float(loss.detach()), **logs}.items():
+            sums[key] = sums.get(key, 0.0) + value / len(items)
+    return sums
+
+
+def train_epochs(
+    model: nn.Module,
+    dataset: Sequence[PatientItem],
+    loss_fn: LossFn,
+    params: Iterable[nn.Parameter],
+    cfg: OptimConfig,
+    device: torch.device | None = None,
+    progress_path: str | Path | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainState:
+    """Train ``params`` of ``model`` on ``dataset`` with ``loss_fn`` for ``cfg.epochs`` epochs.
+
+    If ``progress_path`` is given, the model, optimiser and state are saved there atomically after each
+    epoch, and a run finding that file resumes after its last finished epoch (same seed -> same result
+    as an uninterrupted run).
+    """
+    if len(dataset) == 0:
+        raise ValueError("the training set is empty")
+    device = device or next(model.parameters()).device
+    params = [p for p in params if p.requires_grad]
+    optimizer = make_optimizer(params, cfg)
+    state = TrainState()
+    if progress_path is not None and Path(progress_path).exists():
+        saved = torch.load(progress_path, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = TrainState(**saved["state"])
+        log.info("resuming from %s after epoch %d", progress_path, state.epochs_done)
+    model.train()
+    for epoch in range(state.epochs_done, cfg.epochs):
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout / noise of this epoch
+        sums: dict[str, float] = {}
+        for group in epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch):
+            optimizer.zero_grad(set_to_none=True)
+            logs = accumulate_group(model, loss_fn, [dataset[i] for i in group], cfg.grouped, device)
+            optimizer.step()
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value * len(group) / len(dataset)
+        state.epochs_done = epoch + 1
+        state.history.append(sums)
+        log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in sums.items()))
+        if on_epoch is not None:
+            on_epoch(epoch, sums)
+        if progress_path is not None:
+            with atomic_path(progress_path) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "state": asdict(state)}, tmp)
+    return state
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, name: str, kwargs: dict[str, Any], meta: dict[str, Any] | None = None
+) -> None:
+    """Save ``model`` (registry ``name`` + constructor ``kwargs``, so it can be rebuilt) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"name": name, "kwargs": kwargs, "state_dict": model.state_dict(), "meta": meta or {}}, tmp)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved by :func:`save_checkpoint`; returns (model in eval mode, checkpoint dict)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; run the training rule that writes it")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+        model = build_model(ckpt["name"], **ckpt["kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{path} is not a readable mustsurv checkpoint ({exc}); delete it and retrain") from exc
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,80 @@
+"""The omics and cohort rules end to end on a tiny MCAT-style cohort without slides (external splits)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mustsurv.omics.tokens import read_tokens
+
+REPO = Path(__file__).resolve().parents[1]
+GENES = ["TP53", "RB1", "KRAS", "EGFR", "CD4", "MYC", "IL6", "AKT1"]
+FAMILIES = {"TSG": ["TP53", "RB1"], "Onc": ["KRAS", "MYC"], "Kin": ["EGFR", "AKT1"], "CD": ["CD4"],
+            "TF": ["MYC"], "Cyt": ["IL6"]}
+
+
+def _study(root: Path, n: int = 30) -> Path:
+    rng = np.random.default_rng(0)
+    pats = [f"TCGA-AB-{i:04d}" for i in range(n)]
+    rows = []
+    for i, p in enumerate(pats):
+        surv = (round(float(rng.uniform(1, 80)), 2), int(rng.uniform() < 0.5))
+        feats = {f"{g}_rnaseq": rng.normal() for g in GENES} | {f"{g}_cnv": int(rng.integers(-2, 3)) for g in GENES[:4]}
+        feats |= {"TP53_mut": int(rng.integers(0, 2)), "ZZZ3_mut": 1}
+        for k in range(1 + (i % 4 == 0)):  # every 4th patient has two slides (two identical rows)
+            rows.append({"case_id": p, "slide_id": f"{p}-01Z-00-DX{k + 1}.svs", "survival_months": surv[0],
+                         "censorship": 1 - surv[1], **feats})
+    (root / "data").mkdir()
+    pd.DataFrame(rows).to_csv(root / "data" / "all_clean.csv.zip")  # plain CSV despite the name, index column
+    pd.DataFrame({k: pd.Series(v) for k, v in FAMILIES.items()}).to_csv(root / "data" / "sig.csv", index=False)
+    (root / "data" / "splits").mkdir()
+    for k in range(5):
+        test = pats[k::5]
+        train = [p for p in pats if p not in test]
+        pd.DataFrame({"train": train, "val": test + [None] * (len(train) - len(test))}).to_csv(
+            root / "data" / "splits" / f"splits_{k}.csv")
+    cfg = root / "study.yaml"
+    cfg.write_text(
+        "cohorts:\n  TINY:\n    mcat_csv: data/all_clean.csv.zip\n    gene_families: data/sig.csv\n"
+        "    splits_dir: data/splits\n"
+    )
+    return cfg
+
+
+@pytest.mark.workflow
+def test_tokens_table_and_external_splits(tmp_path):
+    cfg = _study(tmp_path)
+    targets = ["results/cohorts/TINY/omics/tokens.h5", "results/cohorts/TINY/cohort.tsv"] + [
+        f"results/cohorts/TINY/splits/fold{k}.json" for k in range(5)]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(cfg), "--cores", "1", *targets]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tokens = read_tokens(tmp_path / targets[0])
+    assert len(tokens.patients) == 30 and tokens.family_names == list(FAMILIES)
+    assert tokens.family_sizes == [2 + 2 + 1, 2 + 1, 2 + 1, 1, 1, 1]  # rnaseq + cnv + mut present per family
+    table = pd.read_csv(tmp_path / targets[1], sep="\t")
+    assert len(table) == 30 and table["has_G"].all() and not table["has_P"].any()
+    folds = [json.loads((tmp_path / t).read_text()) for t in targets[2:]]
+    pats = sorted(table["patient"])
+    for k, f in enumerate(folds):
+        assert f["test"] == sorted(pats[k::5]) and f["source"].endswith(f"splits_{k}.csv")
+    log = (tmp_path / "logs" / "omics" / "TINY" / "tokens.log").read_text()
+    assert "1 of 2 mut feature(s) belong to no family" in log and "repeated row(s)" in log
+
+
+def test_example_mcat_config_is_valid():
+    import yaml
+    from snakemake.utils import validate
+
+    from mustsurv.config import check_config
+
+    cfg = yaml.safe_load((REPO / "config" / "examples" / "tcga_mcat_omics.yaml").read_text())
+    validate(cfg, str(REPO / "config" / "schema" / "config.schema.yaml"))
+    check_config(cfg, check_files=False)
+    assert {c: sorted(b) for c, b in cfg["cohorts"].items()} == {
+        c: ["gene_families", "mcat_csv", "rna_transform", "splits_dir"] for c in ("BLCA", "LUAD")}

@@ -1,0 +1,156 @@
+"""MUST: registry, exact projector, algebraic recovery c̃ = ĉ, finite gradients, learning, prediction."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mustsurv.models import MUST, available_models, build_model, collate
+from mustsurv.models.batch import PatientItem
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+FAMILIES = [3, 4, 5, 6, 7, 8]
+
+
+def tiny_must(**kw: object) -> MUST:
+    args = dict(family_dims=FAMILIES, path_dim=12, dim=32, rank=8, heads=4, num_landmarks=4,
+                genomic_hidden=16, ldm_layers=1, ldm_heads=2, ldm_timesteps=50)
+    args.update(kw)
+    return build_model("must", **args)  # type: ignore[return-value]
+
+
+def tiny_items(n: int = 6, seed: int = 0) -> list[PatientItem]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        PatientItem(patient_id=f"P{i:02d}", path=torch.randn(5 + 3 * i, 12, generator=g),
+                    omics=[torch.randn(d, generator=g) for d in FAMILIES],
+                    time=float(10 + i), event=i % 2, bin=i % 4)
+        for i in range(n)
+    ]
+
+
+def test_registry_builds_must_and_names_unknown_models() -> None:
+    assert "must" in available_models()
+    assert isinstance(tiny_must(), MUST)
+    with pytest.raises(KeyError, match="registered models"):
+        build_model("nope")
+
+
+def test_shared_projector_is_an_orthogonal_projector_of_rank_r_even_after_training() -> None:
+    torch.manual_seed(0)
+    model = tiny_must()
+    opt = torch.optim.SGD([model.basis_raw], lr=5.0)
+    for _ in range(3):
+        p = model.projector()
+        torch.testing.assert_close(p @ p, p, atol=1e-5, rtol=0)
+        torch.testing.assert_close(p, p.T, atol=1e-6, rtol=0)
+        assert torch.linalg.matrix_rank(p).item() == 8
+        assert torch.trace(p).item() == pytest.approx(8.0, abs=1e-4)
+        opt.zero_grad()
+        (p[:5, :5].sum() ** 2).backward()  # move B∩ arbitrarily
+        opt.step()
+    x = torch.randn(4, 32)
+    shared, specific = model.project_shared(x), model.project_specific(x)
+    torch.testing.assert_close(shared + specific, x)
+    assert (shared * specific).sum(1).abs().max() < 1e-5  # complementary orthogonal parts
+
+
+class _ExactPathology(MUST):
+    """MUST whose g_P is replaced by û_P + ĉ_{G<-P} of a given decomposition (an exact decomposition)."""
+
+    exact_g_p: torch.Tensor
+    recorded_cond: torch.Tensor
+
+    def encode_path(self, bags):  # type: ignore[no-untyped-def]
+        g_p, u_p, h_p, mask = super().encode_path(bags)
+        return self.exact_g_p, u_p, h_p, mask
+
+    def sample_specific(self, modality, cond, patient_ids, n_samples=5, steps=50, seed=0):  # type: ignore[no-untyped-def]
+        self.recorded_cond = cond.clone()
+        return super().sample_specific(modality, cond, patient_ids, n_samples, steps, seed)
+
+
+def test_recovered_shared_component_equals_c_hat_when_the_decomposition_is_exact() -> None:
+    torch.manual_seed(0)
+    kwargs = dict(family_dims=FAMILIES, path_dim=12, dim=32, rank=8, heads=4, num_landmarks=4,
+                  genomic_hidden=16, ldm_layers=1, ldm_heads=2, ldm_timesteps=50)
+    model = _ExactPathology(**kwargs).eval()
+    batch = collate(tiny_items(4))
+    model.exact_g_p = torch.zeros(4, 32)
+    with torch.no_grad():
+        d = model.decompose(batch)
+        model.exact_g_p = d.u_p_hat + d.c_gp_hat  # Eq. 10 holds exactly
+        assert model.main_loss(batch)[1]["decomp"] == pytest.approx(
+            torch.nn.functional.mse_loss(d.g_g, d.u_g_hat + d.c_pg_hat).item(), abs=1e-6)
+    model.predict_logits(batch, "missing_genomics", n_samples=2, steps=3)
+    torch.testing.assert_close(model.recorded_cond, d.c_gp_hat, atol=1e-5, rtol=1e-5)
+    # and c̃ lies in the shared subspace
+    torch.testing.assert_close(model.project_shared(model.recorded_cond), model.recorded_cond, atol=1e-5, rtol=1e-5)
+
+
+def test_forward_backward_is_finite_in_both_stages() -> None:
+    torch.manual_seed(0)
+    model = tiny_must()
+    batch = collate(tiny_items(5))
+    for loss_fn in (model.warmup_loss, model.main_loss):
+        model.zero_grad()
+        loss, logs = loss_fn(batch)
+        loss.backward()
+        assert torch.isfinite(loss) and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+        grads = {n: p.grad for n, p in model.named_parameters() if not n.startswith("ldm_")}
+        assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
+    assert all(g is not None for g in grads.values())  # stage 2 trains every non-diffusion parameter
+    assert set(logs) == {"surv", "decomp", "shared", "orth"}
+
+
+@pytest.mark.parametrize("stage", ["warmup", "main"])
+def test_a_few_optimiser_steps_reduce_the_loss(stage: str) -> None:
+    torch.manual_seed(0)
+    model = tiny_must(dropout=0.0, genomic_dropout=0.0, warmup_sigma=0.0)
+    batch = collate(tiny_items(6))
+    loss_fn = model.warmup_loss if stage == "warmup" else model.main_loss
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(25):
+        loss, _ = loss_fn(batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss_fn(batch)[0].item() < 0.8 * first
+
+
+def test_warmup_places_g_in_its_modality_slot() -> None:
+    torch.manual_seed(0)
+    model = tiny_must(dropout=0.0, genomic_dropout=0.0, warmup_sigma=0.0).eval()
+    batch = collate(tiny_items(3))
+    loss, logs = model.warmup_loss(batch)
+    g_g = model.encode_genomic(batch.omics)[0]
+    logits = model.head_logits(torch.zeros_like(g_g), torch.zeros_like(g_g), g_g)
+    from mustsurv.survival import nll_loss
+
+    assert logs["surv_g"] == pytest.approx(nll_loss(logits, batch.bins, batch.event).item(), abs=1e-6)
+
+
+def test_prediction_is_seeded_and_independent_of_batch_composition() -> None:
+    torch.manual_seed(0)
+    model = tiny_must().eval()
+    items = tiny_items(5)
+    full = collate(items)
+    for scenario in ("complete", "missing_genomics", "missing_pathology"):
+        risk = model.predict_risk(full, scenario, n_samples=3, steps=5, seed=1)
+        assert risk.shape == (5,) and torch.isfinite(risk).all()
+        again = model.predict_risk(collate(items[::-1]), scenario, n_samples=3, steps=5, seed=1).flip(0)
+        torch.testing.assert_close(risk, again, atol=1e-5, rtol=1e-5)
+    other_seed = model.predict_risk(full, "missing_genomics", n_samples=3, steps=5, seed=2)
+    assert not torch.allclose(other_seed, model.predict_risk(full, "missing_genomics", n_samples=3, steps=5, seed=1))
+
+
+def test_missing_modality_is_reported_by_patient() -> None:
+    model = tiny_must().eval()
+    items = tiny_items(2)
+    items[1]["omics"] = None
+    with pytest.raises(ValueError, match="P01"):
+        model.predict_risk(collate(items), "complete")
+    assert model.predict_risk(collate(items), "missing_genomics", n_samples=1, steps=2).shape == (2,)

@@ -1,0 +1,73 @@
+"""TransMIL layer: Nyström attention (exactness cases), pseudo-inverse, square padding, PPEG."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mustsurv.models.layers.transmil import PPEG, NystromAttention, TransMIL, iterative_pinv
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def _full_attention_reference(attn: NystromAttention, x: torch.Tensor) -> torch.Tensor:
+    """Exact softmax attention with the module's own weights and residual convolution."""
+    b, n, _ = x.shape
+    h, d = attn.heads, attn.dim_head
+    q, k, v = (t.view(b, n, h, d).transpose(1, 2) for t in attn.to_qkv(x).chunk(3, dim=-1))
+    out = torch.softmax((q * attn.scale) @ k.transpose(-1, -2), dim=-1) @ v + attn.res_conv(v)
+    return attn.to_out(out.transpose(1, 2).reshape(b, n, h * d))
+
+
+def test_iterative_pinv_converges_to_the_pseudo_inverse() -> None:
+    torch.manual_seed(0)
+    a = torch.softmax(torch.randn(2, 3, 8, 8, dtype=torch.float64) * 2, dim=-1)
+    torch.testing.assert_close(iterative_pinv(a, 30), torch.linalg.pinv(a), atol=1e-8, rtol=1e-6)
+
+
+def test_nystrom_is_exact_for_short_sequences_and_for_segment_constant_tokens() -> None:
+    torch.manual_seed(0)
+    attn = NystromAttention(32, heads=4, num_landmarks=8, pinv_iterations=40, dropout=0.0).double().eval()
+    short = torch.randn(1, 8, 32, dtype=torch.float64)  # n <= landmarks: exact softmax path
+    torch.testing.assert_close(attn(short), _full_attention_reference(attn, short))
+    # 8 distinct tokens each repeated 5 times in a row: landmarks = the distinct tokens, so the Nyström
+    # factorisation reproduces full attention exactly
+    distinct = torch.randn(1, 8, 32, dtype=torch.float64)
+    x = distinct.repeat_interleave(5, dim=1)
+    torch.testing.assert_close(attn(x), _full_attention_reference(attn, x), atol=1e-7, rtol=1e-6)
+
+
+def test_nystrom_approximates_full_attention_on_generic_input() -> None:
+    torch.manual_seed(1)
+    attn = NystromAttention(32, heads=4, num_landmarks=16, pinv_iterations=6, dropout=0.0).eval()
+    x = torch.randn(1, 300, 32) * 0.3
+    ref = _full_attention_reference(attn, x)
+    err = (attn(x) - ref).norm() / ref.norm()
+    assert err < 0.1
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 17, 64])
+def test_transmil_square_padding_returns_every_token_and_uses_all(n: int) -> None:
+    torch.manual_seed(0)
+    model = TransMIL(in_dim=12, dim=16, heads=2, num_landmarks=4, dropout=0.0)
+    bag = torch.randn(n, 12, requires_grad=True)
+    g, tokens = model(bag)
+    assert g.shape == (16,) and tokens.shape == (n, 16)
+    (g * torch.randn(16)).sum().backward()  # (a plain sum of a LayerNorm output is constant)
+    assert torch.isfinite(bag.grad).all()
+    assert (bag.grad.abs().sum(dim=1) > 0).all()  # the class output depends on every patch
+
+
+def test_ppeg_keeps_class_token_and_grid_shape() -> None:
+    ppeg = PPEG(8)
+    x = torch.randn(2, 1 + 9, 8)
+    y = ppeg(x, 3)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y[:, 0], x[:, 0])
+    with pytest.raises(ValueError, match="PPEG"):
+        ppeg(torch.randn(1, 9, 8), 3)
+
+
+def test_transmil_rejects_empty_bag() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        TransMIL(in_dim=4, dim=8, heads=2)(torch.zeros(0, 4))

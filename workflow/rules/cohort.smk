@@ -1,0 +1,44 @@
+"""Cohort assembly: patient table (survival + modalities) and patient-level CV folds with time bins."""
+
+
+rule cohort_table:
+    input:
+        unpack(lambda wc: cohort_table_inputs(wc.cohort)),
+    output:
+        cohort_table_path("{cohort}"),
+    log:
+        "logs/cohort/{cohort}/table.log",
+    benchmark:
+        "benchmarks/rules/cohort/{cohort}/table.tsv"
+    conda:
+        "../../envs/mustsurv.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/cohort_table.py"
+
+
+rule cohort_splits:
+    input:
+        unpack(lambda wc: split_inputs(wc.cohort)),
+    output:
+        expand("results/cohorts/{{cohort}}/splits/fold{k}.json", k=range(config["cv"]["folds"])),
+    params:
+        folds=config["cv"]["folds"],
+        seed=config["cv"]["seed"],
+        n_bins=config["cv"]["n_bins"],
+        splits_dir=lambda wc: config["cohorts"][wc.cohort].get("splits_dir"),
+    log:
+        "logs/cohort/{cohort}/splits.log",
+    benchmark:
+        "benchmarks/rules/cohort/{cohort}/splits.tsv"
+    conda:
+        "../../envs/mustsurv.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/cohort_splits.py"

@@ -1,0 +1,15 @@
+"""Study-wide long C-index file and Table 1 / Table 2 over all cohorts (thin adapter)."""
+
+import pandas as pd
+
+from mustsurv.evaluate.report import layout
+from mustsurv.evaluate.tables import write_table
+from mustsurv.logging_utils import log_to_file
+
+log = log_to_file(snakemake.log[0])
+long = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input], ignore_index=True)
+write_table(long, snakemake.output.long, sep="\t")
+for key in ("table1", "table2"):
+    table = layout(long, list(snakemake.params.cohorts), key)
+    write_table(table, snakemake.output[key])
+    log.info("%s:\n%s", key, table.to_string(index=False))

@@ -1,0 +1,11 @@
+"""Per-cohort slide summary from the features files (thin adapter over mustsurv.slides.steps)."""
+
+from mustsurv.logging_utils import log_to_file
+from mustsurv.slides.steps import summary_step
+
+log_to_file(snakemake.log[0])
+summary_step(
+    dict(zip(snakemake.params.slides, snakemake.input.features)),
+    snakemake.input.sheet[0] if snakemake.input.sheet else None,
+    snakemake.output.summary,
+)
