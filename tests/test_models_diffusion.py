@@ -78,3 +78,24 @@ def test_ldm_learns_a_conditional_latent() -> None:
     x0_hat = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
     corr = torch.corrcoef(torch.stack([x0_hat.flatten(), x0.flatten()]))[0, 1].item()
     assert corr > a.sqrt().item() + 0.15
+
+
+def test_clipping_keeps_an_untrained_denoiser_from_blowing_up_samples() -> None:
+    """With ε ≡ 0 (the zero-initialised output layer) DDIM's x̂0 = z_T / √ᾱ_T is ~150× the noise; the clip
+    bounds every sample to mean ± clip·std, and clip_x0=None reproduces the unclipped update."""
+    torch.manual_seed(0)
+    cond, cls = torch.randn(4, 8), torch.randn(8)
+    noise = torch.randn(4, 3, 8)
+    clipped = ConditionalLatentDiffusion(dim=8, layers=1, heads=2, timesteps=1000, clip_x0=2.0).eval()
+    with torch.no_grad():
+        clipped.z_mean.fill_(1.0)
+        clipped.z_std.fill_(0.5)
+    raw = ConditionalLatentDiffusion(dim=8, layers=1, heads=2, timesteps=1000, clip_x0=None).eval()
+    raw.load_state_dict(clipped.state_dict())
+    a = clipped.sample(cond, cls, noise=noise, steps=10)
+    b = raw.sample(cond, cls, noise=noise, steps=10)
+    assert float((a - 1.0).abs().max()) <= 2.0 * 0.5 + 1e-5
+    assert float((b - 1.0).abs().max()) > 10.0  # the unclipped trajectory explodes
+    # ε ≡ 0: the DDIM steps telescope to z_T / √ᾱ_T (then de-standardised)
+    a_T = raw.alphas_cumprod[raw.ddim_timesteps(10)[0]]
+    torch.testing.assert_close(b, noise / a_T.sqrt() * 0.5 + 1.0, rtol=1e-4, atol=1e-3)

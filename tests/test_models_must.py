@@ -154,3 +154,22 @@ def test_missing_modality_is_reported_by_patient() -> None:
     with pytest.raises(ValueError, match="P01"):
         model.predict_risk(collate(items), "complete")
     assert model.predict_risk(collate(items), "missing_genomics", n_samples=1, steps=2).shape == (2,)
+
+
+def test_surrogate_ldm_condition_is_the_inference_time_condition() -> None:
+    """ldm_condition='surrogate' trains each LDM on c̃ = g_avail − û_avail, what it is given at inference."""
+    torch.manual_seed(0)
+    items = tiny_items(4)
+    shared, surrogate = tiny_must(), tiny_must(ldm_condition="surrogate")
+    surrogate.load_state_dict(shared.state_dict())
+    shared.eval(), surrogate.eval()
+    batch = collate(items)
+    with torch.no_grad():
+        d = shared.decompose(batch)
+    a, b = shared.ldm_targets(batch), surrogate.ldm_targets(batch)
+    torch.testing.assert_close(a["genomic"][1], d.c_gp_hat)
+    torch.testing.assert_close(b["genomic"][1], d.g_p - d.u_p_hat)
+    torch.testing.assert_close(b["path"][1], d.g_g - d.u_g_hat)
+    torch.testing.assert_close(a["path"][0], b["path"][0])  # same targets û
+    with pytest.raises(ValueError, match="ldm_condition"):
+        tiny_must(ldm_condition="both")

@@ -16,7 +16,7 @@ import yte
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "slurm"
-ENV_VARS = ("MUSTSURV_SLURM_PARTITION", "MUSTSURV_SLURM_ACCOUNT", "MUSTSURV_SLURM_GPU_PARTITION")
+ENV_VARS = ("MUSTSURV_SLURM_PARTITION", "MUSTSURV_SLURM_ACCOUNT")
 
 
 def _profile(monkeypatch, **env: str) -> dict:
@@ -38,7 +38,7 @@ def _rules() -> set[str]:
 
 
 def test_profile_names_only_existing_rules(monkeypatch):
-    prof = _profile(monkeypatch, MUSTSURV_SLURM_GPU_PARTITION="gpu")
+    prof = _profile(monkeypatch)
     named = set(prof["groups"]) | set(prof.get("set-resources", {})) | set(prof.get("set-threads", {}))
     unknown = named - _rules()
     assert not unknown, f"profiles/slurm/config.yaml names rules that do not exist: {sorted(unknown)}"
@@ -50,31 +50,35 @@ def test_partition_and_account_come_from_the_environment(monkeypatch):
     assert prof["executor"] == "slurm" and prof["slurm-status-command"] == "squeue"
     assert "slurm_partition" not in prof["default-resources"]   # unset: the cluster's default partition
     assert "slurm_account" not in prof["default-resources"]
-    prof = _profile(monkeypatch, MUSTSURV_SLURM_PARTITION="all", MUSTSURV_SLURM_ACCOUNT="0042",
-                    MUSTSURV_SLURM_GPU_PARTITION="gpu-a100")
+    prof = _profile(monkeypatch, MUSTSURV_SLURM_PARTITION="all", MUSTSURV_SLURM_ACCOUNT="0042")
     # Quoted, so that names like `all` or `0042` stay strings when Snakemake evaluates the resource.
     assert prof["default-resources"]["slurm_partition"] == "'all'"
     assert prof["default-resources"]["slurm_account"] == "'0042'"
-    assert prof["set-resources"]["slides_embed"]["slurm_partition"] == "'gpu-a100'"
 
 
 def test_dry_run_maps_resources(monkeypatch, tmp_path):
-    """A dry run with the profile: the embedding rule asks for a GPU in the GPU partition, others do not."""
+    """A dry run with the profile: embedding batches ask for a GPU in the partition that
+    `slides.embed_resources` names; other jobs use the default partition and no GPU."""
     shutil.copytree(REPO / ".test" / "config", tmp_path / "config")
+    cfg = tmp_path / "config" / "config.yaml"
+    cfg.write_text(cfg.read_text() + "\nslides:\n  batch_slides: 8\n"
+                   "  embed_resources: {gpu: 1, mem_mb: 16000, runtime: 60, slurm_partition: gpu-a100}\n")
     monkeypatch.setenv("MUSTSURV_SLURM_PARTITION", "all")
-    monkeypatch.setenv("MUSTSURV_SLURM_GPU_PARTITION", "gpu-a100")
     monkeypatch.delenv("MUSTSURV_SLURM_ACCOUNT", raising=False)
     res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n",
                           "--directory", str(tmp_path), "--workflow-profile", str(PROFILE)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
-    jobs = re.findall(r"^\s*rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", out, flags=re.M)
+    jobs = [(m.group(1), r.group(1)) for block in re.split(r"\n\s*\n", out)
+            if (m := re.search(r"^\s*(?:local)?rule (\w+):", block, flags=re.M))
+            and (r := re.search(r"^\s+resources: (.*)$", block, flags=re.M))]
     assert jobs, out[-4000:]
-    embed = [r for rule, r in jobs if rule == "slides_embed"]
-    assert embed and all("gpu=1" in r and "slurm_partition=gpu-a100" in r for r in embed)
-    assert all("slurm_partition=all" in r for rule, r in jobs if rule != "slides_embed")
-    # Per-slide jobs are submitted as group jobs, many slides each.
-    groups = re.findall(r"Group job (\w+)", out)
-    assert "slide_prep" in groups and "slide_embed" in groups
-    assert len(groups) < len(embed)
+    embed = [r for rule, r in jobs if rule.startswith("slides_embed_")]
+    # 27 slides of the tiny study in batches of 8: four GPU jobs.
+    assert len(embed) == 4
+    assert all("gpu=1" in r and "slurm_partition=gpu-a100" in r and "mem_mb=16000" in r for r in embed)
+    others = [(rule, r) for rule, r in jobs if not rule.startswith("slides_embed_")]
+    assert others and all("slurm_partition=all" in r and "gpu=1" not in r for rule, r in others), others
+    # The per-cohort steps after the slides are one group job.
+    assert "cohort" in re.findall(r"Group job (\w+)", out)

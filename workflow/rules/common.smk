@@ -46,6 +46,17 @@ def demo_targets():
     return out
 
 
+def batches(ids, size):
+    """Consecutive batches of at most ``size`` ids, in sorted order: {"b000": [...], "b001": [...], ...}."""
+    ids = sorted(ids)
+    return {f"b{i // size:03d}": ids[i:i + size] for i in range(0, len(ids), size)}
+
+
+def rule_name(*parts):
+    """A rule name from parts such as a cohort name (characters other than [A-Za-z0-9_] become _)."""
+    return re.sub(r"\W", "_", "_".join(parts))
+
+
 def all_targets():
     """Targets of `rule all` — as far as the workflow goes."""
     return demo_targets() + omics_targets() + cohort_targets() + slides_targets() + report_targets()
@@ -142,17 +153,6 @@ def slides_dir(cohort):
     return f"results/cohorts/{cohort}/slides"
 
 
-def slide_file(wildcards):
-    """Path of slide ``wildcards.slide`` of ``wildcards.cohort`` (demo plan, sheet or glob)."""
-    slides = slides_of(wildcards.cohort)
-    if wildcards.slide not in slides:
-        raise ValueError(
-            f"cohort {wildcards.cohort} has no slide {wildcards.slide!r}; known slides come from its "
-            f"slide sheet, glob or demo plan"
-        )
-    return slides[wildcards.slide]
-
-
 def slide_sheet_input(wildcards):
     """The cohort's slide sheet (MPP fallback, patient ids) as an input list (empty without a sheet)."""
     sheet = slide_sheet_of(wildcards.cohort)
@@ -171,6 +171,18 @@ def slide_features_of(cohort):
     return {s: features_path(cohort, s) for s in slides_of(cohort)}
 
 
+def embedded_cohorts():
+    """Cohorts whose slides this workflow segments, tiles and embeds (slides, no `features_dir`)."""
+    return [c for c in COHORTS if has_slides(config, c) and "features_dir" not in config["cohorts"][c]]
+
+
+def slide_outputs(cohort, slide):
+    """Per-slide outputs of segmentation + tiling (GeoJSON, QC PNG, coords h5) by role."""
+    d = slides_dir(cohort)
+    return {"geojson": f"{d}/tissue/{slide}.geojson", "qc": f"{d}/tissue/qc/{slide}.png",
+            "coords": f"{d}/coords/{slide}.h5"}
+
+
 def slides_targets():
     """The slide summary of every cohort with pathology (it pulls in every slide's features)."""
     return [f"{slides_dir(c)}/summary.tsv" for c in COHORTS if has_slides(config, c)]
@@ -178,17 +190,22 @@ def slides_targets():
 
 # --- training, evaluation and report (train.smk, evaluate.smk, report.smk) ---------------------
 
-def fold_data(wc):
-    """Inputs of a fold's training/prediction: cohort table, fold file, tokens and slide summary."""
-    out = {
-        "cohort": cohort_table_path(wc.cohort),
-        "split": f"results/cohorts/{wc.cohort}/splits/fold{wc.fold}.json",
-    }
+def cohort_data(wc):
+    """Inputs of a cohort's training/prediction jobs: cohort table, every fold file, tokens, slide summary."""
+    out = {"cohort": cohort_table_path(wc.cohort), "splits": fold_paths(wc.cohort)}
     if has_omics(config, wc.cohort):
         out["tokens"] = tokens_path(wc.cohort)
     if has_slides(config, wc.cohort):
         out["summary"] = f"results/cohorts/{wc.cohort}/slides/summary.tsv"
     return out
+
+
+FOLDS = list(range(config["cv"]["folds"]))
+
+
+def per_fold(pattern):
+    """``pattern`` (with {cohort}/{method} wildcards and a {fold} field) for every fold, wildcards kept."""
+    return [pattern.replace("{fold}", str(k)) for k in FOLDS]
 
 
 from mustsurv.evaluate.methods import TABLE1, TABLE2, scenarios_of

@@ -1,4 +1,5 @@
-"""Embedded synthetic demo study: TCGA-style tables and Aperio SVS slides per demo cohort."""
+"""Embedded synthetic demo study: TCGA-style tables and Aperio SVS slides per demo cohort (slides in batches
+of `slides.batch_slides` per job, like the slide rules)."""
 
 
 rule demo_tables:
@@ -20,20 +21,27 @@ rule demo_tables:
         "../scripts/demo_tables.py"
 
 
-rule demo_slide:
-    output:
-        svs=demo_slide_path("{cohort}", "{slide}"),
-    params:
-        demo=lambda wc: config["cohorts"][wc.cohort]["demo"],
-    log:
-        "logs/demo/{cohort}/slides/{slide}.log",
-    benchmark:
-        "benchmarks/rules/demo/{cohort}/slides/{slide}.tsv"
-    conda:
-        "../../envs/mustsurv.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../scripts/demo_slide.py"
+for _cohort in DEMO_COHORTS:
+    for _batch, _ids in batches([s.slide_id for s in plan_of(_cohort).slides], SLIDES["batch_slides"]).items():
+
+        rule:
+            name:
+                rule_name("demo_slides", _cohort, _batch)
+            output:
+                svs=[demo_slide_path(_cohort, s) for s in _ids],
+            params:
+                cohort=_cohort,
+                demo=config["cohorts"][_cohort]["demo"],
+                slide_ids=_ids,
+            log:
+                f"logs/demo/{_cohort}/slides/{_batch}.log",
+            benchmark:
+                f"benchmarks/rules/demo/{_cohort}/slides/{_batch}.tsv"
+            conda:
+                "../../envs/mustsurv.yaml"
+            threads: 1
+            resources:
+                mem_mb=2000,
+                runtime=2 + len(_ids),
+            script:
+                "../scripts/demo_slides.py"

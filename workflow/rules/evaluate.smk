@@ -1,23 +1,23 @@
-"""Predictions of the test patients of each fold in the three scenarios."""
+"""MUST's predictions of the test patients of every fold in the three scenarios (one job per cohort)."""
 
 
 rule must_predict:
     input:
-        unpack(fold_data),
-        model="results/cohorts/{cohort}/models/must/fold{fold}/ldm.pt",
+        unpack(cohort_data),
+        models=per_fold("results/cohorts/{cohort}/models/must/fold{fold}/ldm.pt"),
     output:
-        predictions="results/cohorts/{cohort}/predictions/must/fold{fold}.tsv",
-        decomposition="results/cohorts/{cohort}/predictions/must/fold{fold}_decomposition.npz",
+        predictions=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}.tsv"),
+        decomposition=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}_decomposition.npz"),
     params:
         inference=config["must"]["inference"],
         seed=config["training"]["seed"],
     log:
-        "logs/evaluate/{cohort}/must/fold{fold}.log",
+        "logs/evaluate/{cohort}/must.log",
     benchmark:
-        "benchmarks/rules/evaluate/{cohort}/must/fold{fold}.tsv"
+        "benchmarks/rules/evaluate/{cohort}/must.tsv"
     conda:
         "../../envs/mustsurv.yaml"
-    threads: 2
+    threads: config["training"]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,

@@ -1,25 +1,30 @@
-"""MUST training per cohort and fold: stage 1 warm-up, stage 2 full objective, stage 3 latent diffusion."""
+"""Training per cohort, every fold in one job: MUST's three stages (warm-up, full objective, latent diffusion)
+and the baselines. One job runs the cohort's folds one after another: each fold of a demo-sized model
+trains in seconds, less than starting Python and torch, and a cluster still gets one job per cohort,
+stage and method. Each fold's checkpoint is written as soon as it is done; per-epoch progress files let
+a killed job resume.
+"""
 
 
 rule must_stage1:
     input:
-        unpack(fold_data),
+        unpack(cohort_data),
     output:
-        "results/cohorts/{cohort}/models/must/fold{fold}/stage1.pt",
+        per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage1.pt"),
     params:
         stage=1,
         must=config["must"],
         seed=config["training"]["seed"],
     log:
-        "logs/train/{cohort}/must/fold{fold}/stage1.log",
+        "logs/train/{cohort}/must/stage1.log",
     benchmark:
-        "benchmarks/rules/train/{cohort}/must/fold{fold}/stage1.tsv"
+        "benchmarks/rules/train/{cohort}/must/stage1.tsv"
     conda:
         "../../envs/mustsurv.yaml"
-    threads: 2
+    threads: config["training"]["threads"]
     resources:
         mem_mb=8000,
-        runtime=240,
+        runtime=60 * len(FOLDS),
         gpu=config["training"]["gpu"],
     script:
         "../scripts/must_train.py"
@@ -27,24 +32,24 @@ rule must_stage1:
 
 rule must_stage2:
     input:
-        unpack(fold_data),
-        previous="results/cohorts/{cohort}/models/must/fold{fold}/stage1.pt",
+        unpack(cohort_data),
+        previous=per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage1.pt"),
     output:
-        "results/cohorts/{cohort}/models/must/fold{fold}/stage2.pt",
+        per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage2.pt"),
     params:
         stage=2,
         must=config["must"],
         seed=config["training"]["seed"],
     log:
-        "logs/train/{cohort}/must/fold{fold}/stage2.log",
+        "logs/train/{cohort}/must/stage2.log",
     benchmark:
-        "benchmarks/rules/train/{cohort}/must/fold{fold}/stage2.tsv"
+        "benchmarks/rules/train/{cohort}/must/stage2.tsv"
     conda:
         "../../envs/mustsurv.yaml"
-    threads: 2
+    threads: config["training"]["threads"]
     resources:
         mem_mb=8000,
-        runtime=240,
+        runtime=60 * len(FOLDS),
         gpu=config["training"]["gpu"],
     script:
         "../scripts/must_train.py"
@@ -52,24 +57,24 @@ rule must_stage2:
 
 rule must_stage3:
     input:
-        unpack(fold_data),
-        previous="results/cohorts/{cohort}/models/must/fold{fold}/stage2.pt",
+        unpack(cohort_data),
+        previous=per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage2.pt"),
     output:
-        "results/cohorts/{cohort}/models/must/fold{fold}/ldm.pt",
+        per_fold("results/cohorts/{cohort}/models/must/fold{fold}/ldm.pt"),
     params:
         stage=3,
         must=config["must"],
         seed=config["training"]["seed"],
     log:
-        "logs/train/{cohort}/must/fold{fold}/stage3.log",
+        "logs/train/{cohort}/must/stage3.log",
     benchmark:
-        "benchmarks/rules/train/{cohort}/must/fold{fold}/stage3.tsv"
+        "benchmarks/rules/train/{cohort}/must/stage3.tsv"
     conda:
         "../../envs/mustsurv.yaml"
-    threads: 2
+    threads: config["training"]["threads"]
     resources:
         mem_mb=8000,
-        runtime=600,
+        runtime=120 * len(FOLDS),
         gpu=config["training"]["gpu"],
     script:
         "../scripts/must_train.py"
@@ -77,25 +82,25 @@ rule must_stage3:
 
 rule baseline:
     input:
-        unpack(fold_data),
+        unpack(cohort_data),
     output:
-        model="results/cohorts/{cohort}/models/{method}/fold{fold}/model.pt",
-        predictions="results/cohorts/{cohort}/predictions/{method}/fold{fold}.tsv",
+        models=per_fold("results/cohorts/{cohort}/models/{method}/fold{fold}/model.pt"),
+        predictions=per_fold("results/cohorts/{cohort}/predictions/{method}/fold{fold}.tsv"),
     wildcard_constraints:
         method="|".join(BASELINES),
     params:
         cfg=lambda wc: config["baselines"][wc.method],
         seed=config["training"]["seed"],
     log:
-        "logs/train/{cohort}/{method}/fold{fold}.log",
+        "logs/train/{cohort}/{method}.log",
     benchmark:
-        "benchmarks/rules/train/{cohort}/{method}/fold{fold}.tsv"
+        "benchmarks/rules/train/{cohort}/{method}.tsv"
     conda:
         "../../envs/mustsurv.yaml"
-    threads: 2
+    threads: config["training"]["threads"]
     resources:
         mem_mb=8000,
-        runtime=240,
+        runtime=60 * len(FOLDS),
         gpu=config["training"]["gpu"],
     script:
         "../scripts/baseline.py"

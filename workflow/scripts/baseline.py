@@ -1,4 +1,5 @@
-"""Train one baseline on one fold and predict its test patients (thin adapter over mustsurv.train.pipeline)."""
+"""Train one baseline on every fold of a cohort and predict each fold's test patients
+(thin adapter over mustsurv.train.pipeline)."""
 
 import torch
 
@@ -7,6 +8,8 @@ from mustsurv.train.pipeline import run_baseline
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-data = {k: snakemake.input.get(k) for k in ("cohort", "split", "tokens", "summary")}
-run_baseline(snakemake.wildcards.method, data, snakemake.output.model, snakemake.output.predictions,
-             snakemake.params.cfg, snakemake.params.seed)
+out = snakemake.output
+for split, model, tsv in zip(snakemake.input.splits, out.models, out.predictions):
+    data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
+            "summary": snakemake.input.get("summary")}
+    run_baseline(snakemake.wildcards.method, data, model, tsv, snakemake.params.cfg, snakemake.params.seed)

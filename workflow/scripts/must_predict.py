@@ -1,4 +1,4 @@
-"""Predict the test patients of one fold with a trained MUST model (thin adapter)."""
+"""Predict the test patients of every fold of a cohort with its trained MUST models (thin adapter)."""
 
 import torch
 
@@ -7,6 +7,8 @@ from mustsurv.train.pipeline import predict_must
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-data = {k: snakemake.input.get(k) for k in ("cohort", "split", "tokens", "summary")}
-predict_must(snakemake.input.model, data, snakemake.output.predictions, snakemake.output.decomposition,
-             snakemake.params.inference, snakemake.params.seed)
+out = snakemake.output
+for split, model, tsv, npz in zip(snakemake.input.splits, snakemake.input.models, out.predictions, out.decomposition):
+    data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
+            "summary": snakemake.input.get("summary")}
+    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed)

@@ -1,4 +1,4 @@
-"""Train one MUST stage for one cohort and fold (thin adapter over mustsurv.train.pipeline)."""
+"""Train one MUST stage on every fold of a cohort (thin adapter over mustsurv.train.pipeline)."""
 
 import torch
 
@@ -7,6 +7,8 @@ from mustsurv.train.pipeline import run_must_stage
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-data = {k: snakemake.input.get(k) for k in ("cohort", "split", "tokens", "summary")}
-run_must_stage(snakemake.params.stage, data, snakemake.output[0], snakemake.params.must, snakemake.params.seed,
-               previous=snakemake.input.get("previous"))
+previous = snakemake.input.get("previous") or [None] * len(snakemake.output)
+for split, out, prev in zip(snakemake.input.splits, snakemake.output, previous):
+    data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
+            "summary": snakemake.input.get("summary")}
+    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed, previous=prev)

@@ -1,14 +1,13 @@
-"""Patch embedding of one slide -> features h5 in TRIDENT layout (thin adapter over mustsurv.slides.embed)."""
+"""Patch embedding of a batch of slides -> features h5 per slide in TRIDENT layout
+(thin adapter over mustsurv.slides.embed)."""
 
 from mustsurv.logging_utils import log_to_file
-from mustsurv.slides.embed import embed_step
+from mustsurv.slides.embed import embed_batch
 
 log_to_file(snakemake.log[0])
-embed_step(
-    snakemake.input.slide,
-    snakemake.input.coords,
-    snakemake.output.features,
-    snakemake.wildcards.encoder,
+embed_batch(
+    list(zip(snakemake.params.slide_ids, snakemake.input.slides, snakemake.input.coords, snakemake.output.features)),
+    snakemake.params.encoder,
     snakemake.params.weights,
     snakemake.params.embed,
     snakemake.params.device,

@@ -8,4 +8,5 @@ summary_step(
     dict(zip(snakemake.params.slides, snakemake.input.features)),
     snakemake.input.sheet[0] if snakemake.input.sheet else None,
     snakemake.output.summary,
+    snakemake.params.skip_failed,
 )

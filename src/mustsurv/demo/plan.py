@@ -150,7 +150,7 @@ def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
             for k in range(n_slides[i]):
                 mag = 40 if rng.uniform() < settings.fraction_40x else 20
                 # canvas at 20x (0.5 um/px); 40x slides are the same field at twice the pixels
-                w20, h20 = int(rng.integers(2400, 3200)), int(rng.integers(1800, 2400))
+                w20, h20 = int(rng.integers(1700, 2300)), int(rng.integers(1300, 1700))
                 scale = mag // 20
                 slides.append(
                     SlideSpec(

@@ -94,9 +94,15 @@ class ConditionalLatentDiffusion(nn.Module):
         beta_start: float = 1e-4,
         beta_end: float = 0.02,
         dropout: float = 0.0,
+        clip_x0: float | None = 4.0,
     ) -> None:
+        """``clip_x0``: bound of the predicted clean latent in standardised units during sampling (None =
+        off). An under-trained ε-predictor otherwise lets DDIM's x̂0 = (z_t − √(1−ᾱ)ε)/√ᾱ blow up at
+        large t (1/√ᾱ_T ≈ 150); clipping x̂0 and re-deriving ε from it is DDPM's ``clip_denoised`` for a
+        standardised latent (about 99.99 % of a unit normal lies within ±4)."""
         super().__init__()
         self.dim = dim
+        self.clip_x0 = clip_x0
         self.timesteps = timesteps
         self.denoiser = EpsilonTransformer(dim, layers, heads, dropout)
         betas = make_beta_schedule(schedule, timesteps, beta_start, beta_end)
@@ -175,5 +181,8 @@ class ConditionalLatentDiffusion(nn.Module):
             a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(a_t)
             eps = self.denoiser(z, torch.full((b * s,), t, device=z.device, dtype=torch.long), c, prior)
             x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            if self.clip_x0 is not None:
+                x0 = x0.clamp(-self.clip_x0, self.clip_x0)
+                eps = (z - a_t.sqrt() * x0) / (1 - a_t).sqrt()
             z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
         return (z * self.z_std + self.z_mean).reshape(b, s, d)

@@ -102,16 +102,27 @@ class MUST(nn.Module):
         ldm_schedule: str = "linear",
         ldm_beta_start: float = 1e-4,
         ldm_beta_end: float = 0.02,
+        ldm_condition: Literal["shared", "surrogate"] = "shared",
+        ldm_clip_x0: float | None = 4.0,
     ) -> None:
         """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
 
         ``warmup_slot`` places g_m in the head's input for Eq. 12: ``"modality"`` puts g_P in û_P's slot
         and g_G in û_G's slot with ε (2D values, N(0, σ²)) in the two others; ``"first"`` reads
         ``[g_m; ε_m]`` literally (g in the first slot for both modalities).
+
+        ``ldm_condition`` is what each diffusion model is trained on: ``"shared"`` (paper §3.5) the shared
+        component the other modality gives, ĉ_{G<-P} / ĉ_{P<-G}; ``"surrogate"`` the inference-time
+        condition itself, c̃ = g_avail − û_avail, which equals ĉ only once the decomposition is exact
+        (supplement §8.2 uses it for unpaired patients). ``ldm_clip_x0`` bounds DDIM's predicted clean
+        latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
         """
         super().__init__()
         if not 0 < rank < dim:
             raise ValueError(f"the shared subspace rank must satisfy 0 < r < D = {dim}, got {rank}")
+        if ldm_condition not in ("shared", "surrogate"):
+            raise ValueError(f"ldm_condition must be 'shared' or 'surrogate', got {ldm_condition!r}")
+        self.ldm_condition = ldm_condition
         if warmup_slot not in ("modality", "first"):
             raise ValueError(f"warmup_slot must be 'modality' or 'first', got {warmup_slot!r}")
         self.dim, self.rank, self.n_bins = dim, rank, n_bins
@@ -135,7 +146,7 @@ class MUST(nn.Module):
         self.head = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, n_bins))
         # stage-3 generators of the modality-specific components
         ldm = dict(dim=dim, layers=ldm_layers, heads=ldm_heads, timesteps=ldm_timesteps, schedule=ldm_schedule,
-                   beta_start=ldm_beta_start, beta_end=ldm_beta_end)
+                   beta_start=ldm_beta_start, beta_end=ldm_beta_end, clip_x0=ldm_clip_x0)
         self.ldm_path = ConditionalLatentDiffusion(**ldm)
         self.ldm_genomic = ConditionalLatentDiffusion(**ldm)
 
@@ -250,11 +261,13 @@ class MUST(nn.Module):
         return loss, {k: float(v.detach()) for k, v in logs.items()}
 
     def ldm_targets(self, batch: SurvivalBatch) -> dict[str, tuple[Tensor, Tensor]]:
-        """Stage-3 training pairs per modality: ``{"path": (û_P, ĉ_{P<-G}), "genomic": (û_G, ĉ_{G<-P})}``,
-        each (B, D); the condition is the shared component derived from the *other* modality, as it is
-        at inference when this modality is missing."""
+        """Stage-3 training pairs per modality: ``{"path": (û_P, cond_P), "genomic": (û_G, cond_G)}``, each
+        (B, D). The condition comes from the *other* modality, as at inference when this one is missing:
+        ĉ_{P<-G} / ĉ_{G<-P} (``ldm_condition="shared"``) or c̃ = g_G − û_G / g_P − û_P (``"surrogate"``)."""
         with torch.no_grad():
             d = self.decompose(batch)
+        if self.ldm_condition == "surrogate":
+            return {"path": (d.u_p_hat, d.g_g - d.u_g_hat), "genomic": (d.u_g_hat, d.g_p - d.u_p_hat)}
         return {"path": (d.u_p_hat, d.c_pg_hat), "genomic": (d.u_g_hat, d.c_gp_hat)}
 
     def ldm_loss(self, modality: str, z0: Tensor, cond: Tensor,

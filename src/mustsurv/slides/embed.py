@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import cv2
 import h5py
@@ -24,9 +24,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mustsurv.io import atomic_path
+from mustsurv.slides.batch import run_batch
 from mustsurv.slides.encoders import Encoder, build_encoder, pick_device
 from mustsurv.slides.reader import Slide
-from mustsurv.slides.tiling import Tiles, read_coords
+from mustsurv.slides.tiling import Tiles, failed_tiles, read_coords
 
 log = logging.getLogger("mustsurv.slides")
 
@@ -208,17 +209,31 @@ def _store(feats: h5py.Dataset, offset: int, out: torch.Tensor) -> None:
     feats[offset:offset + len(arr)] = arr
 
 
-def embed_step(slide_path: str | os.PathLike, coords: str | os.PathLike, out: str | os.PathLike, encoder: str,
-               weights: str | os.PathLike | None, embed: dict[str, Any], device: str = "auto",
-               threads: int = 1) -> dict[str, Any]:
-    """Embed one slide's patches with ``encoder`` into ``out`` (TRIDENT layout).
+def embed_batch(jobs: Sequence[tuple[str, str | os.PathLike, str | os.PathLike, str | os.PathLike]], encoder: str,
+                weights: str | os.PathLike | None, embed: dict[str, Any], device: str = "auto",
+                threads: int = 1) -> dict[str, str]:
+    """Embed a batch of slides with one encoder instance; ``jobs`` are (slide_id, slide, coords, out).
+    Returns {slide_id: error} of the slides that failed.
 
-    On CPU the encoder gets ``threads - num_workers`` threads (at least one); the readers the rest.
+    The encoder is built once per batch (start-up dominates on small slides). On CPU it gets
+    ``threads - num_workers`` threads (at least one); the readers the rest. A slide that fails (e.g. a
+    tile that does not decode after the retries) gets a features file with no patches, status
+    ``failed`` and the error, and the others go on (:func:`mustsurv.slides.batch.run_batch`).
     """
     params = EmbedParams.from_config(embed)
     dev = pick_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(max(1, threads - params.num_workers))
-    log.info("encoder %s on %s (%d torch threads, %d reader workers, batch %d)", encoder, dev,
-             torch.get_num_threads(), params.num_workers, params.batch_size)
-    return embed_slide(slide_path, read_coords(coords), out, build_encoder(encoder, weights, dev), params)
+    log.info("encoder %s on %s (%d torch threads, %d reader workers, batch %d), %d slide(s)", encoder, dev,
+             torch.get_num_threads(), params.num_workers, params.batch_size, len(jobs))
+    model = build_encoder(encoder, weights, dev)
+    by_id = {slide_id: (slide, coords, out) for slide_id, slide, coords, out in jobs}
+
+    def one(slide_id: str) -> dict[str, Any]:
+        slide, coords, out = by_id[slide_id]
+        return embed_slide(slide, read_coords(coords), out, model, params)
+
+    def failed(slide_id: str, error: str) -> None:
+        embed_slide(by_id[slide_id][0], failed_tiles(slide_id, error), by_id[slide_id][2], model, params)
+
+    return run_batch(list(by_id), one, f"embedding ({encoder})", failed)[1]

@@ -8,11 +8,15 @@ import os
 from typing import Any
 
 from mustsurv.cohort.slides import read_sheet
+from mustsurv.slides.batch import run_batch
 from mustsurv.slides.reader import open_slide
-from mustsurv.slides.summary import build_summary, write_summary
-from mustsurv.slides.tiling import TileParams, tile_slide, write_coords
+from mustsurv.slides.summary import build_summary, feature_file_error, write_summary
+from mustsurv.slides.tiling import TileParams, Tiles, failed_tiles, tile_slide, write_coords
 from mustsurv.slides.tissue import (
     STATUS_EMPTY,
+    STATUS_FAILED,
+    failed_geojson,
+    failed_qc_image,
     SegmentParams,
     qc_image,
     read_geojson,
@@ -55,14 +59,58 @@ def coords_step(slide_path: PathLike, slide_id: str, sheet: PathLike | None, geo
     return len(tiles.coords)
 
 
-def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike) -> None:
-    """Write the cohort's slide summary from its features files ({slide_id: path})."""
+def patch_batch(slides: dict[str, PathLike], sheet: PathLike | None, outputs: dict[str, dict[str, PathLike]],
+                segmentation: dict[str, Any], tiling: dict[str, Any], retries: int = 2) -> dict[str, str]:
+    """Segment and tile a batch of slides ({slide_id: path}); return {slide_id: error} of the failed ones.
+
+    ``outputs[slide_id]`` has the paths ``geojson``, ``qc`` and ``coords`` of that slide. A slide that
+    fails gets failure outputs (status ``failed``, the error in GeoJSON properties and coords attributes)
+    and the others go on (:func:`mustsurv.slides.batch.run_batch`).
+    """
+
+    def one(slide_id: str) -> int:
+        out = outputs[slide_id]
+        tissue_step(slides[slide_id], slide_id, sheet, out["geojson"], out["qc"], segmentation, retries)
+        return coords_step(slides[slide_id], slide_id, sheet, out["geojson"], out["coords"], tiling, retries)
+
+    def failed(slide_id: str, error: str) -> None:
+        out = outputs[slide_id]
+        failed_geojson(out["geojson"], slide_id, error)
+        write_png(out["qc"], failed_qc_image(slide_id, error))
+        write_coords(out["coords"], failed_tiles(slide_id, error))
+
+    return run_batch(list(slides), one, "segmentation and tiling", failed)[1]
+
+
+class SlideFailedError(RuntimeError):
+    """Slides of a cohort failed in segmentation, tiling or embedding; the message names them and the fix."""
+
+
+def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike, skip_failed: bool = False) -> None:
+    """Write the cohort's slide summary from its features files ({slide_id: path}).
+
+    Slides whose features file has status ``failed`` stop the run here with their names and errors,
+    unless ``skip_failed`` (they are then listed with that status and left out of the bags).
+    """
     patients = None
     if sheet:
         df = read_sheet(sheet)
         patients = dict(zip(df["slide_id"], df["patient_id"]))
     table = build_summary(features, patients)
+    errors = {s: feature_file_error(p) for s, p in features.items()}
+    failed = table[table["status"] == STATUS_FAILED]
+    if len(failed) and not skip_failed:
+        lines = "\n".join(f"  {r.slide_id}: {errors.get(r.slide_id, '?')}" for r in failed.itertuples())
+        raise SlideFailedError(
+            f"{len(failed)} slide(s) of this cohort could not be processed:\n{lines}\n"
+            "Replace the slide file(s) (their batch then reruns), remove them from the cohort's slide "
+            "sheet/glob, or set `slides.skip_failed: true` to leave them out of their patients' bags. "
+            "Every other slide's outputs are kept."
+        )
     write_summary(out, table)
+    for r in failed.itertuples():
+        log.warning("%s: failed (%s) - left out of patient %s's bag", r.slide_id, errors.get(r.slide_id, "?"),
+                    r.patient_id)
     empty = table.loc[table["status"] == STATUS_EMPTY, "slide_id"].tolist()
     log.info("%d slides, %d patients, %d patches; %d with an empty tissue mask%s", len(table),
              table["patient_id"].nunique(), int(table["n_patches"].sum()), len(empty),

@@ -1,6 +1,6 @@
 """Per-cohort slide summary (which slides a patient's bag has) and precomputed TRIDENT/CLAM features.
 
-``summary.tsv`` columns: slide_id, patient_id, status (``ok`` or ``empty_mask``), n_patches, level0_mpp,
+``summary.tsv`` columns: slide_id, patient_id, status (``ok``, ``empty_mask`` or ``failed``), n_patches, level0_mpp,
 magnification, features (path of the slide's features ``.h5``). Slides with status ``empty_mask`` have no
 patches and are left out of their patient's bag by the cohort assembly.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 
 from mustsurv.cohort.slides import patient_of
 from mustsurv.io import atomic_path
-from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_OK
+from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
 
 SUMMARY_COLUMNS = ["slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification", "features"]
 
@@ -71,6 +71,15 @@ def feature_file_info(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def feature_file_error(path: str | os.PathLike) -> str:
+    """The ``error`` attribute of a failed slide's features file ('' when there is none)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return str(h5.attrs.get("error", ""))
+    except OSError:
+        return ""
+
+
 def precomputed_features(features_dir: str | os.PathLike) -> dict[str, str]:
     """{slide_id: path} of the ``.h5`` files in ``features_dir`` (slide id = file name without ``.h5``)."""
     folder = Path(features_dir)
@@ -86,7 +95,7 @@ def build_summary(features: dict[str, str], patients: dict[str, str] | None = No
     rows = []
     for slide_id, path in sorted(features.items()):
         info = feature_file_info(path)
-        if info["status"] not in (STATUS_OK, STATUS_EMPTY):
+        if info["status"] not in (STATUS_OK, STATUS_EMPTY, STATUS_FAILED):
             raise FeatureFileError(f"{path}: unknown status {info['status']!r}; delete it so it is recomputed.")
         rows.append({
             "slide_id": slide_id,

@@ -19,7 +19,7 @@ import numpy as np
 
 from mustsurv.io import atomic_path
 from mustsurv.slides.reader import ReadPlan, Slide, SlideError
-from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_OK, Ring
+from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_FAILED, STATUS_OK, Ring
 
 SUBSAMPLE = 16  # raster px per patch side when measuring tissue fractions
 
@@ -116,6 +116,12 @@ def tile_slide(slide: Slide, polygons: list[tuple[Ring, list[Ring]]], params: Ti
     coords = np.stack([cols, rows], axis=1).astype(np.int64) * step
     status = STATUS_OK if len(coords) else STATUS_EMPTY
     return Tiles(coords.reshape(-1, 2), frac[rows, cols].astype(np.float32), slide_attrs(slide, plan, status))
+
+
+def failed_tiles(slide_id: str, error: str) -> Tiles:
+    """No patches, status ``failed`` and the error: what a slide that could not be read is tiled into."""
+    return Tiles(np.zeros((0, 2), np.int64), np.zeros(0, np.float32),
+                 {"name": slide_id, "status": STATUS_FAILED, "error": error})
 
 
 def write_coords(path: str | os.PathLike, tiles: Tiles) -> None:

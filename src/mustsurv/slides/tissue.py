@@ -22,6 +22,7 @@ from mustsurv.slides.reader import Slide
 
 STATUS_OK = "ok"
 STATUS_EMPTY = "empty_mask"
+STATUS_FAILED = "failed"  # the slide could not be read; its files carry the error
 
 Ring = np.ndarray  # (K, 2) float64, level-0 (x, y), not closed
 
@@ -193,6 +194,22 @@ def qc_image(slide: Slide, tissue: Tissue, max_side: int = 1024) -> np.ndarray:
             cv2.polylines(img, [np.round(h * f).astype(np.int32)], True, (0, 0, 255), width, cv2.LINE_AA)
     if not tissue.polygons:
         cv2.putText(img, "empty tissue mask", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (200, 0, 0), 2)
+    return img
+
+
+def failed_geojson(path: str | os.PathLike, slide_id: str, error: str) -> None:
+    """Write the GeoJSON of a slide that could not be segmented: no features, the error in ``properties``."""
+    doc = {"type": "FeatureCollection", "features": [],
+           "properties": {"name": slide_id, "status": STATUS_FAILED, "error": error}}
+    write_text_atomic(path, json.dumps(doc))
+
+
+def failed_qc_image(slide_id: str, error: str) -> np.ndarray:
+    """A small RGB placeholder QC image naming the slide and its error."""
+    img = np.full((240, 960, 3), 235, dtype=np.uint8)
+    cv2.putText(img, f"{slide_id}: FAILED", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (200, 0, 0), 2)
+    for k in range(0, min(len(error), 300), 75):
+        cv2.putText(img, error[k:k + 75], (10, 90 + 30 * (k // 75)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (40, 40, 40), 1)
     return img
 
 
