@@ -29,14 +29,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=16, help="patients denoised together in the batched path")
+    ap.add_argument("--mlp-ratio", type=float, default=4.0, help="FFN width of the ε-predictor over D")
+    ap.add_argument("--batch", type=int, default=64, help="patients denoised together in the batched path")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--naive-patients", type=int, default=8, help="patients timed in the (slow) naive loop")
     ap.add_argument("--out", default="benchmarks/results/must_inference_latency.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    ldm = ConditionalLatentDiffusion(dim=args.dim, layers=args.layers).eval()
+    ldm = ConditionalLatentDiffusion(dim=args.dim, layers=args.layers, mlp_ratio=args.mlp_ratio).eval()
     b, s, d = args.patients, args.samples, args.dim
     cond, cls = torch.randn(b, d), torch.randn(d)
     noise = torch.randn(b, s, d)
@@ -60,7 +61,8 @@ def main() -> None:
     ms_naive = 1000 * t_naive / n
     result = {
         "what": "DDIM sampling of one missing modality-specific component per patient",
-        "ddim_steps": args.steps, "samples": s, "dim": d, "layers": args.layers, "threads": args.threads,
+        "ddim_steps": args.steps, "samples": s, "dim": d, "layers": args.layers, "mlp_ratio": args.mlp_ratio,
+        "threads": args.threads,
         "patients_batched": b, "batch_size": args.batch, "patients_naive": n,
         "ms_per_patient_batched": round(ms_batched, 2), "ms_per_patient_naive": round(ms_naive, 2),
         "speedup": round(ms_naive / ms_batched, 2), "max_abs_difference": max_diff,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,10 @@ def main() -> None:
     ap.add_argument("--cohorts", nargs="+", default=["DEMO1", "DEMO2"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/must_zero_fill.json"))
     args = ap.parse_args()
+    args.out = args.out.resolve()
+    workdir = args.workdir.resolve()
+    os.chdir(workdir)  # the slide summary lists features paths relative to the working directory
+    args.workdir = Path(".")
     torch.set_num_threads(2)
     result: dict[str, dict] = {}
     for cohort in args.cohorts:
@@ -59,7 +64,7 @@ def main() -> None:
             print(f"{cohort}: complete {r['complete']['mean']:.3f} | without {modality}: MUST "
                   f"{r[scenario]['mean']:.3f} vs zero-filled {r['zero_' + modality]['mean']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"workdir": str(args.workdir.resolve()), "cohorts": result}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"workdir": str(workdir), "cohorts": result}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

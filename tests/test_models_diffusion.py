@@ -99,3 +99,13 @@ def test_clipping_keeps_an_untrained_denoiser_from_blowing_up_samples() -> None:
     # ε ≡ 0: the DDIM steps telescope to z_T / √ᾱ_T (then de-standardised)
     a_T = raw.alphas_cumprod[raw.ddim_timesteps(10)[0]]
     torch.testing.assert_close(b, noise / a_T.sqrt() * 0.5 + 1.0, rtol=1e-4, atol=1e-3)
+
+
+def test_first_token_block_equals_the_full_block_read_at_token_zero() -> None:
+    """The ε-predictor's last block computes only the x_t token; that must not change ε."""
+    from mustsurv.models.layers.attention import SelfAttentionBlock
+
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(16, heads=4, mlp_ratio=4.0, dropout=0.0).eval()
+    x = torch.randn(5, 4, 16)
+    torch.testing.assert_close(block.forward_first(x), block(x)[:, :1])

@@ -88,3 +88,17 @@ def test_rerun_is_a_no_op(tiny_study):
     res = _snakemake("-n", "--directory", str(tiny_study))
     assert res.returncode == 0
     assert "Nothing to be done" in res.stdout + res.stderr
+
+
+@pytest.mark.workflow
+def test_html_report_has_the_tables_and_figures(tiny_study):
+    """`snakemake --report` builds a self-contained HTML report with Tables 1/2, KM and decomposition figures."""
+    out = tiny_study / "report.html"
+    res = _snakemake("--directory", str(tiny_study), "--report", str(out))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    html = out.read_text(errors="replace")
+    assert len(html) > 50_000
+    for name in ("table1.csv", "table2.csv", "cindex_folds.tsv", "must_complete.png", "must_missing_genomics.png",
+                 "TINY_ecdf.png", "TINY_cosine_map.png", "Kaplan-Meier", "Decomposition"):
+        assert name in html, f"{name} is not in the report"
+    assert "log-rank p-value" in html  # a caption made it in

@@ -27,9 +27,9 @@ rule study_tables:
     input:
         expand("results/cohorts/{cohort}/cindex_folds.tsv", cohort=COHORTS),
     output:
-        long="results/tables/cindex_folds.tsv",
-        table1="results/tables/table1.csv",
-        table2="results/tables/table2.csv",
+        long=report("results/tables/cindex_folds.tsv", caption="../report/cindex_folds.rst", category="Tables"),
+        table1=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
+        table2=report("results/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
     params:
         cohorts=COHORTS,
     log:
@@ -50,7 +50,10 @@ rule km_figures:
     input:
         lambda wc: [p for paths in prediction_files(wc.cohort).values() for p in paths],
     output:
-        figures=km_paths("{cohort}"),
+        figures=[
+            report(p, caption="../report/km.rst", category="Kaplan-Meier", subcategory="{cohort}")
+            for p in km_paths("{cohort}")
+        ],
         pvalues="results/cohorts/{cohort}/logrank.tsv",
     params:
         predictions=lambda wc: prediction_files(wc.cohort),
@@ -76,8 +79,11 @@ rule decomposition_figures:
             k=range(config["cv"]["folds"]),
         ),
     output:
-        ecdf="results/figures/decomposition/{cohort}_ecdf.png",
-        cosine_map="results/figures/decomposition/{cohort}_cosine_map.png",
+        ecdf=report("results/figures/decomposition/{cohort}_ecdf.png", caption="../report/decomposition_ecdf.rst",
+                    category="Decomposition", subcategory="{cohort}"),
+        cosine_map=report("results/figures/decomposition/{cohort}_cosine_map.png",
+                          caption="../report/decomposition_map.rst", category="Decomposition",
+                          subcategory="{cohort}"),
         means="results/cohorts/{cohort}/decomposition.tsv",
     log:
         "logs/report/{cohort}/decomposition.log",

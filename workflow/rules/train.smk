@@ -19,6 +19,7 @@ rule must_stage1:
         "logs/train/{cohort}/must/stage1.log",
     benchmark:
         "benchmarks/rules/train/{cohort}/must/stage1.tsv"
+    priority: 30  # MUST's stages are the longest chain: start it before the baselines
     conda:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
@@ -44,6 +45,7 @@ rule must_stage2:
         "logs/train/{cohort}/must/stage2.log",
     benchmark:
         "benchmarks/rules/train/{cohort}/must/stage2.tsv"
+    priority: 20  # MUST's stages are the longest chain: start it before the baselines
     conda:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
@@ -69,6 +71,7 @@ rule must_stage3:
         "logs/train/{cohort}/must/stage3.log",
     benchmark:
         "benchmarks/rules/train/{cohort}/must/stage3.tsv"
+    priority: 10  # MUST's stages are the longest chain: start it before the baselines
     conda:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]

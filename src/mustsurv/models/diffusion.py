@@ -52,7 +52,8 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
 class EpsilonTransformer(nn.Module):
     """ε_θ(z_t, t, cond): transformer over [x_t; cond; cls; time] tokens; (B, D) inputs -> (B, D)."""
 
-    def __init__(self, dim: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.0,
+                 mlp_ratio: float = 4.0) -> None:
         super().__init__()
         self.dim = dim
         self.embed_x = nn.Linear(dim, dim)
@@ -60,7 +61,7 @@ class EpsilonTransformer(nn.Module):
         self.embed_cls = nn.Linear(dim, dim)
         self.embed_time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.token_type = nn.Parameter(torch.randn(4, dim) * 0.02)
-        self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, mlp_ratio=4.0, dropout=dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, mlp_ratio=mlp_ratio, dropout=dropout) for _ in range(layers))
         self.out = nn.Linear(dim, dim)  # no final LayerNorm: it would drop the scale of z_t that ε depends on
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -76,9 +77,9 @@ class EpsilonTransformer(nn.Module):
             ],
             dim=1,
         ) + self.token_type
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             tokens = block(tokens)
-        return self.out(tokens[:, 0])
+        return self.out(self.blocks[-1].forward_first(tokens)[:, 0])  # only the x_t token is read out
 
 
 class ConditionalLatentDiffusion(nn.Module):
@@ -95,16 +96,18 @@ class ConditionalLatentDiffusion(nn.Module):
         beta_end: float = 0.02,
         dropout: float = 0.0,
         clip_x0: float | None = 4.0,
+        mlp_ratio: float = 4.0,
     ) -> None:
         """``clip_x0``: bound of the predicted clean latent in standardised units during sampling (None =
         off). An under-trained ε-predictor otherwise lets DDIM's x̂0 = (z_t − √(1−ᾱ)ε)/√ᾱ blow up at
         large t (1/√ᾱ_T ≈ 150); clipping x̂0 and re-deriving ε from it is DDPM's ``clip_denoised`` for a
-        standardised latent (about 99.99 % of a unit normal lies within ±4)."""
+        standardised latent (about 99.99 % of a unit normal lies within ±4). ``mlp_ratio``: FFN width of the
+        ε-predictor's blocks over D (the paper gives depth 4 and width D only)."""
         super().__init__()
         self.dim = dim
         self.clip_x0 = clip_x0
         self.timesteps = timesteps
-        self.denoiser = EpsilonTransformer(dim, layers, heads, dropout)
+        self.denoiser = EpsilonTransformer(dim, layers, heads, dropout, mlp_ratio)
         betas = make_beta_schedule(schedule, timesteps, beta_start, beta_end)
         self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, dim=0).float())
         for name in ("z_mean", "cond_mean"):

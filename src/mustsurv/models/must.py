@@ -104,6 +104,7 @@ class MUST(nn.Module):
         ldm_beta_end: float = 0.02,
         ldm_condition: Literal["shared", "surrogate"] = "shared",
         ldm_clip_x0: float | None = 4.0,
+        ldm_mlp_ratio: float = 4.0,
     ) -> None:
         """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
 
@@ -146,7 +147,8 @@ class MUST(nn.Module):
         self.head = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, n_bins))
         # stage-3 generators of the modality-specific components
         ldm = dict(dim=dim, layers=ldm_layers, heads=ldm_heads, timesteps=ldm_timesteps, schedule=ldm_schedule,
-                   beta_start=ldm_beta_start, beta_end=ldm_beta_end, clip_x0=ldm_clip_x0)
+                   beta_start=ldm_beta_start, beta_end=ldm_beta_end, clip_x0=ldm_clip_x0,
+                   mlp_ratio=ldm_mlp_ratio)
         self.ldm_path = ConditionalLatentDiffusion(**ldm)
         self.ldm_genomic = ConditionalLatentDiffusion(**ldm)
 

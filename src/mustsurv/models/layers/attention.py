@@ -44,6 +44,18 @@ class SelfAttentionBlock(nn.Module):
         x = x + self.drop(self.proj(_merge_heads(att)))
         return x + self.drop(self.ffn(self.norm2(x)))
 
+    def forward_first(self, x: Tensor) -> Tensor:
+        """``forward(x)[:, :1]`` for (B, L, D) ``x`` -> (B, 1, D), computing only the first token's query,
+        projection and FFN (every token still serves as key and value): the last block of a model that
+        reads out one token needs no more."""
+        h = self.norm1(x)
+        q = _split_heads(F.linear(h[:, :1], self.qkv.weight[: x.shape[-1]], self.qkv.bias[: x.shape[-1]]), self.heads)
+        k, v = (_split_heads(t, self.heads) for t in F.linear(h, self.qkv.weight[x.shape[-1]:],
+                                                                self.qkv.bias[x.shape[-1]:]).chunk(2, dim=-1))
+        att = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        y = x[:, :1] + self.drop(self.proj(_merge_heads(att)))
+        return y + self.drop(self.ffn(self.norm2(y)))
+
 
 class CrossAttentionPool(nn.Module):
     """Cross-attention of paper Eq. 7, pooled over the queries.
