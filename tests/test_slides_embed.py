@@ -11,6 +11,7 @@ import torch
 from slides_helpers import corrupt_tile, demo_image, write_slide
 
 from mustsurv.config import ConfigError, check_config
+import mustsurv.slides.embed as embed_module
 from mustsurv.slides.embed import EmbedParams, _batches, embed_slide, region_groups
 from mustsurv.slides.encoders import build_encoder
 from mustsurv.slides.reader import SlideError, open_slide
@@ -59,8 +60,10 @@ def test_batches_regroup_pieces():
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-def test_features_equal_per_patch_reads_in_trident_layout(slides, encoder, tmp_path, workers):
-    """Regions cut into patches (and 448 -> 224 area-downsampled at 40x) give the per-patch features."""
+def test_features_equal_per_patch_reads_in_trident_layout(slides, encoder, tmp_path, workers, monkeypatch):
+    """Regions cut into patches (and 448 -> 224 area-downsampled at 40x) give the per-patch features,
+    read in the main process or by a worker (forced here: these small slides have few regions)."""
+    monkeypatch.setattr(embed_module, "MIN_REGIONS_FOR_WORKERS", 1)
     for sid, path in slides.items():
         tiles = tiles_of(path)
         out = tmp_path / f"{sid}.h5"

@@ -31,6 +31,8 @@ from mustsurv.slides.tiling import Tiles, failed_tiles, read_coords
 
 log = logging.getLogger("mustsurv.slides")
 
+MIN_REGIONS_FOR_WORKERS = 8  # slides with fewer regions (blocks of region_patches² patches) are read in-process
+
 
 @dataclass(frozen=True)
 class EmbedParams:
@@ -177,12 +179,15 @@ def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Enc
     step = int(tiles.attrs["patch_size_level0"])
     groups = region_groups(tiles.coords, step, params.region_patches)
     data = RegionPatches(Path(slide_path), name, float(tiles.attrs["level0_mpp"]), tiles, groups, params.read_retries)
+    # Starting a reader process costs about as much as reading a few regions: a small slide is read in
+    # the main process instead.
+    workers = params.num_workers if len(groups) >= MIN_REGIONS_FOR_WORKERS else 0
     loader = DataLoader(
         data,
         batch_size=None,
         shuffle=False,
-        num_workers=params.num_workers,
-        prefetch_factor=4 if params.num_workers else None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
         pin_memory=encoder.device.type == "cuda",
     )
     n = len(tiles.coords)
