@@ -128,3 +128,30 @@ def test_stale_inputs_are_reported(cohort, tmp_path):
         CohortFoldDataset(cohort["table"], cohort["tokens"], stale, cohort["summary"])
     with pytest.raises(CohortInputError, match="no tokens.h5"):
         CohortFoldDataset(cohort["table"], None, cohort["split"], cohort["summary"])
+
+
+def test_folds_of_one_job_share_a_store_and_read_each_bag_once(cohort, tmp_path):
+    """A training job runs every fold of its cohort: with one store, a bag read for fold 0 is not read again."""
+    from mustsurv.cohort.splits import build_folds, write_fold
+    from mustsurv.cohort.table import read_cohort_table
+    from mustsurv.train.data import fold_datasets
+
+    records = build_folds(read_cohort_table(cohort["table"]), folds=4, seed=0, n_bins=2)
+    splits = []
+    for k, record in enumerate(records):
+        write_fold(tmp_path / f"f{k}.json", record)
+        splits.append(tmp_path / f"f{k}.json")
+    store = FeatureStore()
+    reads = []
+    for split in splits:
+        train, test = fold_datasets(cohort["table"], split, cohort["tokens"], cohort["summary"], store=store)
+        for part in (train, test):
+            for i in range(len(part)):
+                part[i]
+        reads.append(store.files_read)
+    assert reads[0] == reads[-1] > 0  # every patient is in fold 0's train or test part; later folds read nothing
+    fresh = FeatureStore()
+    train, _ = fold_datasets(cohort["table"], splits[1], cohort["tokens"], cohort["summary"], store=fresh)
+    for i in range(len(train)):
+        train[i]
+    assert fresh.files_read > 0  # without the shared store the files are read again

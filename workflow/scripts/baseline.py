@@ -3,13 +3,15 @@
 
 import torch
 
+from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_baseline
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+store = FeatureStore()  # every fold of this job shares the bags read from disk
 out = snakemake.output
 for split, model, tsv in zip(snakemake.input.splits, out.models, out.predictions):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    run_baseline(snakemake.wildcards.method, data, model, tsv, snakemake.params.cfg, snakemake.params.seed)
+    run_baseline(snakemake.wildcards.method, data, model, tsv, snakemake.params.cfg, snakemake.params.seed, store=store)

@@ -2,13 +2,15 @@
 
 import torch
 
+from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import predict_must
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+store = FeatureStore()  # every fold of this job shares the bags read from disk
 out = snakemake.output
 for split, model, tsv, npz in zip(snakemake.input.splits, snakemake.input.models, out.predictions, out.decomposition):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed)
+    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed, store=store)

@@ -2,13 +2,15 @@
 
 import torch
 
+from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_must_stage
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+store = FeatureStore()  # every fold of this job shares the bags read from disk
 previous = snakemake.input.get("previous") or [None] * len(snakemake.output)
 for split, out, prev in zip(snakemake.input.splits, snakemake.output, previous):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed, previous=prev)
+    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed, previous=prev, store=store)

@@ -13,9 +13,12 @@ def fold_datasets(
     split_json: str | Path,
     tokens_h5: str | Path | None = None,
     summary_tsv: str | Path | None = None,
+    store: FeatureStore | None = None,
 ) -> tuple[CohortFoldDataset, CohortFoldDataset]:
-    """(train, test) of one fold sharing one in-memory feature store; the omics scaler is fit on train only."""
-    store = FeatureStore()
+    """(train, test) of one fold sharing one in-memory feature store; the omics scaler is fit on train only.
+
+    Pass the same ``store`` for every fold of a cohort so its bags are read from disk once per job."""
+    store = store if store is not None else FeatureStore()
     train = CohortFoldDataset(cohort_tsv, tokens_h5, split_json, summary_tsv, part="train", store=store)
     test = CohortFoldDataset(cohort_tsv, tokens_h5, split_json, summary_tsv, part="test",
                              scaler=train.scaler, store=store)

@@ -1,6 +1,7 @@
 """What the MUST rules run: one training stage per call, and the test-fold predictions.
 
-Each stage reads the fold's datasets, continues from the previous stage's checkpoint and writes its own
+Each call reads one fold's datasets (a ``store`` shared over a job's folds reads each bag once),
+continues from the previous stage's checkpoint and writes its own
 checkpoint atomically. While a stage runs, its per-epoch progress is kept in ``<checkpoint>.progress``,
 so a killed job resumes after its last finished epoch; the file is removed when the stage completes.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mustsurv.cohort.store import FeatureStore
 from mustsurv.evaluate.decomposition import decomposition_cosines
 from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
 from mustsurv.io import atomic_path
@@ -48,7 +50,7 @@ def must_kwargs(family_sizes: list[int], path_dim: int, n_bins: int, model_cfg: 
 
 
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
-                   previous: str | Path | None = None) -> None:
+                   previous: str | Path | None = None, store: FeatureStore | None = None) -> None:
     """Train MUST stage ``stage`` (1, 2 or 3) on the training part of a fold and save the checkpoint.
 
     ``data``: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths; ``cfg``: the config's
@@ -56,7 +58,8 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
     """
     seed_everything(seed)
     device = default_device()
-    train, _ = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"))
+    train, _ = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
+                                store=store)
     if train.path_dim is None or not train.family_sizes:
         raise ValueError(f"{data['cohort']}: MUST needs both slides and genomics in the cohort")
     progress = fresh_progress(out, [*data.values(), previous])
@@ -82,11 +85,12 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
 
 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
-                 inference: dict[str, Any], seed: int) -> None:
+                 inference: dict[str, Any], seed: int, store: FeatureStore | None = None) -> None:
     """Risk of every test patient in every scenario it allows, and the decomposition cosines."""
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
-    _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"))
+    _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
+                                store=store)
     pred = predict(model, test, SCENARIOS, n_samples=inference["n_samples"], steps=inference["ddim_steps"],
                    batch_size=inference["batch_size"], seed=seed)
     write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
@@ -100,7 +104,7 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
 
 
 def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path, out_tsv: str | Path,
-                 cfg: dict[str, Any], seed: int) -> None:
+                 cfg: dict[str, Any], seed: int, store: FeatureStore | None = None) -> None:
     """Train a registry baseline on a fold's training patients it accepts and predict its test patients.
 
     ``cfg``: the config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
@@ -108,7 +112,8 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     """
     seed_everything(seed)
     device = default_device()
-    train, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"))
+    train, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
+                                store=store)
     cls = model_class(method)
     items = [it for it in train if cls.accepts(it)]
     if not items:
