@@ -173,3 +173,53 @@ def test_surrogate_ldm_condition_is_the_inference_time_condition() -> None:
     torch.testing.assert_close(a["path"][0], b["path"][0])  # same targets û
     with pytest.raises(ValueError, match="ldm_condition"):
         tiny_must(ldm_condition="both")
+
+
+def test_unpaired_patients_take_the_survival_loss_with_a_zero_specific_component() -> None:
+    """Supplement §8.2: a patient without genomics contributes NLL(φ([û_P; g_P − û_P; 0])) only, weighted as
+    one patient of the batch, so the grouped loss equals the mean of the per-patient losses."""
+    torch.manual_seed(0)
+    model = tiny_must(dropout=0.0, genomic_dropout=0.0).eval()
+    items = tiny_items(4)
+    items[1]["omics"] = None
+    items[3]["path"] = None
+    from mustsurv.survival import nll_loss
+
+    loss, logs = model.main_loss(collate(items))
+    per_patient = [model.main_loss(collate([it]))[0] for it in items]
+    assert loss.item() == pytest.approx(torch.stack(per_patient).mean().item(), rel=1e-5)
+    single = collate([items[1]])
+    g, u = model.encode_path(single.path)[:2]
+    u_hat = model.project_specific(u)
+    expected = nll_loss(model.head_logits(u_hat, g - u_hat, torch.zeros_like(u_hat)), single.bins, single.event)
+    assert per_patient[1].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert per_patient[1].item() == pytest.approx(model.main_loss(single)[1]["surv"], rel=1e-6)
+    loss.backward()  # the unpaired patients' modalities get gradients too
+    assert model.genomic.tokenizer.mlps[0][0].weight.grad.abs().sum() > 0
+
+
+def test_zero_specific_inference_replaces_the_sample_by_zeros() -> None:
+    torch.manual_seed(0)
+    model = tiny_must().eval()
+    batch = collate(tiny_items(3))
+    g, u = model.encode_path(batch.path)[:2]
+    u_hat = model.project_specific(u)
+    expected = model.head_logits(u_hat, g - u_hat, torch.zeros_like(u_hat))
+    torch.testing.assert_close(model.predict_logits(batch, "missing_genomics", specific="zero"), expected)
+    sampled = model.predict_logits(batch, "missing_genomics", n_samples=2, steps=3)
+    assert not torch.allclose(sampled, expected)
+    with pytest.raises(ValueError, match="specific"):
+        model.predict_logits(batch, "missing_genomics", specific="mean")
+
+
+def test_ldm_without_class_token_ignores_the_class_token() -> None:
+    """ldm_cls=False (Table 3(b)): the ε-predictor reads [x_t; ĉ; t] only."""
+    torch.manual_seed(0)
+    with_cls, without = tiny_must().ldm_genomic.denoiser, tiny_must(ldm_cls=False).ldm_genomic.denoiser
+    torch.nn.init.normal_(with_cls.out.weight), torch.nn.init.normal_(without.out.weight)
+    z, c = torch.randn(3, 32), torch.randn(3, 32)
+    t = torch.tensor([1, 10, 40])
+    a, b = torch.randn(3, 32), torch.randn(3, 32)
+    torch.testing.assert_close(without(z, t, c, a), without(z, t, c, b))
+    assert not torch.allclose(with_cls(z, t, c, a), with_cls(z, t, c, b))
+    assert without.token_type.shape[0] == 3 and without.embed_cls is None

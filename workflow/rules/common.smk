@@ -252,3 +252,45 @@ def report_targets():
         if "must" in METHODS:
             out += decomposition_paths(c)
     return out
+
+
+# --- MUST's analysis experiments (ablation.smk) -------------------------------------------------
+
+from mustsurv.train.variants import must_variants
+
+VARIANTS = must_variants(config["ablations"], config["must"]["model"])
+ABLATION_COHORTS = [c for c in COHORTS if has_slides(config, c) and has_omics(config, c)]
+ABLATION_TABLES = {
+    "warmup": "results/tables/ablation_warmup.csv",
+    "ldm_conditioning": "results/tables/ablation_ldm_conditioning.csv",
+    "rank": "results/tables/ablation_rank.csv",
+    "training_missingness": "results/tables/table4_training_missingness.csv",
+}
+
+
+def ablation_run_files(label, cohort):
+    """Fold prediction files of run ``label`` (``must``, a variant, or either with ``|zero``) in ``cohort``."""
+    run, _, zero = label.partition("|")
+    folder = f"results/cohorts/{cohort}/predictions/must" if run == "must" else f"results/cohorts/{cohort}/ablations/{run}"
+    return [f"{folder}/fold{k}{'_no_ldm' if zero else ''}.tsv" for k in FOLDS]
+
+
+def ablation_labels(table):
+    """The runs a table compares."""
+    if table == "warmup":
+        return ["must", "no_warmup"]
+    if table == "ldm_conditioning":
+        return ["must", "ldm_no_cls"]
+    if table == "rank":
+        main = int(config["must"]["model"]["rank"])
+        return ["must" if int(r) == main else f"rank{int(r)}" for r in config["ablations"]["ranks"]]
+    labels = ["must", "must|zero"]
+    for v in VARIANTS:
+        if v.startswith("unpaired"):
+            labels += [v, f"{v}|zero"]
+    return labels
+
+
+def ablation_runs(table):
+    """{label: {cohort: fold files}} of a table."""
+    return {label: {c: ablation_run_files(label, c) for c in ABLATION_COHORTS} for label in ablation_labels(table)}

@@ -1,4 +1,6 @@
-"""MUST's predictions of the test patients of every fold in the three scenarios (one job per cohort)."""
+"""MUST's predictions of the test patients of every fold in the three scenarios (one job per cohort), and
+the "without LDM" predictions of the two missing scenarios (a zero tensor in place of the missing û,
+supplement Table 4)."""
 
 
 rule must_predict:
@@ -8,6 +10,7 @@ rule must_predict:
     output:
         predictions=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}.tsv"),
         decomposition=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}_decomposition.npz"),
+        no_ldm=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}_no_ldm.tsv"),
     params:
         inference=config["must"]["inference"],
         seed=config["training"]["seed"],

@@ -10,7 +10,9 @@ log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 out = snakemake.output
-for split, model, tsv, npz in zip(snakemake.input.splits, snakemake.input.models, out.predictions, out.decomposition):
+for split, model, tsv, npz, no_ldm in zip(snakemake.input.splits, snakemake.input.models, out.predictions,
+                                         out.decomposition, out.no_ldm):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed, store=store)
+    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed, store=store,
+                 out_no_ldm=no_ldm)

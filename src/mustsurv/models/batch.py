@@ -102,3 +102,18 @@ def collate(items: Sequence[PatientItem]) -> SurvivalBatch:
         event=torch.tensor([int(it["event"]) for it in items]),
         bins=torch.tensor([int(it["bin"]) for it in items]),
     )
+
+
+def subset(batch: SurvivalBatch, rows: Sequence[int]) -> SurvivalBatch:
+    """The patients ``rows`` of ``batch`` (in that order) as a batch of their own."""
+    idx = torch.as_tensor(list(rows), dtype=torch.long, device=batch.bins.device)
+    return SurvivalBatch(
+        patient_ids=[batch.patient_ids[i] for i in rows],
+        path=[batch.path[i] for i in rows],
+        omics=None if batch.omics is None else [o[idx] for o in batch.omics],
+        has_path=batch.has_path[idx],
+        has_omics=batch.has_omics[idx],
+        time=batch.time[idx],
+        event=batch.event[idx],
+        bins=batch.bins[idx],
+    )

@@ -50,17 +50,21 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
 
 
 class EpsilonTransformer(nn.Module):
-    """ε_θ(z_t, t, cond): transformer over [x_t; cond; cls; time] tokens; (B, D) inputs -> (B, D)."""
+    """ε_θ(z_t, t, cond): transformer over [x_t; cond; cls; time] tokens; (B, D) inputs -> (B, D).
+
+    With ``use_cls=False`` the class-token prior is left out ([x_t; cond; time]): the paper's Table 3(b)
+    ablation, conditioning on [ĉ] alone."""
 
     def __init__(self, dim: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.0,
-                 mlp_ratio: float = 4.0) -> None:
+                 mlp_ratio: float = 4.0, use_cls: bool = True) -> None:
         super().__init__()
         self.dim = dim
+        self.use_cls = use_cls
         self.embed_x = nn.Linear(dim, dim)
         self.embed_cond = nn.Linear(dim, dim)
-        self.embed_cls = nn.Linear(dim, dim)
+        self.embed_cls = nn.Linear(dim, dim) if use_cls else None
         self.embed_time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-        self.token_type = nn.Parameter(torch.randn(4, dim) * 0.02)
+        self.token_type = nn.Parameter(torch.randn(4 if use_cls else 3, dim) * 0.02)
         self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, mlp_ratio=mlp_ratio, dropout=dropout) for _ in range(layers))
         self.out = nn.Linear(dim, dim)  # no final LayerNorm: it would drop the scale of z_t that ε depends on
         nn.init.zeros_(self.out.weight)
@@ -68,15 +72,11 @@ class EpsilonTransformer(nn.Module):
 
     def forward(self, z_t: Tensor, t: Tensor, cond: Tensor, cls: Tensor) -> Tensor:
         """``z_t``, ``cond``, ``cls`` (B, D); ``t`` (B,) integer steps -> predicted noise (B, D)."""
-        tokens = torch.stack(
-            [
-                self.embed_x(z_t),
-                self.embed_cond(cond),
-                self.embed_cls(cls),
-                self.embed_time(timestep_embedding(t, self.dim)),
-            ],
-            dim=1,
-        ) + self.token_type
+        parts = [self.embed_x(z_t), self.embed_cond(cond)]
+        if self.use_cls:
+            parts.append(self.embed_cls(cls))
+        parts.append(self.embed_time(timestep_embedding(t, self.dim)))
+        tokens = torch.stack(parts, dim=1) + self.token_type
         for block in self.blocks[:-1]:
             tokens = block(tokens)
         return self.out(self.blocks[-1].forward_first(tokens)[:, 0])  # only the x_t token is read out
@@ -97,17 +97,19 @@ class ConditionalLatentDiffusion(nn.Module):
         dropout: float = 0.0,
         clip_x0: float | None = 4.0,
         mlp_ratio: float = 4.0,
+        use_cls: bool = True,
     ) -> None:
         """``clip_x0``: bound of the predicted clean latent in standardised units during sampling (None =
         off). An under-trained ε-predictor otherwise lets DDIM's x̂0 = (z_t − √(1−ᾱ)ε)/√ᾱ blow up at
         large t (1/√ᾱ_T ≈ 150); clipping x̂0 and re-deriving ε from it is DDPM's ``clip_denoised`` for a
         standardised latent (about 99.99 % of a unit normal lies within ±4). ``mlp_ratio``: FFN width of the
-        ε-predictor's blocks over D (the paper gives depth 4 and width D only)."""
+        ε-predictor's blocks over D (the paper gives depth 4 and width D only). ``use_cls``: condition on
+        [ĉ; CLS] (paper) or on [ĉ] alone (Table 3(b) ablation)."""
         super().__init__()
         self.dim = dim
         self.clip_x0 = clip_x0
         self.timesteps = timesteps
-        self.denoiser = EpsilonTransformer(dim, layers, heads, dropout, mlp_ratio)
+        self.denoiser = EpsilonTransformer(dim, layers, heads, dropout, mlp_ratio, use_cls)
         betas = make_beta_schedule(schedule, timesteps, beta_start, beta_end)
         self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, dim=0).float())
         for name in ("z_mean", "cond_mean"):

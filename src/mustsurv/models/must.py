@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mustsurv.models.batch import SurvivalBatch
+from mustsurv.models.batch import SurvivalBatch, subset
 from mustsurv.models.diffusion import ConditionalLatentDiffusion
 from mustsurv.models.genomic import GenomicEncoder
 from mustsurv.models.layers.attention import CrossAttentionPool, SelfAttentionBlock
@@ -105,6 +105,7 @@ class MUST(nn.Module):
         ldm_condition: Literal["shared", "surrogate"] = "shared",
         ldm_clip_x0: float | None = 4.0,
         ldm_mlp_ratio: float = 4.0,
+        ldm_cls: bool = True,
     ) -> None:
         """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
 
@@ -117,6 +118,7 @@ class MUST(nn.Module):
         condition itself, c̃ = g_avail − û_avail, which equals ĉ only once the decomposition is exact
         (supplement §8.2 uses it for unpaired patients). ``ldm_clip_x0`` bounds DDIM's predicted clean
         latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
+        ``ldm_cls`` False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
         """
         super().__init__()
         if not 0 < rank < dim:
@@ -148,7 +150,7 @@ class MUST(nn.Module):
         # stage-3 generators of the modality-specific components
         ldm = dict(dim=dim, layers=ldm_layers, heads=ldm_heads, timesteps=ldm_timesteps, schedule=ldm_schedule,
                    beta_start=ldm_beta_start, beta_end=ldm_beta_end, clip_x0=ldm_clip_x0,
-                   mlp_ratio=ldm_mlp_ratio)
+                   mlp_ratio=ldm_mlp_ratio, use_cls=ldm_cls)
         self.ldm_path = ConditionalLatentDiffusion(**ldm)
         self.ldm_genomic = ConditionalLatentDiffusion(**ldm)
 
@@ -248,7 +250,46 @@ class MUST(nn.Module):
         return loss, {k: float(v.detach()) for k, v in terms.items()}
 
     def main_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Stage 2 (Eq. 16): L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth (batch means)."""
+        """Stage 2 (Eq. 16): L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth (batch means).
+
+        Unpaired patients (one modality absent; supplement §8.2) contribute the survival loss only, with
+        a zero tensor for the missing û and c̃ = g_avail − û_avail as the shared component. Every term is a
+        mean of per-patient terms over the batch (a paired-only term is 0 for an unpaired patient), so the
+        grouped and the bs-1 forms still give the same gradient."""
+        paired = batch.has_path & batch.has_omics
+        n = len(batch)
+        if bool(paired.all()):
+            return self._paired_loss(batch)
+        if not bool((batch.has_path | batch.has_omics).all()):
+            raise ValueError(f"patients {batch.patient_ids} include one with neither pathology nor genomics")
+        total = torch.zeros((), device=batch.bins.device)
+        sums = {"surv": 0.0, "decomp": 0.0, "shared": 0.0, "orth": 0.0}
+        if bool(paired.any()):
+            sub = subset(batch, paired.nonzero().view(-1).tolist())
+            loss, logs = self._paired_loss(sub)
+            total = total + loss * len(sub) / n
+            sums = {k: v * len(sub) / n for k, v in logs.items()}
+        for scenario, rows in (("missing_genomics", batch.has_path & ~batch.has_omics),
+                               ("missing_pathology", batch.has_omics & ~batch.has_path)):
+            if bool(rows.any()):
+                sub = subset(batch, rows.nonzero().view(-1).tolist())
+                surv = nll_loss(self.unpaired_logits(sub, scenario), sub.bins, sub.event, self.alpha)
+                total = total + surv * len(sub) / n
+                sums["surv"] += float(surv.detach()) * len(sub) / n
+        return total, sums
+
+    def unpaired_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
+        """φ([û_P; c̃; 0]) (``missing_genomics``) or φ([0; c̃; û_G]) (``missing_pathology``), (B, K)."""
+        if scenario == "missing_genomics":
+            g, u = self.encode_path([p for p in batch.path if p is not None])[:2]
+            u_hat = self.project_specific(u)
+            return self.head_logits(u_hat, g - u_hat, torch.zeros_like(u_hat))
+        g, u = self.encode_genomic(batch.omics or [])[:2]
+        u_hat = self.project_specific(u)
+        return self.head_logits(torch.zeros_like(u_hat), g - u_hat, u_hat)
+
+    def _paired_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
+        """The full objective of Eq. 16 on patients having both modalities."""
         d = self.decompose(batch)
         surv = nll_loss(self.head_logits(d.u_p_hat, d.c_hat, d.u_g_hat), batch.bins, batch.event, self.alpha)
         dec = F.mse_loss(d.g_p, d.u_p_hat + d.c_gp_hat) + F.mse_loss(d.g_g, d.u_g_hat + d.c_pg_hat)
@@ -307,10 +348,16 @@ class MUST(nn.Module):
 
     @torch.no_grad()
     def predict_logits(
-        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0
+        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0,
+        specific: Literal["ldm", "zero"] = "ldm",
     ) -> Tensor:
         """Hazard logits (B, K) in a scenario: ``complete`` uses [û_P; ĉ; û_G]; ``missing_genomics`` uses
-        [û_P; c̃; ũ_G] with c̃ = g_P − û_P (Eq. 20–22); ``missing_pathology`` symmetric."""
+        [û_P; c̃; ũ_G] with c̃ = g_P − û_P (Eq. 20–22); ``missing_pathology`` symmetric.
+
+        ``specific="zero"`` puts a zero tensor in place of the missing ũ instead of sampling it (the
+        "without LDM" inference of supplement Table 4)."""
+        if specific not in ("ldm", "zero"):
+            raise ValueError(f"specific must be 'ldm' or 'zero', got {specific!r}")
         if scenario == "complete":
             d = self.decompose(batch)
             return self.head_logits(d.u_p_hat, d.c_hat, d.u_g_hat)
@@ -319,20 +366,24 @@ class MUST(nn.Module):
             g_p, u_p = self.encode_path([p for p in batch.path if p is not None])[:2]
             u_p_hat = self.project_specific(u_p)
             c_tilde = g_p - u_p_hat
-            u_g = self.sample_specific("genomic", c_tilde, batch.patient_ids, n_samples, steps, seed)
+            u_g = (torch.zeros_like(c_tilde) if specific == "zero"
+                   else self.sample_specific("genomic", c_tilde, batch.patient_ids, n_samples, steps, seed))
             return self.head_logits(u_p_hat, c_tilde, u_g)
         if scenario == "missing_pathology":
             self._require(batch, False, True, "the missing-pathology scenario")
             g_g, u_g = self.encode_genomic(batch.omics or [])[:2]
             u_g_hat = self.project_specific(u_g)
             c_tilde = g_g - u_g_hat
-            u_p = self.sample_specific("path", c_tilde, batch.patient_ids, n_samples, steps, seed)
+            u_p = (torch.zeros_like(c_tilde) if specific == "zero"
+                   else self.sample_specific("path", c_tilde, batch.patient_ids, n_samples, steps, seed))
             return self.head_logits(u_p, c_tilde, u_g_hat)
         raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
     @torch.no_grad()
     def predict_risk(
-        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0
+        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0,
+        specific: Literal["ldm", "zero"] = "ldm",
     ) -> Tensor:
         """Risk −Σ_k S(k) (B,) in ``scenario`` (see :meth:`predict_logits`)."""
-        return risk_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario, n_samples, steps, seed)))
+        return risk_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario, n_samples, steps, seed,
+                                                                   specific)))

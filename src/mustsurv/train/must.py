@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
-    """The patients having both pathology and genomics (MUST trains on complete pairs)."""
+    """The patients having both pathology and genomics (MUST trains on complete pairs by default)."""
     kept = [it for it in dataset if it["path"] is not None and it["omics"] is not None]
     if len(kept) < len(dataset):
         log.warning("MUST training uses %d of %d patients: the others lack a modality", len(kept), len(dataset))
@@ -31,15 +31,27 @@ def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
     return kept
 
 
+def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[PatientItem]:
+    """Complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality."""
+    if not unpaired:
+        return complete_patients(dataset)
+    kept = [it for it in dataset if it["path"] is not None or it["omics"] is not None]
+    if not any(it["path"] is not None and it["omics"] is not None for it in kept):
+        raise ValueError("no training patient has both pathology and genomics; the decomposition needs pairs")
+    return kept
+
+
 def train_stage1(
     model: MUST,
     dataset: Sequence[PatientItem],
     cfg: OptimConfig = OptimConfig(lr=1e-3),
     progress_path: str | Path | None = None,
+    unpaired: bool = False,
 ) -> TrainState:
     """Stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``);
-    paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation."""
-    return train_epochs(model, complete_patients(dataset), model.warmup_loss, model.parameters(), cfg,
+    paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation. ``unpaired``: also train on
+    patients with one modality (each term uses the patients that have its modality)."""
+    return train_epochs(model, training_patients(dataset, unpaired), model.warmup_loss, model.parameters(), cfg,
                         progress_path=progress_path)
 
 
@@ -48,11 +60,13 @@ def train_stage2(
     dataset: Sequence[PatientItem],
     cfg: OptimConfig = OptimConfig(lr=2e-4),
     progress_path: str | Path | None = None,
+    unpaired: bool = False,
 ) -> TrainState:
     """Stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
-    The diffusion models are not part of this stage."""
+    The diffusion models are not part of this stage. ``unpaired``: patients with one modality take the
+    survival loss only (:meth:`MUST.main_loss`)."""
     params = [p for n, p in model.named_parameters() if not n.startswith("ldm_")]
-    return train_epochs(model, complete_patients(dataset), model.main_loss, params, cfg,
+    return train_epochs(model, training_patients(dataset, unpaired), model.main_loss, params, cfg,
                         progress_path=progress_path)
 
 
@@ -139,12 +153,15 @@ def predict(
     n_samples: int = 5,
     steps: int = 50,
     seed: int = 0,
+    specific: str = "ldm",
 ) -> pd.DataFrame:
     """Risk per patient and scenario: columns ``patient, scenario, risk, time, event``.
 
     A patient appears in a scenario only if it has the modalities the scenario keeps. Sampling noise is
     seeded per patient, so results do not depend on ``batch_size`` or the order of the patients.
+    ``specific="zero"`` (MUST only): the missing û is a zero tensor instead of an LDM sample.
     """
+    extra = {} if specific == "ldm" else {"specific": specific}
     model.eval()
     device = next(model.parameters()).device
     rows = []
@@ -152,7 +169,7 @@ def predict(
         items = [it for it in dataset if scenario_available(it, scenario)]
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            risk = model.predict_risk(collate(chunk).to(device), scenario, n_samples, steps, seed).cpu()
+            risk = model.predict_risk(collate(chunk).to(device), scenario, n_samples, steps, seed, **extra).cpu()
             rows += [
                 {"patient": it["patient_id"], "scenario": scenario, "risk": float(r),
                  "time": float(it["time"]), "event": int(it["event"])}

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.evaluate.decomposition import decomposition_cosines
 from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
 from mustsurv.io import atomic_path
+from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.registry import build_model, model_class
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3
@@ -85,8 +87,10 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
 
 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
-                 inference: dict[str, Any], seed: int, store: FeatureStore | None = None) -> None:
-    """Risk of every test patient in every scenario it allows, and the decomposition cosines."""
+                 inference: dict[str, Any], seed: int, store: FeatureStore | None = None,
+                 out_no_ldm: str | Path | None = None) -> None:
+    """Risk of every test patient in every scenario it allows, and the decomposition cosines; with
+    ``out_no_ldm`` also the two missing scenarios with a zero tensor in place of the missing û."""
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
     _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
@@ -94,6 +98,10 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
     pred = predict(model, test, SCENARIOS, n_samples=inference["n_samples"], steps=inference["ddim_steps"],
                    batch_size=inference["batch_size"], seed=seed)
     write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
+    if out_no_ldm is not None:
+        zero = predict(model, test, ("missing_genomics", "missing_pathology"), batch_size=inference["batch_size"],
+                       specific="zero")
+        write_predictions(zero.rename(columns={"patient": "patient_id"}), out_no_ldm)
     cos = decomposition_cosines(model, test)
     with atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as fh:
@@ -121,8 +129,15 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     kwargs = {**cls.input_kwargs(train.path_dim, train.family_sizes), "n_bins": train.n_bins, **cfg["model"]}
     model = build_model(method, **kwargs).to(device)
     progress = fresh_progress(out_ckpt, list(data.values()))
+    hooks = isinstance(model, MissingModalityBaseline)
+    if hooks:
+        model.prepare(items)
     state = train_epochs(model, items, model.loss, model.parameters(), OptimConfig(**cfg["train"], seed=seed),
                          progress_path=progress)
+    if hooks:
+        model.eval()
+        with torch.no_grad():
+            model.finish(items)
     save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history})
     progress.unlink(missing_ok=True)
     pred = predict(model, test, cls.scenarios, seed=seed)

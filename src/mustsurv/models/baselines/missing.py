@@ -1,0 +1,101 @@
+"""Common ground of the Table 2 missing-modality baselines (SMIL, M3Care, ShaSpec, LD-CVAE).
+
+They train on paired patients (both modalities) and are evaluated in every scenario they support. At
+inference the modality a scenario removes is *stripped from the batch* before the model sees it
+(:func:`strip_modality`), so a model cannot read it by accident; ``forward_scenario`` then builds the
+logits from what is left.
+
+Shared encoders, so the four methods differ only in how they handle a missing modality:
+
+* :class:`BagEncoder`: patch features (N_i, D_path) -> Linear + ReLU + dropout -> gated attention
+  pooling (ABMIL) -> (dim,) per patient.
+* :class:`OmicsEncoder`: the six family vectors -> SNN family tokens -> self-attention with a class
+  token (:class:`~mustsurv.models.genomic.GenomicEncoder`) -> (B, dim).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import replace
+from typing import ClassVar, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mustsurv.models.baselines.abmil import GatedAttention
+from mustsurv.models.baselines.base import BaselineModel
+from mustsurv.models.batch import PatientItem, SurvivalBatch
+from mustsurv.models.genomic import GenomicEncoder
+from mustsurv.models.must import SCENARIOS, Scenario
+
+
+def strip_modality(batch: SurvivalBatch, scenario: Scenario) -> SurvivalBatch:
+    """The batch with the modality ``scenario`` removes set to absent (bags None / omics None)."""
+    if scenario == "missing_genomics":
+        return replace(batch, omics=None, has_omics=torch.zeros_like(batch.has_omics))
+    if scenario == "missing_pathology":
+        return replace(batch, path=[None] * len(batch), has_path=torch.zeros_like(batch.has_path))
+    if scenario == "complete":
+        return batch
+    raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
+
+
+class BagEncoder(nn.Module):
+    """Bags (N_i, D_path) -> gated-attention pooled embeddings (B, dim)."""
+
+    def __init__(self, path_dim: int, dim: int = 256, attn_dim: int | None = None, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.path_dim = path_dim
+        self.embed = nn.Sequential(nn.Linear(path_dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.attention = GatedAttention(dim, attn_dim or dim // 2, dropout)
+
+    def forward(self, bags: Sequence[Tensor]) -> Tensor:
+        """B bags, each (N_i, D_path) -> (B, dim)."""
+        out = []
+        for bag in bags:
+            h = self.embed(bag)
+            out.append(torch.softmax(self.attention(h), dim=0) @ h)
+        return torch.stack(out)
+
+
+class OmicsEncoder(nn.Module):
+    """F family tensors (B, d_k) -> (B, dim): SNN family tokens + self-attention, the class token's output."""
+
+    def __init__(self, family_dims: Sequence[int], dim: int = 256, hidden: int = 256, heads: int = 4,
+                 dropout: float = 0.25) -> None:
+        super().__init__()
+        self.encoder = GenomicEncoder(family_dims, dim, hidden, heads, layers=1, dropout=dropout)
+
+    def forward(self, omics: Sequence[Tensor]) -> Tensor:
+        return self.encoder(omics)[0]
+
+
+class MissingModalityBaseline(BaselineModel):
+    """Base of the Table 2 baselines: multimodal, trained on paired patients, evaluated per scenario."""
+
+    scenarios: ClassVar[tuple[Scenario, ...]] = SCENARIOS
+    uses_pathology = True
+    uses_genomics = True
+    same_modalities = False
+
+    def prepare(self, items: Sequence[PatientItem]) -> None:
+        """Called once with the training patients before training (e.g. to fit priors); no-op by default."""
+
+    def finish(self, items: Sequence[PatientItem]) -> None:
+        """Called once with the training patients after training, in eval mode under ``no_grad`` (e.g. to
+        fill a memory bank with the final embeddings); no-op by default."""
+
+    @abstractmethod
+    def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
+        """Hazard logits (B, K) from the modalities ``scenario`` keeps (the others are absent in ``batch``)."""
+
+    def forward(self, batch: SurvivalBatch) -> Tensor:
+        """Complete-data hazard logits (B, K)."""
+        return self.forward_scenario(batch, "complete")
+
+    @torch.no_grad()
+    def predict_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
+        """Hazard logits (B, K) in ``scenario``; the removed modality is stripped from ``batch`` first."""
+        self.check_scenario(scenario)
+        self.eval()
+        return self.forward_scenario(strip_modality(batch, scenario), scenario)
