@@ -99,12 +99,15 @@ def test_paper_config_carries_the_paper_values():
     assert (must["stage3"]["steps"], must["stage3"]["lr"], must["stage3"]["batch_size"]) == (1_000_000, 1e-4, 32)
     assert (must["inference"]["ddim_steps"], must["inference"]["n_samples"]) == (50, 5)
     assert set(paper["cohorts"]) == {"BLCA", "BRCA", "GBMLGG", "LUAD", "UCEC"}
-    # supplement §7.3: SurvPath 30 epochs Adam 1e-3, CMTA 30 epochs SGD 1e-3; every baseline builds
+    # supplement §7.3 (SurvPath, CMTA, SMIL, M3Care, ShaSpec, LD-CVAE); every baseline builds
     from mustsurv.models.registry import build_model, model_class
 
-    train = {m: paper["baselines"][m]["train"] for m in ("survpath", "cmta")}
-    assert (train["survpath"]["epochs"], train["survpath"]["optimizer"], train["survpath"]["lr"]) == (30, "adam", 1e-3)
-    assert (train["cmta"]["epochs"], train["cmta"]["optimizer"], train["cmta"]["lr"]) == (30, "sgd", 1e-3)
+    train = {m: paper["baselines"][m]["train"] for m in paper["baselines"]}
+    recipe = {m: (t["epochs"], t["optimizer"], t["lr"]) for m, t in train.items()}
+    assert recipe["survpath"] == (30, "adam", 1e-3) and recipe["cmta"] == (30, "sgd", 1e-3)
+    assert recipe["smil"] == (50, "adam", 1e-3) and recipe["ldcvae"] == (30, "adam", 2e-4)
+    assert recipe["m3care"] == recipe["shaspec"] == (30, "adam", 1e-3)
+    assert set(paper["methods"]) == {"must", *paper["baselines"]}
     for method in paper["methods"]:
         if method != "must":
             kwargs = model_class(method).input_kwargs(1536, [82, 328, 513, 452, 183, 277])

@@ -57,6 +57,15 @@ def test_paper_layout_cells_overall_and_marks(files):
     assert table.loc[0, "†"] == "†" and table.loc[1, "†"] == ""
 
 
+def test_table2_layout_shows_dashes_for_a_scenario_the_method_cannot_predict(files):
+    """Paper Table 2: LD-CVAE's missing-pathology row is all `–`; methods without results get no rows."""
+    long = fold_cindices(files)
+    table = paper_table(long, ["A", "B"], ["abmil", "ldcvae", "must"], every_scenario=True)
+    assert table["method"].tolist() == ["abmil"] * 3 + ["must"] * 3
+    dashes = table[(table.method == "abmil") & (table.P == "○")].iloc[0]
+    assert (dashes["A"], dashes["B"], dashes["Overall"]) == ("–", "–", "–")
+
+
 def test_ranks_put_the_stronger_method_first(files):
     ranked = add_ranks(fold_cindices(files))
     mg = ranked[(ranked.scenario == "missing_genomics")].groupby("method")["rank"].first()

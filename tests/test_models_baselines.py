@@ -17,9 +17,10 @@ from mustsurv.models.registry import model_class
 from mustsurv.train.must import predict
 from mustsurv.train.trainer import OptimConfig, train_epochs
 
-PATH_DIM = 12
-FAMILY_DIMS = [3, 5, 4, 2, 6, 3]
-K = 4
+from baseline_helpers import FAMILY_DIMS, K, PATH_DIM, make_items
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 # small widths so the whole file runs in seconds on two CPU cores
 SMALL: dict[str, dict[str, Any]] = {
     "abmil": {"hidden_dim": 32, "attn_dim": 16, "head_dim": 16},
@@ -30,32 +31,6 @@ SMALL: dict[str, dict[str, Any]] = {
     "cmta": {"dim": 32, "heads": 4, "token_hidden": 32},
 }
 NAMES = list(SMALL)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Tiny models: thread start-up costs more than it saves on a shared two-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_items(n: int = 8, seed: int = 0, path: bool = True, omics: bool = True) -> list[PatientItem]:
-    """Patients with bags of 5..24 patches and six family vectors; bins and events vary."""
-    gen = torch.Generator().manual_seed(seed)
-    items: list[PatientItem] = []
-    for i in range(n):
-        n_patches = int(torch.randint(5, 25, (1,), generator=gen))
-        items.append({
-            "patient_id": f"P{i:02d}",
-            "path": torch.randn(n_patches, PATH_DIM, generator=gen) if path else None,
-            "omics": [torch.randn(d, generator=gen) for d in FAMILY_DIMS] if omics else None,
-            "time": float(10 + 5 * i),
-            "event": i % 2,
-            "bin": i % K,
-        })
-    return items
 
 
 def make_model(name: str, seed: int = 0, **overrides: Any) -> BaselineModel:
@@ -139,7 +114,7 @@ def test_unsupported_scenarios_and_missing_inputs_are_refused(name: str) -> None
     assert cls.accepts(no_path) == (not cls.uses_pathology)
     assert cls.accepts(no_omics) == (not cls.uses_genomics)
     lacking = no_path if cls.uses_pathology else no_omics
-    with pytest.raises(ValueError, match="P00"):
+    with pytest.raises(ValueError, match="P0_00"):
         model(collate([lacking]))
     if cls.uses_pathology:
         wrong_dim = {**make_items(1)[0], "path": torch.randn(7, PATH_DIM + 1)}

@@ -101,11 +101,34 @@ def test_clipping_keeps_an_untrained_denoiser_from_blowing_up_samples() -> None:
     torch.testing.assert_close(b, noise / a_T.sqrt() * 0.5 + 1.0, rtol=1e-4, atol=1e-3)
 
 
-def test_first_token_block_equals_the_full_block_read_at_token_zero() -> None:
-    """The ε-predictor's last block computes only the x_t token; that must not change ε."""
+def test_context_block_equals_the_full_block_read_at_the_query_tokens() -> None:
+    """x_t attending to cached prefix keys/values gives what a full block over [x_t; prefix] gives at x_t."""
     from mustsurv.models.layers.attention import SelfAttentionBlock
 
     torch.manual_seed(0)
     block = SelfAttentionBlock(16, heads=4, mlp_ratio=4.0, dropout=0.0).eval()
-    x = torch.randn(5, 4, 16)
-    torch.testing.assert_close(block.forward_first(x), block(x)[:, :1])
+    x, prefix = torch.randn(5, 1, 16), torch.randn(5, 3, 16)
+    full = block(torch.cat([x, prefix], dim=1))[:, :1]
+    torch.testing.assert_close(block.forward_with_context(x, *block.keys_values(prefix)), full)
+
+
+def test_sampling_with_the_prefix_cache_equals_the_plain_denoiser() -> None:
+    """DDIM's cached condition gives the same ε as calling the ε-predictor on (z_t, t, ĉ, CLS) each step,
+    and the condition prefix does not depend on z_t."""
+    torch.manual_seed(0)
+    ldm = ConditionalLatentDiffusion(dim=16, layers=2, heads=4, timesteps=50).eval()
+    torch.nn.init.normal_(ldm.denoiser.out.weight, std=0.1)
+    cond, cls, noise = torch.randn(3, 16), torch.randn(16), torch.randn(3, 2, 16)
+    cached = ldm.sample(cond, cls, noise=noise, steps=6)
+    z = noise.reshape(6, 16)
+    c = ((cond - ldm.cond_mean) / ldm.cond_std).repeat_interleave(2, dim=0)
+    prior = cls.expand(6, -1)
+    ts = ldm.ddim_timesteps(6)
+    for i, t in enumerate(ts.tolist()):
+        a_t = ldm.alphas_cumprod[t]
+        a_prev = ldm.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(a_t)
+        eps = ldm.denoiser(z, torch.full((6,), t), c, prior)
+        x0 = ((z - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-ldm.clip_x0, ldm.clip_x0)
+        eps = (z - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    torch.testing.assert_close(cached, (z * ldm.z_std + ldm.z_mean).reshape(3, 2, 16), rtol=1e-5, atol=1e-5)

@@ -222,4 +222,4 @@ def test_ldm_without_class_token_ignores_the_class_token() -> None:
     a, b = torch.randn(3, 32), torch.randn(3, 32)
     torch.testing.assert_close(without(z, t, c, a), without(z, t, c, b))
     assert not torch.allclose(with_cls(z, t, c, a), with_cls(z, t, c, b))
-    assert without.token_type.shape[0] == 3 and without.embed_cls is None
+    assert without.token_type.shape[0] == 1 and without.embed_cls is None

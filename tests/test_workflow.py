@@ -35,10 +35,11 @@ def test_dry_run_of_the_full_target_list(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    """The tiny test study (.test/config) run through Snakemake in a temporary working directory."""
+    """The tiny test study (.test/config) run through Snakemake in a temporary working directory: the default
+    target and the analysis experiments (`ablations`)."""
     work = tmp_path_factory.mktemp("tiny")
     shutil.copytree(REPO / ".test" / "config", work / "config")
-    res = _snakemake("--cores", "2", "--directory", str(work))
+    res = _snakemake("--cores", "2", "--directory", str(work), "all", "ablations")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return work
 
@@ -60,7 +61,8 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 def test_tiny_study_tables_and_figures(tiny_study):
     res = tiny_study / "results"
     long = pd.read_csv(res / "tables" / "cindex_folds.tsv", sep="\t")
-    methods = {"must", "abmil", "transmil", "mlp", "snn", "survpath", "cmta", "oracle"}
+    methods = {"must", "abmil", "transmil", "mlp", "snn", "survpath", "cmta", "smil", "m3care", "shaspec", "ldcvae",
+               "oracle"}
     assert set(long["method"]) == methods
     assert long.groupby(["method", "scenario"])["fold"].nunique().eq(2).all()
     assert long["cindex"].between(0, 1).all()
@@ -68,19 +70,42 @@ def test_tiny_study_tables_and_figures(tiny_study):
     assert set(must["scenario"]) == {"complete", "missing_genomics", "missing_pathology"}
     assert set(long[long.method == "abmil"]["scenario"]) == {"missing_genomics"}
     assert set(long[long.method == "snn"]["scenario"]) == {"missing_pathology"}
-    table2 = pd.read_csv(res / "tables" / "table2.csv")
+    assert set(long[long.method == "ldcvae"]["scenario"]) == {"complete", "missing_genomics"}
+    assert long.loc[long.method != "oracle", "rank"].notna().all()
+    table2 = pd.read_csv(res / "tables" / "table2.csv", keep_default_na=False)
     assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
-    assert table2["method"].tolist() == ["must"] * 3 + ["oracle"] * 3
+    assert table2["method"].tolist() == [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must", "oracle")
+                                         for _ in range(3)]
+    assert table2.loc[11, "TINY"] == "–" and "±" in table2.loc[10, "TINY"]  # LD-CVAE cannot drop pathology
     table1 = pd.read_csv(res / "tables" / "table1.csv")
     assert list(table1["method"].unique()) == ["abmil", "transmil", "mlp", "snn", "survpath", "cmta", "must", "oracle"]
     assert (pd.read_csv(res / "cohorts" / "TINY" / "table2.csv") == table2).all().all()
-    for scenario in ("complete", "missing_genomics", "missing_pathology"):
-        assert (res / "figures" / "km" / "TINY" / f"must_{scenario}.png").stat().st_size > 1000
+    for method in ("must", "smil", "m3care", "shaspec"):
+        for scenario in ("complete", "missing_genomics", "missing_pathology"):
+            assert (res / "figures" / "km" / "TINY" / f"{method}_{scenario}.png").stat().st_size > 1000
     for kind in ("ecdf", "cosine_map"):
         assert (res / "figures" / "decomposition" / f"TINY_{kind}.png").stat().st_size > 1000
     pred = pd.read_csv(res / "cohorts" / "TINY" / "predictions" / "must" / "fold0.tsv", sep="\t")
     split = json.loads((res / "cohorts" / "TINY" / "splits" / "fold0.json").read_text())
     assert set(pred["patient_id"]) == set(split["test"])
+
+
+@pytest.mark.workflow
+def test_tiny_study_ablation_tables(tiny_study):
+    tables = tiny_study / "results" / "tables"
+    warmup = pd.read_csv(tables / "ablation_warmup.csv")
+    assert list(warmup.columns) == ["cohort", "scenario", "w/o warm-up", "w/ warm-up"] and len(warmup) == 6
+    cond = pd.read_csv(tables / "ablation_ldm_conditioning.csv")
+    assert cond["cohort"].tolist() == ["TINY", "Overall"] and "[ĉ] ○G" in cond.columns
+    rank = pd.read_csv(tables / "ablation_rank.csv")
+    assert rank["rank"].tolist() == [4, 4, 4, 8, 8, 8] and rank["overall_mean"].between(0, 1).all()
+    assert (tiny_study / "results" / "figures" / "ablation_rank.png").stat().st_size > 1000
+    table4 = pd.read_csv(tables / "table4_training_missingness.csv")
+    assert table4["missing rate"].tolist() == ["0%", "0%", "50%", "50%"]
+    assert table4["Missing G"].str.fullmatch(r"0\.\d{3} → 0\.\d{3}").all()
+    variant = tiny_study / "results" / "cohorts" / "TINY" / "ablations" / "unpaired50"
+    assert set(pd.read_csv(variant / "fold0_no_ldm.tsv", sep="\t")["scenario"]) == {"missing_genomics",
+                                                                                    "missing_pathology"}
 
 
 @pytest.mark.workflow

@@ -7,7 +7,8 @@ from mustsurv.evaluate.tables import write_table
 from mustsurv.logging_utils import log_to_file
 
 log = log_to_file(snakemake.log[0])
-long = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input], ignore_index=True)
+# round_trip: pandas' default float parser can be one ulp off, which can flip a rounded cell
+long = pd.concat([pd.read_csv(p, sep="\t", float_precision="round_trip") for p in snakemake.input], ignore_index=True)
 write_table(long, snakemake.output.long, sep="\t")
 for key in ("table1", "table2"):
     table = layout(long, list(snakemake.params.cohorts), key)

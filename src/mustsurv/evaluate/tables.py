@@ -81,17 +81,19 @@ def add_ranks(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_table(long: pd.DataFrame, cohorts: list[str], methods: list[str], dagger: dict[str, bool] | None = None,
-                digits: int = 3) -> pd.DataFrame:
+                digits: int = 3, every_scenario: bool = False) -> pd.DataFrame:
     """The paper's layout: rows (method, scenario) in ``methods`` order then scenario order.
 
     Columns ``method, P, G, <cohorts…>, Overall`` (plus ``†`` when ``dagger`` is given: methods that
-    need identical modalities at training and inference).
+    need identical modalities at training and inference). ``every_scenario``: a method gets a row of
+    ``–`` for a scenario it cannot predict (Table 2: LD-CVAE without pathology); otherwise such rows
+    are left out (Table 1: each unimodal method has its one scenario).
     """
     rows = []
     for method in methods:
         for scenario in SCENARIOS:
             part = long[(long["method"] == method) & (long["scenario"] == scenario)]
-            if part.empty:
+            if part.empty and not (every_scenario and method in set(long["method"])):
                 continue
             p, g = MARKS[scenario]
             row = {"method": method, "P": p, "G": g}

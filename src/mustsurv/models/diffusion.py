@@ -1,10 +1,14 @@
 """Conditional latent diffusion for a modality-specific component (paper §3.5, Eq. 17–21).
 
 The latent ``z0`` is a D-dimensional vector (û_P or û_G). The ε-predictor is a small transformer over
-four tokens ``[x_t; cond ĉ; class-token prior; time embedding]`` (each embedded to D, plus a learned type
-embedding); the output at the x_t position, linearly projected, is the predicted noise. Latents and conditions are
-standardised per dimension with statistics fitted on the training targets (buffers saved with the
-model), the usual scale normalisation of latent diffusion.
+the condition tokens ``[ĉ; class-token prior]`` and the noisy-latent token ``x_t`` (z_t embedded, plus the
+timestep's embedding); the output at the x_t position, linearly projected, is the predicted noise. The
+condition tokens form a prefix: in every block they attend only to each other, while x_t attends to
+itself and to them. Their keys and values therefore depend on the patient alone and are computed once
+per patient, and each of the 50 DDIM steps runs only the x_t token through the blocks (a KV cache, as
+in prefix language models). Latents and conditions are standardised per dimension with statistics
+fitted on the training targets (buffers saved with the model), the usual scale normalisation of latent
+diffusion.
 
 Sampling is deterministic DDIM (Eq. 21) from ``z_T ~ N(0, I)``. All samples of all patients are one
 batch of ``B * S`` rows through the denoiser at every step; the initial noise can be given explicitly or
@@ -49,11 +53,17 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
     return nn.functional.pad(emb, (0, dim - emb.shape[1]))
 
 
-class EpsilonTransformer(nn.Module):
-    """ε_θ(z_t, t, cond): transformer over [x_t; cond; cls; time] tokens; (B, D) inputs -> (B, D).
+KVCache = list[tuple[Tensor, Tensor]]
 
-    With ``use_cls=False`` the class-token prior is left out ([x_t; cond; time]): the paper's Table 3(b)
-    ablation, conditioning on [ĉ] alone."""
+
+class EpsilonTransformer(nn.Module):
+    """ε_θ(z_t, t, cond, cls): (B, D) inputs -> predicted noise (B, D).
+
+    The condition prefix is [ĉ; CLS] (``use_cls=False``: [ĉ] alone, the paper's Table 3(b) ablation),
+    each token embedded to D plus a learned type embedding; the x_t token is embed(z_t) + embed(t).
+    :meth:`condition` gives the prefix's keys and values in every block (it never sees x_t);
+    :meth:`denoise` runs the x_t token through the blocks against them; ``forward`` does both.
+    """
 
     def __init__(self, dim: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.0,
                  mlp_ratio: float = 4.0, use_cls: bool = True) -> None:
@@ -64,22 +74,35 @@ class EpsilonTransformer(nn.Module):
         self.embed_cond = nn.Linear(dim, dim)
         self.embed_cls = nn.Linear(dim, dim) if use_cls else None
         self.embed_time = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-        self.token_type = nn.Parameter(torch.randn(4 if use_cls else 3, dim) * 0.02)
+        self.token_type = nn.Parameter(torch.randn(2 if use_cls else 1, dim) * 0.02)  # prefix token types
         self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, mlp_ratio=mlp_ratio, dropout=dropout) for _ in range(layers))
         self.out = nn.Linear(dim, dim)  # no final LayerNorm: it would drop the scale of z_t that ε depends on
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def condition(self, cond: Tensor, cls: Tensor) -> KVCache:
+        """Keys and values (B, H, L_prefix, D/H) of the condition prefix in every block; ``cond``, ``cls`` (B, D)."""
+        parts = [self.embed_cond(cond)]
+        if self.embed_cls is not None:
+            parts.append(self.embed_cls(cls))
+        prefix = torch.stack(parts, dim=1) + self.token_type
+        cache: KVCache = []
+        for i, block in enumerate(self.blocks):
+            cache.append(block.keys_values(prefix))
+            if i + 1 < len(self.blocks):
+                prefix = block(prefix)
+        return cache
+
+    def denoise(self, z_t: Tensor, t: Tensor, cache: KVCache) -> Tensor:
+        """Predicted noise (B, D) for ``z_t`` (B, D) at integer steps ``t`` (B,) given the prefix ``cache``."""
+        x = (self.embed_x(z_t) + self.embed_time(timestep_embedding(t, self.dim))).unsqueeze(1)
+        for block, (k, v) in zip(self.blocks, cache):
+            x = block.forward_with_context(x, k, v)
+        return self.out(x[:, 0])
+
     def forward(self, z_t: Tensor, t: Tensor, cond: Tensor, cls: Tensor) -> Tensor:
         """``z_t``, ``cond``, ``cls`` (B, D); ``t`` (B,) integer steps -> predicted noise (B, D)."""
-        parts = [self.embed_x(z_t), self.embed_cond(cond)]
-        if self.use_cls:
-            parts.append(self.embed_cls(cls))
-        parts.append(self.embed_time(timestep_embedding(t, self.dim)))
-        tokens = torch.stack(parts, dim=1) + self.token_type
-        for block in self.blocks[:-1]:
-            tokens = block(tokens)
-        return self.out(self.blocks[-1].forward_first(tokens)[:, 0])  # only the x_t token is read out
+        return self.denoise(z_t, t, self.condition(cond, cls))
 
 
 class ConditionalLatentDiffusion(nn.Module):
@@ -178,13 +201,14 @@ class ConditionalLatentDiffusion(nn.Module):
             raise ValueError(f"noise must be ({b}, S, {d}), got {tuple(noise.shape)}")
         s = noise.shape[1]
         z = noise.reshape(b * s, d)
-        c = ((cond - self.cond_mean) / self.cond_std).repeat_interleave(s, dim=0)
-        prior = self._expand_cls(cls, b).repeat_interleave(s, dim=0)
+        c = (cond - self.cond_mean) / self.cond_std
+        cache = [(k.repeat_interleave(s, dim=0), v.repeat_interleave(s, dim=0))  # once per patient, not per step
+                 for k, v in self.denoiser.condition(c, self._expand_cls(cls, b))]
         ts = self.ddim_timesteps(steps).to(cond.device)
         for i, t in enumerate(ts.tolist()):
             a_t = self.alphas_cumprod[t]
             a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(a_t)
-            eps = self.denoiser(z, torch.full((b * s,), t, device=z.device, dtype=torch.long), c, prior)
+            eps = self.denoiser.denoise(z, torch.full((b * s,), t, device=z.device, dtype=torch.long), cache)
             x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
             if self.clip_x0 is not None:
                 x0 = x0.clamp(-self.clip_x0, self.clip_x0)

@@ -40,6 +40,15 @@ def strip_modality(batch: SurvivalBatch, scenario: Scenario) -> SurvivalBatch:
     raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
 
+def draw_missing(n: int, rate: float, genomics_share: float, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Simulated missingness for n training patients: (drop_genomics (n,), drop_path (n,)) bool, never
+    both. A patient is dropped with probability ``rate`` (``torch.rand < rate``: rate 1 drops everyone)
+    and then loses genomics with probability ``genomics_share``, else pathology."""
+    missing = torch.rand(n, device=device) < rate
+    genomics = torch.rand(n, device=device) < genomics_share
+    return missing & genomics, missing & ~genomics
+
+
 class BagEncoder(nn.Module):
     """Bags (N_i, D_path) -> gated-attention pooled embeddings (B, dim)."""
 

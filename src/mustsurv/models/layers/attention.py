@@ -44,17 +44,22 @@ class SelfAttentionBlock(nn.Module):
         x = x + self.drop(self.proj(_merge_heads(att)))
         return x + self.drop(self.ffn(self.norm2(x)))
 
-    def forward_first(self, x: Tensor) -> Tensor:
-        """``forward(x)[:, :1]`` for (B, L, D) ``x`` -> (B, 1, D), computing only the first token's query,
-        projection and FFN (every token still serves as key and value): the last block of a model that
-        reads out one token needs no more."""
-        h = self.norm1(x)
-        q = _split_heads(F.linear(h[:, :1], self.qkv.weight[: x.shape[-1]], self.qkv.bias[: x.shape[-1]]), self.heads)
-        k, v = (_split_heads(t, self.heads) for t in F.linear(h, self.qkv.weight[x.shape[-1]:],
-                                                                self.qkv.bias[x.shape[-1]:]).chunk(2, dim=-1))
-        att = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        y = x[:, :1] + self.drop(self.proj(_merge_heads(att)))
-        return y + self.drop(self.ffn(self.norm2(y)))
+    def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values (B, H, L, D/H) of the tokens ``x`` (B, L, D) in this block, for
+        :meth:`forward_with_context`."""
+        d = x.shape[-1]
+        k, v = F.linear(self.norm1(x), self.qkv.weight[d:], self.qkv.bias[d:]).chunk(2, dim=-1)
+        return _split_heads(k, self.heads), _split_heads(v, self.heads)
+
+    def forward_with_context(self, x: Tensor, k_ctx: Tensor, v_ctx: Tensor) -> Tensor:
+        """The block's output (B, L, D) for tokens ``x`` (B, L, D) that attend to themselves and to context
+        tokens given by their keys and values (B, H, L_c, D/H) from :meth:`keys_values`. Equals the rows of
+        ``x`` in ``forward(cat([x, context]))``; the context itself is not updated here."""
+        q, k, v = (_split_heads(t, self.heads) for t in self.qkv(self.norm1(x)).chunk(3, dim=-1))
+        att = F.scaled_dot_product_attention(q, torch.cat([k, k_ctx], dim=2), torch.cat([v, v_ctx], dim=2),
+                                             dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(_merge_heads(att)))
+        return x + self.drop(self.ffn(self.norm2(x)))
 
 
 class CrossAttentionPool(nn.Module):
