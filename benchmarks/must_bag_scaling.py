@@ -5,7 +5,7 @@ Each size runs in a fresh process, so its peak resident memory (ru_maxrss) is it
 about linear in the bag size and the 200k bag within 4 GB. Results go to
 ``benchmarks/results/must_bag_scaling.json``.
 
-    python benchmarks/must_bag_scaling.py [--sizes 1000 10000 100000 200000] [--threads 2]
+    python benchmarks/must_bag_scaling.py [--sizes 1000 10000 100000 200000] [--threads 2] [--checkpoint-patches 20000]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 FAMILIES = [82, 328, 513, 452, 183, 277]
 
 
-def one(n: int, threads: int) -> dict:
+def one(n: int, threads: int, checkpoint_patches: int | None) -> dict:
     import torch
 
     from mustsurv.models import build_model, collate
@@ -31,7 +31,8 @@ def one(n: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model("must", family_dims=FAMILIES, path_dim=1536, dim=256, rank=64, heads=8, n_bins=4)
+    model = build_model("must", family_dims=FAMILIES, path_dim=1536, dim=256, rank=64, heads=8, n_bins=4,
+                        checkpoint_patches=checkpoint_patches)
     item = PatientItem(patient_id="P0", path=torch.randn(n, 1536), omics=[torch.randn(d) for d in FAMILIES],
                        time=10.0, event=1, bin=1)
     batch = collate([item])
@@ -49,15 +50,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000, 200000])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint-patches", type=int, default=20000,
+                    help="MUST's checkpoint_patches (bags above it train with activation checkpointing; -1 = never)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default="benchmarks/results/must_bag_scaling.json")
     args = ap.parse_args()
+    ckpt = None if args.checkpoint_patches < 0 else args.checkpoint_patches
     if args.one is not None:
-        print(json.dumps(one(args.one, args.threads)))
+        print(json.dumps(one(args.one, args.threads, ckpt)))
         return
     rows = []
     for n in args.sizes:
-        res = subprocess.run([sys.executable, __file__, "--one", str(n), "--threads", str(args.threads)],
+        res = subprocess.run([sys.executable, __file__, "--one", str(n), "--threads", str(args.threads),
+                              "--checkpoint-patches", str(args.checkpoint_patches)],
                              capture_output=True, text=True)
         if res.returncode != 0:
             rows.append({"patches": n, "error": res.stderr.strip().splitlines()[-1] if res.stderr else str(res.returncode)})
@@ -67,7 +72,7 @@ def main() -> None:
     ok = [r for r in rows if "seconds" in r]
     result = {
         "what": "MUST main_loss forward + backward for one patient (D=256, r=64, 8 heads, 1536-d patches, CPU)",
-        "threads": args.threads, "sizes": rows,
+        "threads": args.threads, "checkpoint_patches": ckpt, "sizes": rows,
         "seconds_per_1k_patches": [round(1000 * r["seconds"] / r["patches"], 3) for r in ok],
         "largest_within_4gb": max((r["patches"] for r in ok if r["peak_rss_mb"] <= 4096), default=None),
         "cpu_count": os.cpu_count(), "platform": platform.platform(),

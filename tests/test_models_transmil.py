@@ -71,3 +71,42 @@ def test_ppeg_keeps_class_token_and_grid_shape() -> None:
 def test_transmil_rejects_empty_bag() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         TransMIL(in_dim=4, dim=8, heads=2)(torch.zeros(0, 4))
+
+
+def test_activation_checkpointing_gives_the_same_outputs_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layer above its ``checkpoint_above`` recomputes activations (one head at a time) in backward:
+    outputs and gradients equal the plain layer's, dropout included; short sequences and eval mode
+    never checkpoint."""
+    import mustsurv.models.layers.transmil as transmil_module
+    from mustsurv.models.layers.transmil import TransLayer
+
+    torch.manual_seed(0)
+    plain = TransLayer(32, heads=4, num_landmarks=8, dropout=0.2)
+    ckpt = TransLayer(32, heads=4, num_landmarks=8, dropout=0.2, checkpoint_above=40)
+    ckpt.load_state_dict(plain.state_dict())
+    calls: list[int] = []
+    real = transmil_module.checkpoint
+
+    def counting(fn, *args, **kwargs):
+        calls.append(1)
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(transmil_module, "checkpoint", counting)
+    x = torch.randn(1, 50, 32)
+    results = []
+    for layer in (plain, ckpt):
+        inp = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = layer(inp)
+        out.square().sum().backward()
+        results.append((out.detach(), inp.grad, [p.grad for p in layer.parameters()]))
+    assert len(calls) == 1 + 4 + 4  # the layer, its 4 heads, and the heads again when backward recomputes
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=1e-5)
+    for a, b in zip(results[0][2], results[1][2]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    ckpt(torch.randn(1, 30, 32, requires_grad=True))  # shorter than checkpoint_above
+    ckpt.eval()
+    ckpt(torch.randn(1, 50, 32, requires_grad=True))  # eval mode
+    assert len(calls) == 9
+

@@ -106,6 +106,7 @@ class MUST(nn.Module):
         ldm_clip_x0: float | None = 4.0,
         ldm_mlp_ratio: float = 4.0,
         ldm_cls: bool = True,
+        checkpoint_patches: int | None = 20000,
     ) -> None:
         """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
 
@@ -119,6 +120,8 @@ class MUST(nn.Module):
         (supplement §8.2 uses it for unpaired patients). ``ldm_clip_x0`` bounds DDIM's predicted clean
         latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
         ``ldm_cls`` False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
+        ``checkpoint_patches``: bags with more patches train with activation checkpointing in their
+        Nyström layers (same gradients, far less memory; None = never).
         """
         super().__init__()
         if not 0 < rank < dim:
@@ -132,9 +135,9 @@ class MUST(nn.Module):
         self.warmup_sigma, self.warmup_slot = warmup_sigma, warmup_slot
         self.lambda_dec, self.lambda_sh, self.lambda_orth, self.alpha = lambda_dec, lambda_sh, lambda_orth, alpha
         # pathology branch
-        self.transmil = TransMIL(path_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.transmil = TransMIL(path_dim, dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_patches)
         self.cls_u_p = nn.Parameter(torch.randn(dim) * 0.02)
-        self.specific_path = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.specific_path = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_patches)
         self.norm_u_p = nn.LayerNorm(dim)
         # genomic branch
         self.genomic = GenomicEncoder(family_dims, dim, genomic_hidden, heads, genomic_layers, genomic_dropout)

@@ -5,6 +5,13 @@ Nyström attention (Xiong et al., 2021): landmarks are segment means of the quer
 softmax kernel is inverted with the iterative Moore–Penrose scheme, and a depthwise convolution over
 the values adds a residual path. Segments are formed over the real tokens only (no zero padding of the
 sequence), and sequences no longer than the landmark count use exact softmax attention.
+
+Large bags: a :class:`TransLayer` given a ``checkpoint_above`` token count recomputes its activations in
+the backward pass instead of keeping them (activation checkpointing) for longer sequences, and its
+attention then also goes one head at a time, so that only one head's N x landmarks kernels are ever
+alive. Outputs and gradients are unchanged (the recomputation replays the same dropout draws); the
+training memory of MUST on a 200k-patch bag drops from 14.6 GB to 6.6 GB for a third more time
+(``benchmarks/must_bag_scaling.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 
 def iterative_pinv(x: Tensor, iterations: int = 6) -> Tensor:
@@ -55,37 +63,54 @@ class NystromAttention(nn.Module):
         )
         self.to_out = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(dropout))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``x`` (B, N, D) -> (B, N, D)."""
+    def forward(self, x: Tensor, per_head_checkpoint: bool = False) -> Tensor:
+        """``x`` (B, N, D) -> (B, N, D). ``per_head_checkpoint``: attend one head at a time, each head's
+        kernels recomputed in the backward pass (same result, memory of one head)."""
         b, n, _ = x.shape
-        h, m = self.heads, self.num_landmarks
+        h = self.heads
         q, k, v = (t.view(b, n, h, self.dim_head).transpose(1, 2) for t in self.to_qkv(x).chunk(3, dim=-1))
-        q = q * self.scale
-        if n <= m:
-            out = torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+        if per_head_checkpoint:
+            out = torch.cat([checkpoint(self.attend, q[:, i:i + 1], k[:, i:i + 1], v[:, i:i + 1], use_reentrant=False)
+                             for i in range(h)], dim=1)
         else:
-            segment = torch.div(torch.arange(n, device=x.device) * m, n, rounding_mode="floor")  # (N,) in [0, m)
-            counts = torch.bincount(segment, minlength=m).to(q.dtype).view(1, 1, m, 1)
-            q_l = q.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, q) / counts
-            k_l = k.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, k) / counts
-            kernel_1 = torch.softmax(q @ k_l.transpose(-1, -2), dim=-1)  # (B, H, N, m)
-            kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H, m, m)
-            kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H, m, N)
-            out = kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ (kernel_3 @ v))
+            out = self.attend(q, k, v)
         out = out + self.res_conv(v)
         return self.to_out(out.transpose(1, 2).reshape(b, n, h * self.dim_head))
 
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Nyström approximation of softmax(q kᵀ / √d) v for (B, H', N, d) heads -> (B, H', N, d)."""
+        b, h, n, _ = q.shape
+        m = self.num_landmarks
+        q = q * self.scale
+        if n <= m:
+            return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+        segment = torch.div(torch.arange(n, device=q.device) * m, n, rounding_mode="floor")  # (N,) in [0, m)
+        counts = torch.bincount(segment, minlength=m).to(q.dtype).view(1, 1, m, 1)
+        q_l = q.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, q) / counts
+        k_l = k.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, k) / counts
+        kernel_1 = torch.softmax(q @ k_l.transpose(-1, -2), dim=-1)  # (B, H', N, m)
+        kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H', m, m)
+        kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H', m, N)
+        return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ (kernel_3 @ v))
+
 
 class TransLayer(nn.Module):
-    """``x + NystromAttention(LayerNorm(x))`` (as in TransMIL); (B, N, D) -> (B, N, D)."""
+    """``x + NystromAttention(LayerNorm(x))`` (as in TransMIL); (B, N, D) -> (B, N, D).
+
+    ``checkpoint_above``: in training, sequences longer than this are activation-checkpointed (see the
+    module docstring); None never checkpoints."""
 
     def __init__(self, dim: int, heads: int = 8, num_landmarks: int | None = None, pinv_iterations: int = 6,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, checkpoint_above: int | None = None) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.attn = NystromAttention(dim, heads, num_landmarks, pinv_iterations, dropout=dropout)
+        self.checkpoint_above = checkpoint_above
 
     def forward(self, x: Tensor) -> Tensor:
+        if (self.checkpoint_above is not None and x.shape[1] > self.checkpoint_above and self.training
+                and torch.is_grad_enabled()):
+            return x + checkpoint(self.attn, self.norm(x), True, use_reentrant=False)
         return x + self.attn(self.norm(x))
 
 
@@ -126,13 +151,16 @@ class TransMIL(nn.Module):
         num_landmarks: int | None = None,
         pinv_iterations: int = 6,
         dropout: float = 0.1,
+        checkpoint_above: int | None = None,
     ) -> None:
+        """``checkpoint_above``: bags with more patches train with activation-checkpointed Nyström layers
+        (None: never)."""
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(in_dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.layer1 = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.layer1 = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_above)
         self.ppeg = PPEG(dim)
-        self.layer2 = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.layer2 = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_above)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, bag: Tensor) -> tuple[Tensor, Tensor]:
