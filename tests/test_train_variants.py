@@ -21,6 +21,14 @@ def test_variants_cover_the_paper_experiments_and_skip_the_main_rank() -> None:
     assert variants["unpaired50"] == {"unpaired": 0.5, "model": {"ldm_condition": "surrogate"}}
 
 
+def test_default_ranks_scale_with_the_width() -> None:
+    """Left out, the ranks are D/16 … D/2: the paper's 16-128 at D = 256, 4-32 at the demo's D = 64."""
+    assert list(must_variants({}, {"dim": 256, "rank": 64})) == ["no_warmup", "ldm_no_cls", "rank16", "rank32",
+                                                                 "rank128"]
+    assert [v for v in must_variants({}, {"dim": 64, "rank": 16}) if v.startswith("rank")] == ["rank4", "rank8",
+                                                                                               "rank32"]
+
+
 def test_ranks_at_or_above_the_width_are_a_config_error() -> None:
     with pytest.raises(ValueError, match=r"ablations.ranks \[64, 128\].*dim = 64"):
         must_variants({"ranks": [16, 64, 128]}, {"dim": 64, "rank": 16})

@@ -33,6 +33,17 @@ def test_dry_run_of_the_full_target_list(tmp_path):
     assert "demo_slide" in out and "demo_tables" in out
 
 
+def test_must_only_study_with_default_ablations_builds_its_dag(tmp_path):
+    """A study listing MUST alone (no baseline to match) at D = 32 with the default ablation ranks (D/16 … D/2)."""
+    config = tmp_path / "study.yaml"
+    config.write_text("cohorts:\n  D1:\n    demo: {seed: 3, patients: 20}\nmust:\n  model: {dim: 32, rank: 8}\n")
+    res = _snakemake("-n", "all", "ablations", "--directory", str(tmp_path), "--configfile", str(config),
+                     "--replace-workflow-config")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "rank2" in out and "rank4" in out and "rank16" in out and "baseline" not in out
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """The tiny test study (.test/config) run through Snakemake in a temporary working directory: the default

@@ -74,7 +74,7 @@ rule ablation_rank:
         kind="rank",
         runs=ablation_runs("rank"),
         cohorts=ABLATION_COHORTS,
-        ranks=config["ablations"]["ranks"],
+        ranks=ABLATION_RANKS,
         main_rank=config["must"]["model"]["rank"],
     log:
         "logs/report/ablation_rank.log",

@@ -256,9 +256,10 @@ def report_targets():
 
 # --- MUST's analysis experiments (ablation.smk) -------------------------------------------------
 
-from mustsurv.train.variants import must_variants
+from mustsurv.train.variants import ablation_ranks, must_variants
 
 VARIANTS = must_variants(config["ablations"], config["must"]["model"])
+ABLATION_RANKS = ablation_ranks(config["ablations"], config["must"]["model"]["dim"])
 ABLATION_COHORTS = [c for c in COHORTS if has_slides(config, c) and has_omics(config, c)]
 ABLATION_TABLES = {
     "warmup": "results/tables/ablation_warmup.csv",
@@ -283,7 +284,7 @@ def ablation_labels(table):
         return ["must", "ldm_no_cls"]
     if table == "rank":
         main = int(config["must"]["model"]["rank"])
-        return ["must" if int(r) == main else f"rank{int(r)}" for r in config["ablations"]["ranks"]]
+        return ["must" if int(r) == main else f"rank{int(r)}" for r in ABLATION_RANKS]
     labels = ["must", "must|zero"]
     for v in VARIANTS:
         if v.startswith("unpaired"):

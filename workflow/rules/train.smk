@@ -90,7 +90,7 @@ rule baseline:
         models=per_fold("results/cohorts/{cohort}/models/{method}/fold{fold}/model.pt"),
         predictions=per_fold("results/cohorts/{cohort}/predictions/{method}/fold{fold}.tsv"),
     wildcard_constraints:
-        method="|".join(BASELINES),
+        method="|".join(BASELINES) or "(?!)",  # no baseline configured: match nothing
     params:
         cfg=lambda wc: config["baselines"][wc.method],
         seed=config["training"]["seed"],

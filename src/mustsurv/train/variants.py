@@ -42,7 +42,8 @@ def must_variants(ablations: dict[str, Any], model_cfg: dict[str, Any]) -> dict[
     ``from_stage2`` (start from the main run's stage-2 checkpoint). ``ablations``: the config block with
     ``ranks`` and ``unpaired_fractions``; ``model_cfg``: ``must.model`` (its ``rank`` and ``dim``)."""
     main_rank, dim = int(model_cfg.get("rank", 64)), int(model_cfg.get("dim", 256))
-    too_large = [r for r in ablations.get("ranks", []) if not 0 < int(r) < dim]
+    ranks = ablation_ranks(ablations, dim)
+    too_large = [r for r in ranks if not 0 < int(r) < dim]
     if too_large:
         raise ValueError(f"ablations.ranks {too_large} must lie in (0, must.model.dim = {dim}); the paper's "
                          f"16-128 are for D = 256 - scale them with D (e.g. 4, 8, 16, 32 for D = 64)")
@@ -50,7 +51,7 @@ def must_variants(ablations: dict[str, Any], model_cfg: dict[str, Any]) -> dict[
         "no_warmup": {"warmup": False},
         "ldm_no_cls": {"model": {"ldm_cls": False}, "from_stage2": True},
     }
-    for rank in ablations.get("ranks", []):
+    for rank in ranks:
         if int(rank) != main_rank:
             variants[f"rank{int(rank)}"] = {"model": {"rank": int(rank)}}
     for fraction in ablations.get("unpaired_fractions", []):
@@ -59,6 +60,13 @@ def must_variants(ablations: dict[str, Any], model_cfg: dict[str, Any]) -> dict[
         variants[f"unpaired{round(100 * float(fraction))}"] = {
             "unpaired": float(fraction), "model": {"ldm_condition": "surrogate"}}
     return variants
+
+
+def ablation_ranks(ablations: dict[str, Any], dim: int) -> list[int]:
+    """The configured ``ablations.ranks``, or D/16, D/8, D/4, D/2 (the paper's 16-128 at D = 256)."""
+    if ablations.get("ranks"):
+        return [int(r) for r in ablations["ranks"]]
+    return sorted({max(1, dim // k) for k in (16, 8, 4, 2)})
 
 
 def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[PatientItem]:
