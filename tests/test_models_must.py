@@ -81,12 +81,26 @@ def test_recovered_shared_component_equals_c_hat_when_the_decomposition_is_exact
     with torch.no_grad():
         d = model.decompose(batch)
         model.exact_g_p = d.u_p_hat + d.c_gp_hat  # Eq. 10 holds exactly
-        assert model.main_loss(batch)[1]["decomp"] == pytest.approx(
-            torch.nn.functional.mse_loss(d.g_g, d.u_g_hat + d.c_pg_hat).item(), abs=1e-6)
+        # Eq. 13 is a squared L2 norm: only the genomic term is left
+        expected = (d.g_g - d.u_g_hat - d.c_pg_hat).pow(2).sum(dim=1).mean().item()
+        assert model.main_loss(batch)[1]["decomp"] == pytest.approx(expected, rel=1e-5)
     model.predict_logits(batch, "missing_genomics", n_samples=2, steps=3)
     torch.testing.assert_close(model.recorded_cond, d.c_gp_hat, atol=1e-5, rtol=1e-5)
     # and c̃ lies in the shared subspace
     torch.testing.assert_close(model.project_shared(model.recorded_cond), model.recorded_cond, atol=1e-5, rtol=1e-5)
+
+
+def test_decomposition_norm_is_the_squared_l2_norm_or_its_mean_over_d() -> None:
+    torch.manual_seed(0)
+    paper, mse = tiny_must(dropout=0.0, genomic_dropout=0.0).eval(), tiny_must(decomposition_norm="mse").eval()
+    mse.load_state_dict(paper.state_dict())
+    batch = collate(tiny_items(3))
+    with torch.no_grad():
+        logs_paper, logs_mse = paper.main_loss(batch)[1], mse.main_loss(batch)[1]
+    for key in ("decomp", "shared"):
+        assert logs_paper[key] == pytest.approx(32 * logs_mse[key], rel=1e-5)  # D = 32
+    with pytest.raises(ValueError, match="decomposition_norm"):
+        tiny_must(decomposition_norm="l1")
 
 
 def test_forward_backward_is_finite_in_both_stages() -> None:

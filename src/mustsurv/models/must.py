@@ -13,8 +13,10 @@ Shapes use B patients, D the model width, K time bins, N_i patches of patient i,
   ĉ = P∩ c, û = (I − P∩) u (Eq. 9); g_P ≈ û_P + ĉ_{G<-P}, g_G ≈ û_G + ĉ_{P<-G} (Eq. 10).
 * Head φ (MLP) on [û_P; ĉ; û_G] -> K hazard logits (Eq. 11), ĉ = mean of ĉ_{P<-G} and ĉ_{G<-P}
   (equal under the shared-consistency constraint).
-* Losses: warm-up (Eq. 12) and main objective (Eq. 13–16). Squared norms are averaged over the D
-  dimensions (mean squared error) so the λ weights do not depend on D. With an exact projector the
+* Losses: warm-up (Eq. 12) and main objective (Eq. 13–16). The decomposition and shared-consistency
+  terms are squared L2 norms summed over the D dimensions as the paper writes them
+  (``decomposition_norm="squared_l2"``), batch-averaged; ``"mse"`` averages over D instead, which
+  makes them D times weaker for the same λ. With an exact projector the
   intra-modal orthogonality terms of Eq. 15 vanish identically (û ⟂ ĉ by construction); they are
   kept for fidelity to the paper.
 * Missing modality (§3.6): c̃ = g_avail − û_avail, the missing û by DDIM of that modality's latent
@@ -107,6 +109,7 @@ class MUST(nn.Module):
         ldm_mlp_ratio: float = 4.0,
         ldm_cls: bool = True,
         checkpoint_patches: int | None = 20000,
+        decomposition_norm: Literal["squared_l2", "mse"] = "squared_l2",
     ) -> None:
         """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
 
@@ -121,7 +124,8 @@ class MUST(nn.Module):
         latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
         ``ldm_cls`` False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
         ``checkpoint_patches``: bags with more patches train with activation checkpointing in their
-        Nyström layers (same gradients, far less memory; None = never).
+        Nyström layers (same gradients, far less memory; None = never). ``decomposition_norm``: Eq. 13–14
+        as squared L2 norms (paper) or as mean squared errors over the D dimensions.
         """
         super().__init__()
         if not 0 < rank < dim:
@@ -129,6 +133,9 @@ class MUST(nn.Module):
         if ldm_condition not in ("shared", "surrogate"):
             raise ValueError(f"ldm_condition must be 'shared' or 'surrogate', got {ldm_condition!r}")
         self.ldm_condition = ldm_condition
+        if decomposition_norm not in ("squared_l2", "mse"):
+            raise ValueError(f"decomposition_norm must be 'squared_l2' or 'mse', got {decomposition_norm!r}")
+        self.decomposition_norm = decomposition_norm
         if warmup_slot not in ("modality", "first"):
             raise ValueError(f"warmup_slot must be 'modality' or 'first', got {warmup_slot!r}")
         self.dim, self.rank, self.n_bins = dim, rank, n_bins
@@ -291,12 +298,17 @@ class MUST(nn.Module):
         u_hat = self.project_specific(u)
         return self.head_logits(torch.zeros_like(u_hat), g - u_hat, u_hat)
 
+    def _sq_dist(self, a: Tensor, b: Tensor) -> Tensor:
+        """Batch mean of ‖a − b‖² (``squared_l2``) or of the per-dimension mean (``mse``) for (B, D) rows."""
+        sq = (a - b).pow(2)
+        return (sq.sum(dim=1) if self.decomposition_norm == "squared_l2" else sq.mean(dim=1)).mean()
+
     def _paired_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
         """The full objective of Eq. 16 on patients having both modalities."""
         d = self.decompose(batch)
         surv = nll_loss(self.head_logits(d.u_p_hat, d.c_hat, d.u_g_hat), batch.bins, batch.event, self.alpha)
-        dec = F.mse_loss(d.g_p, d.u_p_hat + d.c_gp_hat) + F.mse_loss(d.g_g, d.u_g_hat + d.c_pg_hat)
-        shared = F.mse_loss(d.c_pg_hat, d.c_gp_hat)
+        dec = (self._sq_dist(d.g_p, d.u_p_hat + d.c_gp_hat) + self._sq_dist(d.g_g, d.u_g_hat + d.c_pg_hat))
+        shared = self._sq_dist(d.c_pg_hat, d.c_gp_hat)
         orth = (
             F.cosine_similarity(d.u_p_hat, d.u_g_hat, dim=1).abs()
             + F.cosine_similarity(d.u_p_hat, d.c_pg_hat, dim=1).abs()
