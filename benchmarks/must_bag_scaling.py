@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
 
 FAMILIES = [82, 328, 513, 452, 183, 277]
 
@@ -75,11 +74,8 @@ def main() -> None:
         "threads": args.threads, "checkpoint_patches": ckpt, "sizes": rows,
         "seconds_per_1k_patches": [round(1000 * r["seconds"] / r["patches"], 3) for r in ok],
         "largest_within_4gb": max((r["patches"] for r in ok if r["peak_rss_mb"] <= 4096), default=None),
-        "cpu_count": os.cpu_count(), "platform": platform.platform(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,13 @@ milliseconds per patient (50 DDIM steps x 5 samples by default, paper width D = 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 
 from mustsurv.models.diffusion import ConditionalLatentDiffusion
+
+from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
 
 
 def main() -> None:
@@ -68,12 +66,8 @@ def main() -> None:
         "speedup": round(ms_naive / ms_batched, 2), "max_abs_difference": max_diff,
         "outputs_identical_within_1e-4": max_diff < 1e-4,
         "target": "speedup >= 20 and < 50 ms per patient on a 2-core CPU",
-        "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()), "platform": platform.platform(),
-        "torch": torch.__version__,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

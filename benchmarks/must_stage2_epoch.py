@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -24,6 +20,8 @@ from mustsurv.models import build_model
 from mustsurv.models.batch import PatientItem
 from mustsurv.train.must import train_stage2
 from mustsurv.train.trainer import OptimConfig, accumulate_group
+
+from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
 
 FAMILIES = [82, 328, 513, 452, 183, 277]  # BLCA-like family sizes (RNA part of MCAT's six families)
 
@@ -79,12 +77,8 @@ def main() -> None:
         "speedup_grouped": round(seconds["bs1_accumulation"] / seconds["grouped"], 2),
         "gradient_max_abs_difference": max_diff, "gradient_max_abs": scale,
         "same_gradient": max_diff <= 1e-4 * max(1.0, scale),
-        "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()), "platform": platform.platform(),
-        "torch": torch.__version__,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ from mustsurv.evaluate.decomposition import decomposition_cosines
 from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
 from mustsurv.io import atomic_path
 from mustsurv.models.baselines.missing import MissingModalityBaseline
+from mustsurv.models.batch import PatientItem
+from mustsurv.models.must import MUST
 from mustsurv.models.registry import build_model, model_class
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3
@@ -86,6 +88,19 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
     log.info("stage %d done on %d training patients; saved %s", stage, len(train), out)
 
 
+def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: dict[str, Any], seed: int,
+                           out_tsv: str | Path, out_no_ldm: str | Path | None = None) -> None:
+    """MUST's test predictions in every scenario (``inference``: the config's ``must.inference``) and, with
+    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û."""
+    sampling = dict(n_samples=inference["n_samples"], steps=inference["ddim_steps"],
+                    batch_size=inference["batch_size"], seed=seed)
+    for scenarios, specific, out in ((SCENARIOS, "ldm", out_tsv),
+                                     (("missing_genomics", "missing_pathology"), "zero", out_no_ldm)):
+        if out is not None:
+            pred = predict(model, test, scenarios, specific=specific, **sampling)
+            write_predictions(pred.rename(columns={"patient": "patient_id"}), out)
+
+
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
                  inference: dict[str, Any], seed: int, store: FeatureStore | None = None,
                  out_no_ldm: str | Path | None = None) -> None:
@@ -95,13 +110,7 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
     model, _ = load_checkpoint(ckpt, default_device())
     _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
                                 store=store)
-    pred = predict(model, test, SCENARIOS, n_samples=inference["n_samples"], steps=inference["ddim_steps"],
-                   batch_size=inference["batch_size"], seed=seed)
-    write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
-    if out_no_ldm is not None:
-        zero = predict(model, test, ("missing_genomics", "missing_pathology"), batch_size=inference["batch_size"],
-                       specific="zero")
-        write_predictions(zero.rename(columns={"patient": "patient_id"}), out_no_ldm)
+    write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm)
     cos = decomposition_cosines(model, test)
     with atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as fh:

@@ -25,17 +25,14 @@ from typing import Any, Sequence
 import torch
 
 from mustsurv.cohort.store import FeatureStore
-from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.registry import build_model
 from mustsurv.train.data import fold_datasets
-from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3
+from mustsurv.train.must import train_stage1, train_stage2, train_stage3
+from mustsurv.train.pipeline import write_must_predictions
 from mustsurv.train.trainer import OptimConfig, default_device, load_checkpoint, save_checkpoint, seed_everything
 
 log = logging.getLogger(__name__)
-
-MISSING = ("missing_genomics", "missing_pathology")
-
 
 def must_variants(ablations: dict[str, Any], model_cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Variant name -> its changes: ``model`` (MUST kwargs), ``warmup`` (bool), ``unpaired`` (fraction),
@@ -122,11 +119,6 @@ def run_must_variant(variant: dict[str, Any], data: dict[str, Any], must_cfg: di
             train_stage2(model, items, OptimConfig(**must_cfg["stage2"], seed=seed), unpaired=bool(fraction))
         history = train_stage3(model, items, seed=seed, **must_cfg["stage3"])
         save_checkpoint(out_models[k], model, "must", kwargs, {"variant": variant, "ldm_history": history})
-        inference = must_cfg["inference"]
-        sampling = dict(n_samples=inference["n_samples"], steps=inference["ddim_steps"],
-                        batch_size=inference["batch_size"], seed=seed)
-        for scenarios, specific, out in ((SCENARIOS, "ldm", out_predictions[k]), (MISSING, "zero", out_no_ldm[k])):
-            pred = predict(model, test, scenarios, specific=specific, **sampling)
-            write_predictions(pred.rename(columns={"patient": "patient_id"}), out)
+        write_must_predictions(model, test, must_cfg["inference"], seed, out_predictions[k], out_no_ldm[k])
         log.info("fold %d: trained on %d patients (%d unpaired); predicted %d test patients", k, len(items),
                  sum(it["path"] is None or it["omics"] is None for it in items), len(test))
