@@ -25,10 +25,12 @@ FAMILIES = [82, 328, 513, 452, 183, 277]
 def one(n: int, threads: int, checkpoint_patches: int | None) -> dict:
     import torch
 
+    from mustsurv.allocator import release_large_buffers
     from mustsurv.models import build_model, collate
     from mustsurv.models.batch import PatientItem
 
     torch.set_num_threads(threads)
+    release_large_buffers()  # as the training scripts do
     torch.manual_seed(0)
     model = build_model("must", family_dims=FAMILIES, path_dim=1536, dim=256, rank=64, heads=8, n_bins=4,
                         checkpoint_patches=checkpoint_patches)

@@ -45,13 +45,14 @@ def test_batched_ddim_equals_per_sample_loop_with_the_same_noise() -> None:
     torch.testing.assert_close(ldm.sample(cond, cls, 4, 10, generator=g1), ldm.sample(cond, cls, 4, 10, generator=g2))
 
 
-def test_ldm_learns_a_conditional_latent() -> None:
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_ldm_learns_a_conditional_latent(prediction: str) -> None:
     torch.manual_seed(0)
     dim, n = 8, 256
     cond = torch.randn(n, dim)
     mix = torch.randn(dim, dim) / dim**0.5
     z0 = 3.0 + 2.0 * cond @ mix  # the latent is a deterministic function of the condition
-    ldm = ConditionalLatentDiffusion(dim=dim, layers=2, heads=2, timesteps=1000)
+    ldm = ConditionalLatentDiffusion(dim=dim, layers=2, heads=2, timesteps=1000, prediction=prediction)
     ldm.fit_normalisation(z0, cond)
     cls = torch.zeros(dim)
     opt = torch.optim.AdamW(ldm.parameters(), lr=2e-3)
@@ -74,8 +75,8 @@ def test_ldm_learns_a_conditional_latent() -> None:
     a = ldm.alphas_cumprod[t]
     z_t = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=gen)
     with torch.no_grad():
-        eps = ldm.denoiser(z_t, torch.full((256,), t), (test_cond - ldm.cond_mean) / ldm.cond_std, cls.expand(256, -1))
-    x0_hat = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
+        out = ldm.denoiser(z_t, torch.full((256,), t), (test_cond - ldm.cond_mean) / ldm.cond_std, cls.expand(256, -1))
+    x0_hat = ldm.eps_and_x0(out, z_t, a)[1]
     corr = torch.corrcoef(torch.stack([x0_hat.flatten(), x0.flatten()]))[0, 1].item()
     assert corr > a.sqrt().item() + 0.15
 
@@ -132,3 +133,50 @@ def test_sampling_with_the_prefix_cache_equals_the_plain_denoiser() -> None:
         eps = (z - a_t.sqrt() * x0) / (1 - a_t).sqrt()
         z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
     torch.testing.assert_close(cached, (z * ldm.z_std + ldm.z_mean).reshape(3, 2, 16), rtol=1e-5, atol=1e-5)
+
+
+class _OracleDenoiser(torch.nn.Module):
+    """The exact network output for a point-mass latent x0* (standardised units): ε or v of Eq. 19."""
+
+    def __init__(self, ldm: ConditionalLatentDiffusion, x0: torch.Tensor) -> None:
+        super().__init__()
+        self.ldm, self.x0 = [ldm], x0
+
+    def condition(self, cond: torch.Tensor, cls: torch.Tensor) -> list:
+        return []
+
+    def denoise(self, z_t: torch.Tensor, t: torch.Tensor, cache: list) -> torch.Tensor:
+        a = self.ldm[0].alphas_cumprod[t].unsqueeze(1)
+        eps = (z_t - a.sqrt() * self.x0) / (1 - a).sqrt()
+        return eps if self.ldm[0].prediction == "eps" else a.sqrt() * eps - (1 - a).sqrt() * self.x0
+
+    def forward(self, z_t, t, cond, cls):  # noqa: ANN001, ANN201 - the ε-predictor's signature
+        return self.denoise(z_t, t, [])
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_exact_network_output_has_zero_loss_and_ddim_lands_on_the_latent(prediction: str) -> None:
+    """For a point-mass latent the exact ε (or v) makes Eq. 19's loss 0, and DDIM from any noise ends on
+    that latent (de-standardised): the ε / v conversions of loss and sampler agree."""
+    torch.manual_seed(0)
+    ldm = ConditionalLatentDiffusion(dim=8, layers=1, heads=2, timesteps=1000, prediction=prediction,
+                                     clip_x0=None).eval()
+    with torch.no_grad():
+        ldm.z_mean.fill_(2.0)
+        ldm.z_std.fill_(0.5)
+    x0 = torch.randn(8)
+    ldm.denoiser = _OracleDenoiser(ldm, x0)
+    z0 = (x0 * 0.5 + 2.0).expand(6, -1)
+    loss = ldm.loss(z0, torch.randn(6, 8), torch.zeros(8), generator=torch.Generator().manual_seed(1))
+    assert float(loss) < 1e-8
+    # the output -> (ε, x̂0) conversion inverts z_t = √ᾱ x0 + √(1−ᾱ) ε at any noise level
+    eps, a = torch.randn(5, 8), ldm.alphas_cumprod[torch.tensor([0, 10, 300, 700, 999])].unsqueeze(1)
+    z_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    out = eps if prediction == "eps" else a.sqrt() * eps - (1 - a).sqrt() * x0
+    eps_hat, x0_hat = ldm.eps_and_x0(out, z_t, a)
+    torch.testing.assert_close(eps_hat, eps, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(x0_hat, x0.expand(5, -1), rtol=1e-3, atol=1e-3)
+    samples = ldm.sample(torch.randn(3, 8), torch.zeros(8), noise=torch.randn(3, 4, 8), steps=25)
+    torch.testing.assert_close(samples, (x0 * 0.5 + 2.0).expand(3, 4, -1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="prediction"):
+        ConditionalLatentDiffusion(dim=8, layers=1, heads=2, prediction="x0")

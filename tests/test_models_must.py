@@ -237,3 +237,36 @@ def test_ldm_without_class_token_ignores_the_class_token() -> None:
     torch.testing.assert_close(without(z, t, c, a), without(z, t, c, b))
     assert not torch.allclose(with_cls(z, t, c, a), with_cls(z, t, c, b))
     assert without.token_type.shape[0] == 1 and without.embed_cls is None
+
+
+def test_checkpointing_large_bags_gives_the_same_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bags above ``checkpoint_patches`` recompute TransMIL's two segments, the specific path and the
+    cross-attention in backward: the stage-2 loss and every gradient equal the plain model's (dropout
+    included), for a batch that mixes a large and a small bag; evaluation never checkpoints."""
+    import mustsurv.models.must as must_module
+
+    torch.manual_seed(0)
+    plain = tiny_must(dropout=0.2, checkpoint_patches=None)
+    ckpt = tiny_must(dropout=0.2, checkpoint_patches=20)
+    ckpt.load_state_dict(plain.state_dict())
+    calls: list[str] = []
+    real = must_module.checkpoint
+    monkeypatch.setattr(must_module, "checkpoint", lambda fn, *a, **k: calls.append(getattr(fn, "__name__", type(fn).__name__)) or real(fn, *a, **k))
+    items = tiny_items(2)
+    items[1]["path"] = torch.randn(45, 12)  # above 20 patches: the batch's padded length checkpoints too
+    batch = collate(items)
+    results = []
+    for model in (plain, ckpt):
+        torch.manual_seed(1)
+        loss, _ = model.main_loss(batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    assert calls.count("_specific_path") == 1 and len(calls) == 3  # the large bag, then both cross-attentions
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-6)
+    assert results[0][1].keys() == results[1][1].keys() and len(results[0][1]) > 20
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    ckpt.eval()
+    with torch.no_grad():
+        ckpt.main_loss(batch)
+    assert len(calls) == 3

@@ -3,12 +3,14 @@
 
 import torch
 
+from mustsurv.allocator import release_large_buffers
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_baseline
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+release_large_buffers()  # large bags: freed buffers leave the process (see mustsurv.allocator)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 out = snakemake.output
 for split, model, tsv in zip(snakemake.input.splits, out.models, out.predictions):

@@ -2,12 +2,14 @@
 
 import torch
 
+from mustsurv.allocator import release_large_buffers
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_must_stage
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+release_large_buffers()  # large bags: freed buffers leave the process (see mustsurv.allocator)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 previous = snakemake.input.get("previous") or [None] * len(snakemake.output)
 for split, out, prev in zip(snakemake.input.splits, snakemake.output, previous):

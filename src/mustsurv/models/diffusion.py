@@ -121,14 +121,24 @@ class ConditionalLatentDiffusion(nn.Module):
         clip_x0: float | None = 4.0,
         mlp_ratio: float = 4.0,
         use_cls: bool = True,
+        prediction: str = "eps",
     ) -> None:
         """``clip_x0``: bound of the predicted clean latent in standardised units during sampling (None =
         off). An under-trained ε-predictor otherwise lets DDIM's x̂0 = (z_t − √(1−ᾱ)ε)/√ᾱ blow up at
         large t (1/√ᾱ_T ≈ 150); clipping x̂0 and re-deriving ε from it is DDPM's ``clip_denoised`` for a
         standardised latent (about 99.99 % of a unit normal lies within ±4). ``mlp_ratio``: FFN width of the
         ε-predictor's blocks over D (the paper gives depth 4 and width D only). ``use_cls``: condition on
-        [ĉ; CLS] (paper) or on [ĉ] alone (Table 3(b) ablation)."""
+        [ĉ; CLS] (paper) or on [ĉ] alone (Table 3(b) ablation).
+
+        ``prediction``: what the network outputs. ``"eps"`` is Eq. 19 literally (the network predicts ε).
+        ``"v"`` predicts v = √ᾱ ε − √(1−ᾱ) x0 (Salimans & Ho 2022) and is trained on the v error; ε and
+        x̂0 follow exactly from v and z_t (ε = √(1−ᾱ) z_t + √ᾱ v, x̂0 = √ᾱ z_t − √(1−ᾱ) v), so the sampler
+        is the same DDIM. It matters when the ε-predictor is small or trained briefly: at large t an
+        ε error is amplified by 1/√ᾱ (≈150 at T = 1000) in x̂0, while a v error is not."""
         super().__init__()
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+        self.prediction = prediction
         self.dim = dim
         self.clip_x0 = clip_x0
         self.timesteps = timesteps
@@ -154,8 +164,9 @@ class ConditionalLatentDiffusion(nn.Module):
         return cls.reshape(1, -1).expand(n, -1) if cls.ndim == 1 else cls
 
     def loss(self, z0: Tensor, cond: Tensor, cls: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """ε-prediction loss of Eq. 19 for targets ``z0`` (B, D), conditions ``cond`` (B, D), prior ``cls``
-        (D,) or (B, D); t uniform in [0, T)."""
+        """Denoising loss of Eq. 19 for targets ``z0`` (B, D), conditions ``cond`` (B, D), prior ``cls``
+        (D,) or (B, D); t uniform in [0, T). The squared error of the predicted ε (``prediction="eps"``)
+        or of the predicted v (``"v"``)."""
         b = z0.shape[0]
         x0 = (z0 - self.z_mean) / self.z_std
         t = torch.randint(0, self.timesteps, (b,), device=z0.device, generator=generator)
@@ -164,7 +175,15 @@ class ConditionalLatentDiffusion(nn.Module):
         z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         c = (cond - self.cond_mean) / self.cond_std
         pred = self.denoiser(z_t, t, c, self._expand_cls(cls, b))
-        return ((pred - noise) ** 2).mean()
+        target = noise if self.prediction == "eps" else a.sqrt() * noise - (1 - a).sqrt() * x0
+        return ((pred - target) ** 2).mean()
+
+    def eps_and_x0(self, out: Tensor, z_t: Tensor, a_t: Tensor) -> tuple[Tensor, Tensor]:
+        """The noise ε and clean latent x̂0 (B, D) implied by the network's output ``out`` (B, D) at a noisy
+        latent ``z_t`` (B, D) with signal level ``a_t`` = ᾱ_t (scalar or (B, 1)); unclipped."""
+        if self.prediction == "eps":
+            return out, (z_t - (1 - a_t).sqrt() * out) / a_t.sqrt()
+        return (1 - a_t).sqrt() * z_t + a_t.sqrt() * out, a_t.sqrt() * z_t - (1 - a_t).sqrt() * out
 
     def ddim_timesteps(self, steps: int) -> Tensor:
         """Descending, distinct timesteps of a ``steps``-step DDIM schedule (from T-1 to 0)."""
@@ -208,8 +227,8 @@ class ConditionalLatentDiffusion(nn.Module):
         for i, t in enumerate(ts.tolist()):
             a_t = self.alphas_cumprod[t]
             a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(a_t)
-            eps = self.denoiser.denoise(z, torch.full((b * s,), t, device=z.device, dtype=torch.long), cache)
-            x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+            out = self.denoiser.denoise(z, torch.full((b * s,), t, device=z.device, dtype=torch.long), cache)
+            eps, x0 = self.eps_and_x0(out, z, a_t)
             if self.clip_x0 is not None:
                 x0 = x0.clamp(-self.clip_x0, self.clip_x0)
                 eps = (z - a_t.sqrt() * x0) / (1 - a_t).sqrt()

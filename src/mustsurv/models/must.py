@@ -32,12 +32,13 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from mustsurv.models.batch import SurvivalBatch, subset
 from mustsurv.models.diffusion import ConditionalLatentDiffusion
 from mustsurv.models.genomic import GenomicEncoder
 from mustsurv.models.layers.attention import CrossAttentionPool, SelfAttentionBlock
-from mustsurv.models.layers.transmil import TransLayer, TransMIL
+from mustsurv.models.layers.transmil import TransLayer, TransMIL, checkpointing
 from mustsurv.models.registry import register_model
 from mustsurv.survival import nll_loss, risk_from_hazards
 
@@ -108,6 +109,7 @@ class MUST(nn.Module):
         ldm_clip_x0: float | None = 4.0,
         ldm_mlp_ratio: float = 4.0,
         ldm_cls: bool = True,
+        ldm_prediction: Literal["eps", "v"] = "eps",
         checkpoint_patches: int | None = 20000,
         decomposition_norm: Literal["squared_l2", "mse"] = "squared_l2",
     ) -> None:
@@ -123,8 +125,9 @@ class MUST(nn.Module):
         (supplement §8.2 uses it for unpaired patients). ``ldm_clip_x0`` bounds DDIM's predicted clean
         latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
         ``ldm_cls`` False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
-        ``checkpoint_patches``: bags with more patches train with activation checkpointing in their
-        Nyström layers (same gradients, far less memory; None = never). ``decomposition_norm``: Eq. 13–14
+        ``checkpoint_patches``: bags with more patches train with activation checkpointing (TransMIL, the
+        specific path and the cross-attention recompute their activations in backward: same gradients, far
+        less memory; None = never). ``decomposition_norm``: Eq. 13–14
         as squared L2 norms (paper) or as mean squared errors over the D dimensions.
         """
         super().__init__()
@@ -139,6 +142,7 @@ class MUST(nn.Module):
         if warmup_slot not in ("modality", "first"):
             raise ValueError(f"warmup_slot must be 'modality' or 'first', got {warmup_slot!r}")
         self.dim, self.rank, self.n_bins = dim, rank, n_bins
+        self.checkpoint_patches = checkpoint_patches
         self.warmup_sigma, self.warmup_slot = warmup_sigma, warmup_slot
         self.lambda_dec, self.lambda_sh, self.lambda_orth, self.alpha = lambda_dec, lambda_sh, lambda_orth, alpha
         # pathology branch
@@ -160,7 +164,7 @@ class MUST(nn.Module):
         # stage-3 generators of the modality-specific components
         ldm = dict(dim=dim, layers=ldm_layers, heads=ldm_heads, timesteps=ldm_timesteps, schedule=ldm_schedule,
                    beta_start=ldm_beta_start, beta_end=ldm_beta_end, clip_x0=ldm_clip_x0,
-                   mlp_ratio=ldm_mlp_ratio, use_cls=ldm_cls)
+                   mlp_ratio=ldm_mlp_ratio, use_cls=ldm_cls, prediction=ldm_prediction)
         self.ldm_path = ConditionalLatentDiffusion(**ldm)
         self.ldm_genomic = ConditionalLatentDiffusion(**ldm)
 
@@ -193,14 +197,19 @@ class MUST(nn.Module):
         g, u, tokens = [], [], []
         for bag in bags:
             g_i, h_i = self.transmil(bag)
-            x = torch.cat([self.cls_u_p.view(1, 1, -1), h_i.unsqueeze(0)], dim=1)
-            u.append(self.norm_u_p(self.specific_path(x)[0, 0]))
+            big = checkpointing(self, bag.shape[0], self.checkpoint_patches)
+            u.append(checkpoint(self._specific_path, h_i, use_reentrant=False) if big else self._specific_path(h_i))
             g.append(g_i)
             tokens.append(h_i)
         lengths = torch.tensor([t.shape[0] for t in tokens], device=tokens[0].device)
-        padded = nn.utils.rnn.pad_sequence(tokens, batch_first=True)
+        padded = tokens[0].unsqueeze(0) if len(tokens) == 1 else nn.utils.rnn.pad_sequence(tokens, batch_first=True)
         mask = torch.arange(padded.shape[1], device=padded.device)[None] < lengths[:, None]
         return torch.stack(g), torch.stack(u), padded, mask
+
+    def _specific_path(self, tokens: Tensor) -> Tensor:
+        """u_P (D,): the output at [CLS_uP] of the specific self-attention over a bag's tokens (N, D)."""
+        x = torch.cat([self.cls_u_p.view(1, 1, -1), tokens.unsqueeze(0)], dim=1)
+        return self.norm_u_p(self.specific_path(x)[0, 0])
 
     def encode_genomic(self, omics: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """F tensors (B, d_k) -> g_G (B, D), u_G (B, D), tokens H_G (B, F, D)."""
@@ -224,8 +233,12 @@ class MUST(nn.Module):
         self._require(batch, True, True, "the full MUST forward pass")
         g_p, u_p, h_p, mask_p = self.encode_path([p for p in batch.path if p is not None])
         g_g, u_g, h_g = self.encode_genomic(batch.omics or [])
-        c_pg = self.cross_pg(h_p, h_g, query_mask=mask_p)
-        c_gp = self.cross_gp(h_g, h_p, context_mask=mask_p)
+        if checkpointing(self, h_p.shape[1], self.checkpoint_patches):  # recomputed in backward, as the bags
+            c_pg = checkpoint(self.cross_pg, h_p, h_g, mask_p, use_reentrant=False)
+            c_gp = checkpoint(self.cross_gp, h_g, h_p, None, mask_p, use_reentrant=False)
+        else:
+            c_pg = self.cross_pg(h_p, h_g, query_mask=mask_p)
+            c_gp = self.cross_gp(h_g, h_p, context_mask=mask_p)
         return Decomposition(
             g_p=g_p, g_g=g_g, u_p=u_p, u_g=u_g, c_pg=c_pg, c_gp=c_gp,
             u_p_hat=self.project_specific(u_p), u_g_hat=self.project_specific(u_g),

@@ -6,12 +6,14 @@ softmax kernel is inverted with the iterative Moore–Penrose scheme, and a dept
 the values adds a residual path. Segments are formed over the real tokens only (no zero padding of the
 sequence), and sequences no longer than the landmark count use exact softmax attention.
 
-Large bags: a :class:`TransLayer` given a ``checkpoint_above`` token count recomputes its activations in
-the backward pass instead of keeping them (activation checkpointing) for longer sequences, and its
-attention then also goes one head at a time, so that only one head's N x landmarks kernels are ever
-alive. Outputs and gradients are unchanged (the recomputation replays the same dropout draws); the
-training memory of MUST on a 200k-patch bag drops from 14.6 GB to 6.6 GB for a third more time
-(``benchmarks/must_bag_scaling.py``).
+Large bags (training, more patches than ``checkpoint_above``): nothing of size N x D is kept for backward
+but the bag and the tokens between a few segments; everything else is recomputed (activation
+checkpointing, which replays the same dropout draws). TransMIL runs as two checkpointed segments, each
+Nyström layer attends one head at a time (q, k, v and the residual convolution of that head only), its
+kernels are built in blocks of ``chunk_tokens`` rows (softmax over N from a blockwise log-sum-exp), PPEG
+convolves channel blocks, and the patch projection keeps one boolean mask instead of two activations.
+Outputs and gradients equal the plain computation up to float summation order (tested). MUST's training
+step on a 200k-patch bag peaks at 3.9 GB instead of 14.6 GB (``benchmarks/must_bag_scaling.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ def iterative_pinv(x: Tensor, iterations: int = 6) -> Tensor:
     return z
 
 
+def _block_logsumexp(q_l: Tensor, k: Tensor) -> Tensor:
+    """log Σ_j exp(q_l k_jᵀ) over a block of keys: (B, H, m, d), (B, H, n, d) -> (B, H, m)."""
+    return torch.logsumexp(q_l @ k.transpose(-1, -2), dim=-1)
+
+
+def _block_softmax_values(q_l: Tensor, k: Tensor, v: Tensor, lse: Tensor) -> Tensor:
+    """A block's part of softmax(q_l kᵀ) v given the full log-sum-exp ``lse`` (B, H, m) -> (B, H, m, d)."""
+    return torch.exp(q_l @ k.transpose(-1, -2) - lse.unsqueeze(-1)) @ v
+
+
+def _block_rows(q: Tensor, k_l: Tensor, w: Tensor) -> Tensor:
+    """softmax(q k_lᵀ) w for a block of query rows: (B, H, n, d), (B, H, m, d), (B, H, m, d) -> (B, H, n, d)."""
+    return torch.softmax(q @ k_l.transpose(-1, -2), dim=-1) @ w
+
+
 class NystromAttention(nn.Module):
     """Multi-head Nyström self-attention; (B, N, D) -> (B, N, D), memory O(N * landmarks)."""
 
@@ -56,6 +73,7 @@ class NystromAttention(nn.Module):
         self.dim_head = dim // heads
         self.num_landmarks = num_landmarks or dim // 2
         self.pinv_iterations = pinv_iterations
+        self.chunk_tokens = 16384  # longer sequences attend block by block (see _attend_chunked)
         self.scale = self.dim_head**-0.5
         self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.res_conv = nn.Conv2d(
@@ -68,14 +86,31 @@ class NystromAttention(nn.Module):
         kernels recomputed in the backward pass (same result, memory of one head)."""
         b, n, _ = x.shape
         h = self.heads
-        q, k, v = (t.view(b, n, h, self.dim_head).transpose(1, 2) for t in self.to_qkv(x).chunk(3, dim=-1))
-        if per_head_checkpoint:
-            out = torch.cat([checkpoint(self.attend, q[:, i:i + 1], k[:, i:i + 1], v[:, i:i + 1], use_reentrant=False)
-                             for i in range(h)], dim=1)
+        if per_head_checkpoint:  # q, k, v and the residual convolution of one head at a time, from x
+            out = torch.cat([checkpoint(self._attend_head, x, i, use_reentrant=False) for i in range(h)], dim=1)
         else:
+            q, k, v = (self._heads(t) for t in self.to_qkv(x).chunk(3, dim=-1))
             out = self.attend(q, k, v)
-        out = out + self.res_conv(v)
+            out += self.res_conv(v)  # in place here and below: large bags keep fewer N x D buffers alive
         return self.to_out(out.transpose(1, 2).reshape(b, n, h * self.dim_head))
+
+    def _heads(self, t: Tensor) -> Tensor:
+        """(B, N, H' * d) -> (B, H', N, d)."""
+        return t.view(t.shape[0], t.shape[1], -1, self.dim_head).transpose(1, 2)
+
+    def _attend_head(self, x: Tensor, i: int) -> Tensor:
+        """Head ``i``'s attention plus residual-convolution output (B, 1, N, d) from the layer input ``x``
+        (B, N, D)."""
+        inner = self.heads * self.dim_head
+        rows = torch.cat([torch.arange(j * inner + i * self.dim_head, j * inner + (i + 1) * self.dim_head)
+                          for j in range(3)]).to(x.device)
+        q, k, v = (self._heads(t) for t in F.linear(x, self.to_qkv.weight[rows]).chunk(3, dim=-1))
+        # the head's residual convolution along N as a depthwise 1-d convolution over its d columns: the
+        # same sums, and its backward needs ~4x the head's values in memory instead of ~19x (2-d, 33x1 kernel)
+        b, _, n, d = v.shape
+        taps = self.res_conv.weight[i].reshape(1, 1, -1).expand(d, 1, -1)
+        residual = F.conv1d(v[:, 0].transpose(1, 2).contiguous(), taps, padding=self.res_conv.padding[0], groups=d)
+        return self.attend(q, k, v) + residual.transpose(1, 2).unsqueeze(1)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Nyström approximation of softmax(q kᵀ / √d) v for (B, H', N, d) heads -> (B, H', N, d)."""
@@ -88,10 +123,54 @@ class NystromAttention(nn.Module):
         counts = torch.bincount(segment, minlength=m).to(q.dtype).view(1, 1, m, 1)
         q_l = q.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, q) / counts
         k_l = k.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, k) / counts
-        kernel_1 = torch.softmax(q @ k_l.transpose(-1, -2), dim=-1)  # (B, H', N, m)
         kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H', m, m)
+        if n > self.chunk_tokens:
+            return self._attend_chunked(q, k, v, q_l, k_l, kernel_2)
+        kernel_1 = torch.softmax(q @ k_l.transpose(-1, -2), dim=-1)  # (B, H', N, m)
         kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H', m, N)
         return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ (kernel_3 @ v))
+
+    def _attend_chunked(self, q: Tensor, k: Tensor, v: Tensor, q_l: Tensor, k_l: Tensor, kernel_2: Tensor) -> Tensor:
+        """:meth:`attend` over blocks of ``chunk_tokens`` tokens, each recomputed in backward, so that no
+        (N, m) kernel is ever whole: kernel_3's softmax over N from a blockwise log-sum-exp, kernel_3 v as a
+        sum of blocks, kernel_1 (row-wise) block by block. Same result up to float summation order."""
+        blocks = [slice(s, s + self.chunk_tokens) for s in range(0, q.shape[2], self.chunk_tokens)]
+        lse = torch.logsumexp(torch.stack([checkpoint(_block_logsumexp, q_l, k[:, :, b], use_reentrant=False)
+                                           for b in blocks], dim=-1), dim=-1)  # (B, H', m)
+        k3v = sum(checkpoint(_block_softmax_values, q_l, k[:, :, b], v[:, :, b], lse, use_reentrant=False)
+                  for b in blocks)  # (B, H', m, d)
+        w = iterative_pinv(kernel_2, self.pinv_iterations) @ k3v
+        return torch.cat([checkpoint(_block_rows, q[:, :, b], k_l, w, use_reentrant=False) for b in blocks], dim=2)
+
+
+class _LinearReLUDropout(torch.autograd.Function):
+    """dropout(relu(x Wᵀ + b)) keeping one boolean mask (N, out) for backward instead of the activations:
+    for a 200k-patch bag that is 50 MB instead of 200 MB. The dropout draw uses the global generator, so
+    activation checkpointing replays it."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, p: float) -> Tensor:  # noqa: ANN001
+        y = F.linear(x, weight, bias)
+        mask = y > 0
+        if p > 0:
+            mask &= torch.empty_like(y).bernoulli_(1 - p).bool()
+        scale = 1.0 / (1 - p)
+        ctx.save_for_backward(x, weight, mask)
+        ctx.scale = scale
+        return y.mul_(mask).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:  # noqa: ANN001
+        x, weight, mask = ctx.saved_tensors
+        g = grad * mask * ctx.scale
+        grad_x = g @ weight if ctx.needs_input_grad[0] else None
+        return grad_x, g.transpose(-1, -2) @ x, g.sum(dim=0), None
+
+
+def checkpointing(module: nn.Module, n: int, above: int | None) -> bool:
+    """Whether ``module`` should checkpoint a sequence of ``n`` tokens: training with gradients and
+    ``n`` above ``above`` (None: never)."""
+    return above is not None and n > above and module.training and torch.is_grad_enabled()
 
 
 class TransLayer(nn.Module):
@@ -108,10 +187,19 @@ class TransLayer(nn.Module):
         self.checkpoint_above = checkpoint_above
 
     def forward(self, x: Tensor) -> Tensor:
-        if (self.checkpoint_above is not None and x.shape[1] > self.checkpoint_above and self.training
-                and torch.is_grad_enabled()):
-            return x + checkpoint(self.attn, self.norm(x), True, use_reentrant=False)
-        return x + self.attn(self.norm(x))
+        if checkpointing(self, x.shape[1], self.checkpoint_above):
+            return checkpoint(self._residual, x, True, use_reentrant=False)
+        return self._residual(x)
+
+    def _residual(self, x: Tensor, per_head_checkpoint: bool = False) -> Tensor:
+        return self.attn(self.norm(x), per_head_checkpoint).add_(x)
+
+
+def _depthwise_tokens(feat: Tensor, kernel: Tensor, bias: Tensor, side: int) -> Tensor:
+    """A depthwise 7x7 convolution of tokens laid out on their square grid: (B, side², C) -> (B, side², C)."""
+    b, _, c = feat.shape
+    grid = feat.transpose(1, 2).reshape(b, c, side, side)
+    return F.conv2d(grid, kernel, bias, padding=3, groups=c).flatten(2).transpose(1, 2)
 
 
 class PPEG(nn.Module):
@@ -124,15 +212,28 @@ class PPEG(nn.Module):
         self.proj5 = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
         self.proj3 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
 
-    def forward(self, x: Tensor, side: int) -> Tensor:
-        """``x`` (B, 1 + side², D) -> same shape."""
+    def forward(self, x: Tensor, side: int, channel_blocks: int = 1) -> Tensor:
+        """``x`` (B, 1 + side², D) -> same shape. ``channel_blocks`` > 1: the (depthwise) convolution runs
+        on that many channel blocks, each recomputed in backward (large bags: no whole grid copy is kept)."""
         b, n, d = x.shape
         if n != 1 + side * side:
             raise ValueError(f"PPEG expects 1 + {side}² tokens, got {n}")
-        cls, feat = x[:, :1], x[:, 1:]
-        grid = feat.transpose(1, 2).reshape(b, d, side, side)
-        grid = grid + self.proj7(grid) + self.proj5(grid) + self.proj3(grid)
-        return torch.cat([cls, grid.flatten(2).transpose(1, 2)], dim=1)
+        kernel, bias = self.kernel(), self.proj7.bias + self.proj5.bias + self.proj3.bias
+        feat = x[:, 1:]
+        if channel_blocks > 1:
+            bounds = torch.linspace(0, d, channel_blocks + 1).long().tolist()
+            out = torch.cat([checkpoint(_depthwise_tokens, feat[..., s:e], kernel[s:e], bias[s:e], side,
+                                        use_reentrant=False) for s, e in zip(bounds[:-1], bounds[1:])], dim=2)
+        else:
+            out = _depthwise_tokens(feat, kernel, bias, side)
+        return torch.cat([x[:, :1], out], dim=1)
+
+    def kernel(self) -> Tensor:
+        """The one 7x7 depthwise kernel (D, 1, 7, 7) equal to identity + 7x7 + 5x5 + 3x3 (the smaller ones
+        zero-padded to 7x7): one convolution instead of three (a third of the time and memory), same sum."""
+        identity = torch.zeros(1, 1, 7, 7, dtype=self.proj7.weight.dtype, device=self.proj7.weight.device)
+        identity[..., 3, 3] = 1.0
+        return self.proj7.weight + F.pad(self.proj5.weight, (1, 1, 1, 1)) + F.pad(self.proj3.weight, (2, 2, 2, 2)) + identity
 
 
 class TransMIL(nn.Module):
@@ -162,20 +263,35 @@ class TransMIL(nn.Module):
         self.ppeg = PPEG(dim)
         self.layer2 = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_above)
         self.norm = nn.LayerNorm(dim)
+        self.checkpoint_above = checkpoint_above
 
     def forward(self, bag: Tensor) -> tuple[Tensor, Tensor]:
         """``bag`` (N, in_dim) -> (class output (dim,), token outputs (N, dim))."""
         if bag.ndim != 2 or bag.shape[0] == 0:
             raise ValueError(f"a bag must be a non-empty (N, D) matrix, got shape {tuple(bag.shape)}")
         n = bag.shape[0]
-        h = self.fc(bag).unsqueeze(0)  # (1, N, dim)
         side = math.isqrt(n - 1) + 1 if n > 1 else 1  # ceil(sqrt(n))
-        extra = side * side - n
-        if extra:
-            h = torch.cat([h, h[:, torch.arange(extra, device=h.device) % n]], dim=1)
-        h = torch.cat([self.cls_token, h], dim=1)
-        h = self.layer1(h)
-        h = self.ppeg(h, side)
-        h = self.layer2(h)
-        h = self.norm(h)[0]
+        if checkpointing(self, n, self.checkpoint_above):
+            # two segments, each recomputed in backward: only the bag and the tokens between them are kept
+            h = checkpoint(self._front, bag, side, use_reentrant=False)
+            h = checkpoint(self._back, h, side, use_reentrant=False)
+        else:
+            h = self._back(self._front(bag, side), side)
         return h[0], h[1 : n + 1]
+
+    def _front(self, bag: Tensor, side: int) -> Tensor:
+        """Projection, square padding, class token, first layer: (N, in_dim) -> (1, 1 + side², dim)."""
+        n = bag.shape[0]
+        linear, drop = self.fc[0], self.fc[2]
+        if torch.is_grad_enabled():  # (N, dim): one mask kept for backward instead of two activations
+            h = _LinearReLUDropout.apply(bag, linear.weight, linear.bias, drop.p if self.training else 0.0)
+        else:
+            h = self.fc(bag)
+        h = h.unsqueeze(0)  # (1, N, dim)
+        pad = h[:, torch.arange(side * side - n, device=h.device) % n]
+        return self.layer1(torch.cat([self.cls_token, h, pad], dim=1))
+
+    def _back(self, h: Tensor, side: int) -> Tensor:
+        """PPEG, second layer, LayerNorm: (1, 1 + side², dim) -> (1 + side², dim)."""
+        blocks = 8 if checkpointing(self, h.shape[1], self.checkpoint_above) else 1
+        return self.norm(self.layer2(self.ppeg(h, side, blocks)))[0]
