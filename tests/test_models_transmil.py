@@ -169,3 +169,17 @@ def test_blockwise_nystrom_attention_equals_the_whole_kernels() -> None:
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
     for got, want in zip(results[1][1], results[0][1]):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_residual_convolution_equals_the_2d_depthwise_convolution() -> None:
+    """The 1-d form of the Nyström residual convolution gives res_conv's values and gradients."""
+    torch.manual_seed(0)
+    attn = NystromAttention(16, heads=2, num_landmarks=4)
+    v = torch.randn(2, 2, 40, 8, requires_grad=True)
+    w = torch.randn(2, 2, 40, 8)
+    ref = attn.res_conv(v)
+    ref_grads = torch.autograd.grad((ref * w).sum(), [v, attn.res_conv.weight])
+    out = attn._residual_conv(v, attn.res_conv.weight)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(torch.autograd.grad((out * w).sum(), [v, attn.res_conv.weight]), ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

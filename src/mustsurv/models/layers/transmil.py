@@ -91,7 +91,7 @@ class NystromAttention(nn.Module):
         else:
             q, k, v = (self._heads(t) for t in self.to_qkv(x).chunk(3, dim=-1))
             out = self.attend(q, k, v)
-            out += self.res_conv(v)  # in place here and below: large bags keep fewer N x D buffers alive
+            out += self._residual_conv(v, self.res_conv.weight)  # in place: fewer N x D buffers alive
         return self.to_out(out.transpose(1, 2).reshape(b, n, h * self.dim_head))
 
     def _heads(self, t: Tensor) -> Tensor:
@@ -105,12 +105,19 @@ class NystromAttention(nn.Module):
         rows = torch.cat([torch.arange(j * inner + i * self.dim_head, j * inner + (i + 1) * self.dim_head)
                           for j in range(3)]).to(x.device)
         q, k, v = (self._heads(t) for t in F.linear(x, self.to_qkv.weight[rows]).chunk(3, dim=-1))
-        # the head's residual convolution along N as a depthwise 1-d convolution over its d columns: the
-        # same sums, and its backward needs ~4x the head's values in memory instead of ~19x (2-d, 33x1 kernel)
-        b, _, n, d = v.shape
-        taps = self.res_conv.weight[i].reshape(1, 1, -1).expand(d, 1, -1)
-        residual = F.conv1d(v[:, 0].transpose(1, 2).contiguous(), taps, padding=self.res_conv.padding[0], groups=d)
-        return self.attend(q, k, v) + residual.transpose(1, 2).unsqueeze(1)
+        return self.attend(q, k, v) + self._residual_conv(v, self.res_conv.weight[i:i + 1])
+
+    @staticmethod
+    def _residual_conv(v: Tensor, weight: Tensor) -> Tensor:
+        """The residual convolution along N of heads ``v`` (B, H', N, d) with their kernels ``weight``
+        (H', 1, K, 1) -> (B, H', N, d). Run as a depthwise 1-d convolution over the H' * d columns: the sums
+        of ``res_conv``'s (K, 1) 2-d convolution, but its backward needs ~4x the values' memory instead
+        of ~19x, and it is ~5x faster on CPU."""
+        b, h, n, d = v.shape
+        taps = weight.reshape(h, 1, -1).repeat_interleave(d, dim=0)  # (H' * d, 1, K)
+        cols = v.transpose(2, 3).reshape(b, h * d, n)
+        out = F.conv1d(cols, taps, padding=taps.shape[-1] // 2, groups=h * d)
+        return out.reshape(b, h, d, n).transpose(2, 3)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Nyström approximation of softmax(q kᵀ / √d) v for (B, H', N, d) heads -> (B, H', N, d)."""
