@@ -57,3 +57,19 @@ def test_missing_fractions():
     assert all(p.slides or p.has_omics for p in plan.patients)
     default = make_plan("A", DemoSettings(seed=4))
     assert all(p.slides and p.has_omics for p in default.patients)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6])
+def test_cross_modal_traces_correlate_with_the_other_modality_factor(rho):
+    """Each specific factor leaves a trace of correlation rho in the other modality; the factors, times
+    and slides do not move with rho."""
+    plan = make_plan("A", DemoSettings(seed=3, patients=2000, cross_modal=rho))
+    base = make_plan("A", DemoSettings(seed=3, patients=2000))
+    g, p = (np.array([getattr(q, a) for q in plan.patients]) for a in ("genomics", "pathology"))
+    g_tissue = np.array([q.genomics_in_tissue for q in plan.patients])
+    p_omics = np.array([q.pathology_in_omics for q in plan.patients])
+    assert np.corrcoef(g, g_tissue)[0, 1] == pytest.approx(rho, abs=0.05)
+    assert np.corrcoef(p, p_omics)[0, 1] == pytest.approx(rho, abs=0.05)
+    assert g_tissue.std() == pytest.approx(1.0, abs=0.05)
+    assert [(q.shared, q.pathology, q.genomics, q.time_months, q.slides) for q in plan.patients] == [
+        (q.shared, q.pathology, q.genomics, q.time_months, q.slides) for q in base.patients]

@@ -73,6 +73,16 @@ def test_texture_statistics_carry_the_latent_factors():
     assert high[tissue][:, 1].mean() < low[tissue][:, 1].mean() - 5
 
 
+def test_stroma_shows_the_genomics_trace():
+    """The genomics trace reddens the stroma less / more and leaves the nuclei alone; 0 is the default."""
+    spec = _spec(20)
+    np.testing.assert_array_equal(render_canvas(spec, 0.3, 0.2, 0.0), render_canvas(spec, 0.3, 0.2))
+    low, high = render_canvas(spec, 0.0, 0.0, -1.5), render_canvas(spec, 0.0, 0.0, 1.5)
+    tissue = (low.min(axis=2) < 215) & (high.min(axis=2) < 215) & (low[..., 1] > 110)
+    assert high[tissue][:, 0].mean() < low[tissue][:, 0].mean() - 10
+    assert _stats(low)[1] == pytest.approx(_stats(high)[1], rel=0.05)
+
+
 def test_40x_and_20x_show_the_same_field():
     s20, s40 = _spec(20), _spec(40)
     a = render_canvas(s20, 0.5, 0.5)

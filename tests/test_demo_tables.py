@@ -67,6 +67,32 @@ def test_omics_carry_shared_and_genomic_factors_not_pathology(tables):
     assert best[0] > 0.5 and best[2] > 0.5 and best[1] < 0.35
 
 
+def test_omics_carry_the_pathology_trace_when_cross_modal(tmp_path):
+    plan = make_plan("D", DemoSettings(seed=12, patients=200, cross_modal=0.9))
+    write_tables(plan, tmp_path)
+    rna = pd.read_csv(tmp_path / TABLES["rna"], sep="\t").set_index("Hugo_Symbol").drop(columns="Entrez_Gene_Id")
+    expr = np.log2(rna.T.to_numpy() + 1)
+    expr = (expr - expr.mean(0)) / (expr.std(0) + 1e-9)
+    pats = {p.patient_id: p for p in plan.patients}
+    path = np.array([pats[s[:12]].pathology for s in rna.columns])
+    assert (np.abs(expr.T @ ((path - path.mean()) / path.std())) / len(path)).max() > 0.5
+
+
+def test_truth_scenario_risks_are_the_best_predictors_from_one_modality(tmp_path):
+    """risk_missing_genomics = E[eta | shared, pathology, genomics_in_tissue] (and symmetric): a least-squares
+    fit of eta on what one modality shows recovers the truth file's coefficients."""
+    plan = make_plan("D", DemoSettings(seed=13, patients=3000, cross_modal=0.6))
+    write_tables(plan, tmp_path)
+    truth = pd.read_csv(tmp_path / TABLES["truth"], sep="\t")
+    for scenario, shown in (("missing_genomics", ["shared", "pathology", "genomics_in_tissue"]),
+                            ("missing_pathology", ["shared", "genomics", "pathology_in_omics"])):
+        x = truth[shown].to_numpy()
+        fit = np.linalg.lstsq(x, truth["risk_complete"].to_numpy(), rcond=None)[0]
+        coef = np.linalg.lstsq(x, truth[f"risk_{scenario}"].to_numpy(), rcond=None)[0]
+        np.testing.assert_allclose(coef, fit, atol=0.05)
+        assert coef[2] == pytest.approx(0.7 * 0.6, abs=1e-3)
+
+
 def test_sheet_truth_and_byte_identical_rewrite(tables, tmp_path):
     plan, out = tables
     sheet = pd.read_csv(out / TABLES["slide_sheet"], sep="\t")

@@ -46,4 +46,5 @@ def write_slide(plan: StudyPlan, slide_id: str, path: str | Path) -> None:
     """Render one slide of the plan and write it as an Aperio SVS at ``path``."""
     spec = plan.slide(slide_id)
     patient = plan.patient(spec.patient_id)
-    write_svs(path, render_canvas(spec, patient.shared, patient.pathology), spec.mpp, spec.magnification, slide_id)
+    image = render_canvas(spec, patient.shared, patient.pathology, patient.genomics_in_tissue)
+    write_svs(path, image, spec.mpp, spec.magnification, slide_id)

@@ -4,9 +4,17 @@ The plan is a pure function of the cohort's demo settings, cheap to compute, so 
 every demo slide at parse time (no checkpoint needed) while the pixels are rendered by a per-slide rule.
 
 Planted signal: three independent latent factors per patient, ``shared`` (visible in tissue *and* in
-family expression), ``pathology`` (tissue appearance only) and ``genomics`` (omics only). The true
-log-hazard is ``eta = b_s*shared + b_p*pathology + b_g*genomics``; survival times are drawn from a
-Weibull proportional-hazards model with that linear predictor, then independently censored.
+family expression), ``pathology`` (tissue appearance) and ``genomics`` (omics). The true log-hazard is
+``eta = b_s*shared + b_p*pathology + b_g*genomics``; survival times are drawn from a Weibull
+proportional-hazards model with that linear predictor, then independently censored.
+
+``cross_modal`` = rho leaves a noisy trace of each modality-specific factor in the other modality, as
+in real tumours, where expression programmes shape morphology and morphology shows in bulk expression:
+the tissue shows ``genomics_in_tissue = rho*genomics + sqrt(1 - rho^2)*xi`` and the omics carry
+``pathology_in_omics = rho*pathology + sqrt(1 - rho^2)*xi'`` (xi, xi' independent standard normals).
+A modality then predicts the other one's specific factor with E[genomics | trace] = rho*trace; with
+rho = 0 the specific factors are invisible to the other modality, and no imputation of a missing
+modality can beat its training mean.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ class DemoSettings:
     effect_pathology: float = 0.7
     effect_genomics: float = 0.7
     censoring_scale: float = 2.2
+    cross_modal: float = 0.0
 
     @classmethod
     def from_config(cls, block: dict) -> "DemoSettings":
@@ -53,6 +62,7 @@ class DemoSettings:
             effect_pathology=float(effects.get("pathology", 0.7)),
             effect_genomics=float(effects.get("genomics", 0.7)),
             censoring_scale=float(block.get("censoring_scale", 2.2)),
+            cross_modal=float(block.get("cross_modal", 0.0)),
         )
 
 
@@ -72,12 +82,15 @@ class SlideSpec:
 
 @dataclass(frozen=True)
 class PatientSpec:
-    """One demo patient: latent factors, true risk, survival and which modalities exist."""
+    """One demo patient: latent factors, their traces in the other modality, true risk, survival and
+    which modalities exist."""
 
     patient_id: str
     shared: float
     pathology: float
     genomics: float
+    genomics_in_tissue: float
+    pathology_in_omics: float
     eta: float
     time_months: float
     event: int
@@ -137,6 +150,10 @@ def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
         rng.uniform(0, settings.censoring_scale * WEIBULL_SCALE_MONTHS, size=n), ADMIN_CENSOR_MONTHS
     )
     time = np.maximum(np.round(np.minimum(t_event, t_censor), 2), 0.1)
+    # own stream, so that the other draws of the plan do not move
+    xi = np.random.default_rng([settings.seed, 20260323, 1]).standard_normal((n, 2))
+    rho = settings.cross_modal
+    traces = rho * latent[:, [2, 1]] + np.sqrt(1.0 - rho**2) * xi  # genomics_in_tissue, pathology_in_omics
     event = (t_event <= t_censor).astype(int)
 
     missing_p = rng.uniform(size=n) < settings.missing_pathology_fraction
@@ -170,6 +187,8 @@ def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
                 shared=float(latent[i, 0]),
                 pathology=float(latent[i, 1]),
                 genomics=float(latent[i, 2]),
+                genomics_in_tissue=float(traces[i, 0]),
+                pathology_in_omics=float(traces[i, 1]),
                 eta=float(eta[i]),
                 time_months=float(time[i]),
                 event=int(event[i]),

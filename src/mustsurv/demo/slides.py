@@ -3,7 +3,8 @@
 Rendering happens on a 20x canvas (0.5 um/px); a 40x slide is the same field at twice the pixels, so
 40x and 20x slides of similar patients look alike once read at 20x. Tissue islands with holes sit on
 a white background; eosin-pink stroma carries haematoxylin-purple nuclei whose density follows the
-``shared`` factor and whose size and stain follow the ``pathology`` factor; some slides get a pen mark.
+``shared`` factor and whose size and stain follow the ``pathology`` factor; the stroma's redness and
+fibre contrast follow the patient's trace of the ``genomics`` factor; some slides get a pen mark.
 """
 
 from __future__ import annotations
@@ -44,18 +45,21 @@ def _tissue_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return tissue & ~holes
 
 
-def render_canvas(spec: SlideSpec, shared: float, pathology: float) -> np.ndarray:
-    """RGB uint8 image (H, W, 3) at 20x (0.5 um/px) for one slide of a patient with these factors."""
+def render_canvas(spec: SlideSpec, shared: float, pathology: float, genomics_trace: float = 0.0) -> np.ndarray:
+    """RGB uint8 image (H, W, 3) at 20x (0.5 um/px) for one slide of a patient with these factors;
+    ``genomics_trace`` is the patient's ``genomics_in_tissue`` (stroma redness and fibre contrast)."""
     rng = np.random.default_rng(spec.seed)
     scale = spec.magnification // 20
     h, w = spec.height // scale, spec.width // scale
     mask = _tissue_mask(rng, h, w)
 
-    # eosin stroma: hue follows the pathology factor; low-frequency staining variation
-    eosin = np.array([228.0, 148.0 - 10.0 * pathology, 188.0 + 8.0 * pathology], dtype=np.float32)
+    # eosin stroma: hue follows the pathology factor, redness and fibre contrast the genomics trace;
+    # low-frequency staining variation
+    eosin = np.array([228.0 - 10.0 * genomics_trace, 148.0 - 10.0 * pathology, 188.0 + 8.0 * pathology],
+                     dtype=np.float32)
     stain = 1.0 + 0.06 * _smooth_noise(rng, (h, w), 96, (h, w))
     fibre = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), sigmaX=3.0, sigmaY=0.8)
-    tissue = eosin[None, None, :] * stain[..., None] + 14.0 * fibre[..., None]
+    tissue = eosin[None, None, :] * stain[..., None] + 14.0 * np.exp(0.35 * genomics_trace) * fibre[..., None]
 
     # haematoxylin nuclei: density ~ shared factor (and locally varying), size/darkness ~ pathology
     ys, xs = np.nonzero(mask[::4, ::4])

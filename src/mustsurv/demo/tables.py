@@ -9,11 +9,11 @@ Formats written (as users download them):
 - ``mutations.maf``: MAF with silent and non-silent calls;
 - ``gene_families.csv``: six families, MCAT ``signatures.csv`` layout (ragged columns);
 - ``slides.tsv``: slide sheet (``slide_id``, ``patient_id``, ``path``, ``mpp``);
-- ``truth.tsv``: latent factors and the true log-hazard per patient (read by no model; the evaluation
-  uses it for oracle C-indices).
+- ``truth.tsv``: latent factors, their cross-modal traces, the true log-hazard and its expectation
+  given each single modality per patient (read by no model; the evaluation uses it for oracle C-indices).
 
-Planted omics signal: each gene's log-expression loads on ``shared`` and/or ``genomics`` with sparse
-random loadings; CNV calls threshold a latent value that carries ``genomics``; mutation probability of
+Planted omics signal: each gene's log-expression loads on ``shared``, ``genomics`` and the trace of
+``pathology`` (``pathology_in_omics``) with sparse random loadings; CNV calls threshold a latent value that carries ``genomics``; mutation probability of
 a few driver genes rises with ``genomics``.
 """
 
@@ -81,7 +81,11 @@ def write_rna_cnv(plan: StudyPlan, rna_path: Path, cnv_path: Path) -> None:
     n_genes = len(genes)
     load = rng.normal(0, 1.0, size=(2, n_genes)) * (rng.uniform(size=(2, n_genes)) < 0.3)
     base = rng.uniform(3.0, 11.0, size=n_genes)
-    log_expr = base + z @ load + rng.normal(0, 0.6, size=(len(pats), n_genes))
+    # the trace of the pathology factor: its own sparse loadings from its own stream
+    trng = np.random.default_rng([plan.settings.seed, 7, 1])
+    tload = trng.normal(0, 1.0, size=n_genes) * (trng.uniform(size=n_genes) < 0.3)
+    trace = np.array([p.pathology_in_omics for p in pats])
+    log_expr = base + z @ load + trace[:, None] * tload[None, :] + rng.normal(0, 0.6, size=(len(pats), n_genes))
     rsem = np.round(np.exp2(np.clip(log_expr, 0, None)) - 1.0, 4)
     _write_tsv(_gene_matrix(plan, rsem, genes), rna_path)
 
@@ -128,17 +132,21 @@ def write_slide_sheet(plan: StudyPlan, path: Path, slide_dir: str = "slides") ->
 
 def write_truth(plan: StudyPlan, path: Path) -> None:
     st = plan.settings
+    rho = st.cross_modal
     df = pd.DataFrame(
         {
             "patient_id": [p.patient_id for p in plan.patients],
             "shared": [p.shared for p in plan.patients],
             "pathology": [p.pathology for p in plan.patients],
             "genomics": [p.genomics for p in plan.patients],
+            "genomics_in_tissue": [p.genomics_in_tissue for p in plan.patients],
+            "pathology_in_omics": [p.pathology_in_omics for p in plan.patients],
             "risk_complete": [p.eta for p in plan.patients],
+            # E[eta | one modality]: the other modality's specific factor enters through its trace
             "risk_missing_genomics": [st.effect_shared * p.shared + st.effect_pathology * p.pathology
-                                      for p in plan.patients],
+                                      + st.effect_genomics * rho * p.genomics_in_tissue for p in plan.patients],
             "risk_missing_pathology": [st.effect_shared * p.shared + st.effect_genomics * p.genomics
-                                       for p in plan.patients],
+                                       + st.effect_pathology * rho * p.pathology_in_omics for p in plan.patients],
         }
     )
     _write_tsv(df.round(6), path)
