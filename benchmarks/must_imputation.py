@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from must_zero_fill import paired
 from results_io import write_result
-from scipy import stats
 
 from mustsurv.evaluate.imputation import (components, imputed_risk, r2_against_mean,
                                           reference_imputations)
@@ -68,12 +68,8 @@ def summarise(folds: list[dict[str, float]]) -> dict[str, object]:
         missing, name = k.split("/")
         if name.startswith("r2_") or name == "zero_filled":
             continue
-        diff = np.array([f[k] - f[f"{missing}/zero_filled"] for f in folds])
-        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-        res[f"{k}-minus-zero_filled"] = {"mean": round(float(diff.mean()), 4),
-                                         "ci95": [round(float(diff.mean() - half), 4),
-                                                  round(float(diff.mean() + half), 4)],
-                                         "folds_won": int((diff > 0).sum())}
+        res[f"{k}-minus-zero_filled"] = paired([f[k] for f in folds],
+                                               [f[f"{missing}/zero_filled"] for f in folds])
     return res
 
 

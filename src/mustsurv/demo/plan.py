@@ -144,16 +144,16 @@ def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
     ids = _barcodes(rng, n)
     latent = rng.standard_normal((n, 3))
     eta = latent @ np.array([settings.effect_shared, settings.effect_pathology, settings.effect_genomics])
+    # own stream, so that the other draws of the plan do not move
+    xi = np.random.default_rng([settings.seed, 20260323, 1]).standard_normal((n, 2))
+    rho = settings.cross_modal
+    traces = rho * latent[:, [2, 1]] + np.sqrt(1.0 - rho**2) * xi  # genomics_in_tissue, pathology_in_omics
     u = rng.uniform(size=n)
     t_event = WEIBULL_SCALE_MONTHS * (-np.log(u)) ** (1 / WEIBULL_SHAPE) * np.exp(-eta / WEIBULL_SHAPE)
     t_censor = np.minimum(
         rng.uniform(0, settings.censoring_scale * WEIBULL_SCALE_MONTHS, size=n), ADMIN_CENSOR_MONTHS
     )
     time = np.maximum(np.round(np.minimum(t_event, t_censor), 2), 0.1)
-    # own stream, so that the other draws of the plan do not move
-    xi = np.random.default_rng([settings.seed, 20260323, 1]).standard_normal((n, 2))
-    rho = settings.cross_modal
-    traces = rho * latent[:, [2, 1]] + np.sqrt(1.0 - rho**2) * xi  # genomics_in_tissue, pathology_in_omics
     event = (t_event <= t_censor).astype(int)
 
     missing_p = rng.uniform(size=n) < settings.missing_pathology_fraction

@@ -13,8 +13,8 @@ Formats written (as users download them):
   given each single modality per patient (read by no model; the evaluation uses it for oracle C-indices).
 
 Planted omics signal: each gene's log-expression loads on ``shared``, ``genomics`` and the trace of
-``pathology`` (``pathology_in_omics``) with sparse random loadings; CNV calls threshold a latent value that carries ``genomics``; mutation probability of
-a few driver genes rises with ``genomics``.
+``pathology`` (``pathology_in_omics``) with sparse random loadings; CNV calls threshold a latent value
+that carries ``genomics``; mutation probability of a few driver genes rises with ``genomics``.
 """
 
 from __future__ import annotations
