@@ -8,7 +8,9 @@ the C-index of MUST's missing-modality prediction φ([û_P; c̃; ũ_G]) (and sym
   of û given c̃, fitted on the training patients), ``zero`` (no ũ),
 
 and of zero-filling the missing input of the complete-data model (``zero_filled``). ``r2_*`` says how much
-closer to the true û each imputation is than the training mean (0 = no closer). Means over folds, and
+closer to the true û each imputation is than the training mean (0 = no closer); ``surrogate_error`` is
+‖c̃ − ĉ‖ / ‖ĉ‖ on the test patients (how far the head's shared input moves when a modality is missing;
+0 once the decomposition is exact). Means over folds, and
 paired per-fold differences against ``zero_filled``.
 
     python benchmarks/must_imputation.py --workdir /tmp/demo --samples 5 50
@@ -58,6 +60,7 @@ def fold_scores(base: Path, fold: int, samples: list[int], steps: int, seed: int
             if name not in ("true", "training_mean"):
                 out[f"{missing}/r2_{name}"] = r2_against_mean(u, te.specific(missing), mean)
         out[f"{missing}/zero_filled"] = zero_fill_cindex(model, complete, missing)
+        out[f"{missing}/surrogate_error"] = te.surrogate_error(missing)
     return out
 
 
@@ -66,7 +69,7 @@ def summarise(folds: list[dict[str, float]]) -> dict[str, object]:
     res: dict[str, object] = {k: round(float(np.mean([f[k] for f in folds])), 4) for k in keys}
     for k in keys:
         missing, name = k.split("/")
-        if name.startswith("r2_") or name == "zero_filled":
+        if name.startswith("r2_") or name in ("zero_filled", "surrogate_error"):
             continue
         res[f"{k}-minus-zero_filled"] = paired([f[k] for f in folds],
                                                [f[f"{missing}/zero_filled"] for f in folds])

@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import Ridge
 from test_models_must import tiny_items, tiny_must
 
-from mustsurv.evaluate.imputation import (RidgeImputer, components, imputed_risk, r2_against_mean,
+from mustsurv.evaluate.imputation import (Components, RidgeImputer, components, imputed_risk, r2_against_mean,
                                           reference_imputations)
 from mustsurv.models import collate
 
@@ -39,6 +39,17 @@ def test_r2_against_mean_separates_informative_from_uninformative_imputations():
     assert 0.3 < r2_against_mean(0.5 * true, true, mean) < 1.0
 
 
+def test_surrogate_error_is_zero_for_an_exact_decomposition_and_one_for_a_zero_surrogate():
+    gen = torch.Generator().manual_seed(2)
+    c, u_p, u_g = (torch.randn(12, 8, generator=gen) for _ in range(3))
+    exact = Components(g_p=u_p + c, g_g=u_g + c, u_p_hat=u_p, u_g_hat=u_g, c_hat=c)
+    assert exact.surrogate_error("genomics") == pytest.approx(0.0, abs=1e-6)
+    assert exact.surrogate_error("pathology") == pytest.approx(0.0, abs=1e-6)
+    empty = Components(g_p=u_p, g_g=u_g + 3 * c, u_p_hat=u_p, u_g_hat=u_g, c_hat=c)  # c̃_P = 0, c̃_G = 3ĉ
+    assert empty.surrogate_error("genomics") == pytest.approx(1.0)
+    assert empty.surrogate_error("pathology") == pytest.approx(2.0)
+
+
 def test_imputations_feed_the_head_with_the_surrogate_shared_component():
     torch.manual_seed(0)
     model = tiny_must().eval()
@@ -51,6 +62,10 @@ def test_imputations_feed_the_head_with_the_surrogate_shared_component():
         d = model.decompose(batch)
     torch.testing.assert_close(comp.u_g_hat, d.u_g_hat)
     torch.testing.assert_close(comp.surrogate("genomics"), d.g_p - d.u_p_hat)
+    torch.testing.assert_close(comp.c_hat, d.c_hat)
+    for missing, c_tilde in (("genomics", d.g_p - d.u_p_hat), ("pathology", d.g_g - d.u_g_hat)):
+        assert comp.surrogate_error(missing) == pytest.approx(float((c_tilde - d.c_hat).norm() / d.c_hat.norm()),
+                                                              rel=1e-5)
     refs = reference_imputations(comp, comp, "genomics")
     # the 'true' imputation with the complete patients' own c̃ reproduces φ([û_P; c̃; û_G])
     with torch.no_grad():

@@ -35,10 +35,16 @@ class Components:
     g_g: Tensor
     u_p_hat: Tensor
     u_g_hat: Tensor
+    c_hat: Tensor
 
     def surrogate(self, missing: Missing) -> Tensor:
         """c̃ = g_avail − û_avail when ``missing`` is absent, (N, D)."""
         return self.g_p - self.u_p_hat if missing == "genomics" else self.g_g - self.u_g_hat
+
+    def surrogate_error(self, missing: Missing) -> float:
+        """‖c̃ − ĉ‖ / ‖ĉ‖ over all N patients (Frobenius norms): 0 once the decomposition is exact, 1 when c̃
+        is as far from the head's complete-data input ĉ as a zero vector is."""
+        return float((self.surrogate(missing) - self.c_hat).norm() / self.c_hat.norm())
 
     def specific(self, missing: Missing) -> Tensor:
         """The missing modality's true û, (N, D)."""
@@ -53,7 +59,8 @@ def components(model: MUST, items: Sequence[PatientItem], batch_size: int = 16) 
     if not complete:
         raise ValueError("no patient has both modalities; the imputation analysis needs complete patients")
     parts = [model.decompose(collate(complete[s:s + batch_size])) for s in range(0, len(complete), batch_size)]
-    return Components(*(torch.cat([getattr(d, k) for d in parts]) for k in ("g_p", "g_g", "u_p_hat", "u_g_hat")))
+    return Components(*(torch.cat([getattr(d, k) for d in parts])
+                        for k in ("g_p", "g_g", "u_p_hat", "u_g_hat", "c_hat")))
 
 
 class RidgeImputer:
