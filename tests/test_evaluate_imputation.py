@@ -67,7 +67,7 @@ def test_imputations_feed_the_head_with_the_surrogate_shared_component():
         assert comp.surrogate_error(missing) == pytest.approx(float((c_tilde - d.c_hat).norm() / d.c_hat.norm()),
                                                               rel=1e-5)
     refs = reference_imputations(comp, comp, "genomics")
-    # the 'true' imputation with the complete patients' own c̃ reproduces φ([û_P; c̃; û_G])
+    # a zero ũ_G reproduces MUST's own "without LDM" prediction φ([û_P; c̃; 0]); the true û_G changes it
     with torch.no_grad():
         expected = model.predict_risk(batch, "missing_genomics", specific="zero")
         zero = imputed_risk(model, comp, "genomics", refs["zero"])
