@@ -28,4 +28,4 @@ include: "workflow/rules/ablation.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        STUDY.all_targets(),

@@ -27,7 +27,8 @@ import psutil
 import tifffile
 import torch
 
-from mustsurv.demo import DemoSettings, make_plan, write_slide
+from mustsurv.demo.plan import DemoSettings, make_plan
+from mustsurv.demo.slides import write_slide
 from mustsurv.demo.slides import APERIO_HEADER, TILE
 from mustsurv.slides.embed import EmbedParams, embed_slide
 from mustsurv.slides.encoders import Encoder, get_spec, pick_device

@@ -4,7 +4,8 @@ import numpy as np
 import openslide
 import pytest
 
-from mustsurv.demo import DemoSettings, make_plan, write_slide
+from mustsurv.demo.plan import DemoSettings, make_plan
+from mustsurv.demo.slides import write_slide
 from mustsurv.demo.plan import SlideSpec
 from mustsurv.demo.slides import render_canvas, write_svs
 

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mustsurv.demo import TABLES, DemoSettings, make_plan, write_tables
+from mustsurv.demo.plan import DemoSettings, make_plan
+from mustsurv.demo.tables import write_tables
+from mustsurv.study.layout import DEMO_TABLES as TABLES
 from mustsurv.demo.genes import FAMILIES
 
 

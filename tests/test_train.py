@@ -112,7 +112,7 @@ def test_three_stages_learn_the_planted_signal_and_checkpoints_reproduce_predict
     for scenario in ("missing_genomics", "missing_pathology"):
         sub = preds[preds.scenario == scenario]
         assert len(sub) == len(items) and torch.isfinite(torch.tensor(sub.risk.values)).all()
-    ckpt = tmp_path / "models" / "ldm.pt"
+    ckpt = tmp_path / "models" / "stage3.pt"
     save_checkpoint(ckpt, model, "must", KWARGS, meta={"stage": 3})
     loaded, meta = load_checkpoint(ckpt)
     assert meta["meta"] == {"stage": 3}

@@ -41,7 +41,7 @@ def test_must_only_study_with_default_ablations_builds_its_dag(tmp_path):
                      "--replace-workflow-config")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = res.stdout + res.stderr
-    assert "rank2" in out and "rank4" in out and "rank16" in out and "baseline" not in out
+    assert "must_rank2" in out and "must_rank4" in out and "must_rank16" in out and "baseline" not in out
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +111,15 @@ def test_tiny_study_ablation_tables(tiny_study):
     rank = pd.read_csv(tables / "ablation_rank.csv")
     assert rank["rank"].tolist() == [4, 4, 4, 8, 8, 8] and rank["overall_mean"].between(0, 1).all()
     assert (tiny_study / "results" / "figures" / "ablation_rank.png").stat().st_size > 1000
-    table4 = pd.read_csv(tables / "table4_training_missingness.csv")
+    table4 = pd.read_csv(tables / "ablation_training_missingness.csv")
     assert table4["missing rate"].tolist() == ["0%", "0%", "50%", "50%"]
     assert table4["Missing G"].str.fullmatch(r"0\.\d{3} → 0\.\d{3}").all()
-    variant = tiny_study / "results" / "cohorts" / "TINY" / "ablations" / "unpaired50"
+    variant = tiny_study / "results" / "cohorts" / "TINY" / "predictions" / "must_unpaired50"
     assert set(pd.read_csv(variant / "fold0_no_ldm.tsv", sep="\t")["scenario"]) == {"missing_genomics",
                                                                                     "missing_pathology"}
+    models = tiny_study / "results" / "cohorts" / "TINY" / "models"
+    assert (models / "must_no_warmup" / "fold1" / "stage1.pt").exists()
+    assert not (models / "must_ldm_no_cls" / "fold0" / "stage2.pt").exists()  # stage 3 from the main stage 2
 
 
 @pytest.mark.workflow

@@ -3,9 +3,9 @@
 
 rule cohort_table:
     input:
-        unpack(lambda wc: cohort_table_inputs(wc.cohort)),
+        unpack(lambda wc: STUDY.cohort_table_inputs(wc.cohort)),
     output:
-        cohort_table_path("{cohort}"),
+        layout.cohort_table("{cohort}"),
     log:
         "logs/cohort/{cohort}/table.log",
     benchmark:
@@ -22,9 +22,9 @@ rule cohort_table:
 
 rule cohort_splits:
     input:
-        unpack(lambda wc: split_inputs(wc.cohort)),
+        unpack(lambda wc: STUDY.split_inputs(wc.cohort)),
     output:
-        expand("results/cohorts/{{cohort}}/splits/fold{k}.json", k=range(config["cv"]["folds"])),
+        layout.folds("{cohort}", FOLDS),
     params:
         folds=config["cv"]["folds"],
         seed=config["cv"]["seed"],

@@ -4,7 +4,7 @@ of `slides.batch_slides` per job, like the slide rules)."""
 
 rule demo_tables:
     output:
-        **demo_table_paths("{cohort}"),
+        **layout.demo_tables("{cohort}"),
     params:
         demo=lambda wc: config["cohorts"][wc.cohort]["demo"],
     log:
@@ -21,14 +21,14 @@ rule demo_tables:
         "../scripts/demo_tables.py"
 
 
-for _cohort in DEMO_COHORTS:
-    for _batch, _ids in batches([s.slide_id for s in plan_of(_cohort).slides], SLIDES["batch_slides"]).items():
+for _cohort in STUDY.demo_cohorts:
+    for _batch, _ids in STUDY.slide_batches(_cohort).items():
 
         rule:
             name:
                 rule_name("demo_slides", _cohort, _batch)
             output:
-                svs=[demo_slide_path(_cohort, s) for s in _ids],
+                svs=[layout.demo_slide(_cohort, s) for s in _ids],
             params:
                 cohort=_cohort,
                 demo=config["cohorts"][_cohort]["demo"],

@@ -1,23 +1,23 @@
-"""MUST's predictions of the test patients of every fold in the three scenarios (one job per cohort), and
-the "without LDM" predictions of the two missing scenarios (a zero tensor in place of the missing û,
-supplement Table 4)."""
+"""Test-fold predictions of a MUST run (the main run ``must`` or a variant) in the three scenarios (one job per
+cohort and run), the "without LDM" predictions of the two missing scenarios (a zero tensor in place of the
+missing û, supplement Table 4) and the decomposition cosines."""
 
 
 rule must_predict:
     input:
-        unpack(cohort_data),
-        models=per_fold("results/cohorts/{cohort}/models/must/fold{fold}/ldm.pt"),
+        unpack(lambda wc: STUDY.training_inputs(wc.cohort)),
+        models=lambda wc: STUDY.must_checkpoints(wc.cohort, wc.run, 3),
     output:
-        predictions=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}.tsv"),
-        decomposition=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}_decomposition.npz"),
-        no_ldm=per_fold("results/cohorts/{cohort}/predictions/must/fold{fold}_no_ldm.tsv"),
+        predictions=per_fold(lambda k: layout.predictions("{cohort}", "{run}", k)),
+        decomposition=per_fold(lambda k: layout.decomposition_cosines("{cohort}", "{run}", k)),
+        no_ldm=per_fold(lambda k: layout.predictions("{cohort}", "{run}", k, ldm=False)),
     params:
         inference=config["must"]["inference"],
         seed=config["training"]["seed"],
     log:
-        "logs/evaluate/{cohort}/must.log",
+        "logs/evaluate/{cohort}/{run}.log",
     benchmark:
-        "benchmarks/rules/evaluate/{cohort}/must.tsv"
+        "benchmarks/rules/evaluate/{cohort}/{run}.tsv"
     conda:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]

@@ -3,11 +3,11 @@
 
 rule omics_tokens:
     input:
-        unpack(lambda wc: omics_inputs(wc.cohort)),
+        unpack(lambda wc: STUDY.omics_inputs(wc.cohort)),
     output:
-        tokens_path("{cohort}"),
+        layout.tokens("{cohort}"),
     params:
-        rna_transform=lambda wc: rna_transform_of(config, wc.cohort),
+        rna_transform=lambda wc: STUDY.rna_transform(wc.cohort),
     log:
         "logs/omics/{cohort}/tokens.log",
     benchmark:

@@ -1,14 +1,15 @@
 """Tables in the paper's layout, Kaplan–Meier and decomposition figures."""
 
+
 rule cohort_tables:
     input:
-        unpack(cohort_report_inputs),
+        unpack(lambda wc: STUDY.cohort_report_inputs(wc.cohort)),
     output:
-        long="results/cohorts/{cohort}/cindex_folds.tsv",
-        table1="results/cohorts/{cohort}/table1.csv",
-        table2="results/cohorts/{cohort}/table2.csv",
+        long=layout.cohort_report("{cohort}", "cindex_folds.tsv"),
+        table1=layout.cohort_report("{cohort}", "table1.csv"),
+        table2=layout.cohort_report("{cohort}", "table2.csv"),
     params:
-        predictions=lambda wc: prediction_files(wc.cohort),
+        predictions=lambda wc: STUDY.prediction_files(wc.cohort),
     log:
         "logs/report/{cohort}/tables.log",
     benchmark:
@@ -25,11 +26,11 @@ rule cohort_tables:
 
 rule study_tables:
     input:
-        expand("results/cohorts/{cohort}/cindex_folds.tsv", cohort=COHORTS),
+        [layout.cohort_report(c, "cindex_folds.tsv") for c in COHORTS],
     output:
-        long=report("results/tables/cindex_folds.tsv", caption="../report/cindex_folds.rst", category="Tables"),
-        table1=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
-        table2=report("results/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
+        long=report(layout.study_table("cindex_folds.tsv"), caption="../report/cindex_folds.rst", category="Tables"),
+        table1=report(layout.study_table("table1.csv"), caption="../report/table1.rst", category="Tables"),
+        table2=report(layout.study_table("table2.csv"), caption="../report/table2.rst", category="Tables"),
     params:
         cohorts=COHORTS,
     log:
@@ -48,16 +49,18 @@ rule study_tables:
 
 rule km_figures:
     input:
-        lambda wc: [p for paths in prediction_files(wc.cohort).values() for p in paths],
+        lambda wc: [p for paths in STUDY.prediction_files(wc.cohort).values() for p in paths],
     output:
         figures=[
-            report(p, caption="../report/km.rst", category="Kaplan-Meier", subcategory="{cohort}")
-            for p in km_paths("{cohort}")
+            report(layout.km_figure("{cohort}", m, s), caption="../report/km.rst", category="Kaplan-Meier",
+                   subcategory="{cohort}")
+            for m in STUDY.methods
+            for s in scenarios_of(m)
         ],
-        pvalues="results/cohorts/{cohort}/logrank.tsv",
+        pvalues=layout.cohort_report("{cohort}", "logrank.tsv"),
     params:
-        predictions=lambda wc: prediction_files(wc.cohort),
-        figures=lambda wc: [(m, s, km_path(wc.cohort, m, s)) for m in METHODS for s in scenarios_of(m)],
+        predictions=lambda wc: STUDY.prediction_files(wc.cohort),
+        figures=lambda wc: STUDY.km_figures(wc.cohort),
     log:
         "logs/report/{cohort}/km.log",
     benchmark:
@@ -74,17 +77,14 @@ rule km_figures:
 
 rule decomposition_figures:
     input:
-        expand(
-            "results/cohorts/{{cohort}}/predictions/must/fold{k}_decomposition.npz",
-            k=range(config["cv"]["folds"]),
-        ),
+        per_fold(lambda k: layout.decomposition_cosines("{cohort}", "must", k)),
     output:
-        ecdf=report("results/figures/decomposition/{cohort}_ecdf.png", caption="../report/decomposition_ecdf.rst",
+        ecdf=report(layout.decomposition_figure("{cohort}", "ecdf"), caption="../report/decomposition_ecdf.rst",
                     category="Decomposition", subcategory="{cohort}"),
-        cosine_map=report("results/figures/decomposition/{cohort}_cosine_map.png",
+        cosine_map=report(layout.decomposition_figure("{cohort}", "cosine_map"),
                           caption="../report/decomposition_map.rst", category="Decomposition",
                           subcategory="{cohort}"),
-        means="results/cohorts/{cohort}/decomposition.tsv",
+        means=layout.cohort_report("{cohort}", "decomposition.tsv"),
     log:
         "logs/report/{cohort}/decomposition.log",
     benchmark:

@@ -7,22 +7,25 @@ slide's features can be asked for as a target. A slide that cannot be read gets 
 (status `failed`, the error in their attributes) and the rest of its batch goes on; the cohort's slide
 summary then stops the run naming it (or leaves it out with `slides.skip_failed`), so no finished
 slide's outputs are ever discarded. A cohort with `features_dir` skips these rules: its summary is built
-from the precomputed TRIDENT/CLAM feature files. Helpers are in common.smk.
+from the precomputed TRIDENT/CLAM feature files. Paths come from mustsurv.study.layout.
 """
 
 TILING = {k: SLIDES[k] for k in ("target_mpp", "mpp_tolerance", "patch_size", "min_tissue_fraction", "region_patches")}
 EMBED = {k: SLIDES[k] for k in ("batch_size", "num_workers", "region_patches", "read_retries")}
 
-for _cohort in embedded_cohorts():
-    _sheet = slide_sheet_of(_cohort)
-    for _batch, _ids in batches(slides_of(_cohort), SLIDES["batch_slides"]).items():
-        _outs = {s: slide_outputs(_cohort, s) for s in _ids}
+ENCODER = SLIDES["encoder"]  # checked against the encoder registry when a slides_embed job starts
+
+for _cohort in STUDY.embedded_cohorts():
+    _sheet = STUDY.slide_sheet(_cohort)
+    _slides = STUDY.slides(_cohort)
+    for _batch, _ids in STUDY.slide_batches(_cohort).items():
+        _outs = {s: layout.slide_outputs(_cohort, s) for s in _ids}
 
         rule:
             name:
                 rule_name("slides_patch", _cohort, _batch)
             input:
-                slides=[slides_of(_cohort)[s] for s in _ids],
+                slides=[_slides[s] for s in _ids],
                 sheet=[_sheet] if _sheet else [],
             output:
                 geojson=[o["geojson"] for o in _outs.values()],
@@ -50,10 +53,10 @@ for _cohort in embedded_cohorts():
             name:
                 rule_name("slides_embed", _cohort, _batch)
             input:
-                slides=[slides_of(_cohort)[s] for s in _ids],
+                slides=[_slides[s] for s in _ids],
                 coords=[o["coords"] for o in _outs.values()],
             output:
-                features=[features_path(_cohort, s) for s in _ids],
+                features=[layout.features(_cohort, s, ENCODER) for s in _ids],
             params:
                 slide_ids=_ids,
                 encoder=ENCODER,
@@ -75,12 +78,12 @@ for _cohort in embedded_cohorts():
 
 rule slides_summary:
     input:
-        features=lambda wc: list(slide_features_of(wc.cohort).values()),
-        sheet=slide_sheet_input,
+        features=lambda wc: list(STUDY.slide_features(wc.cohort).values()),
+        sheet=lambda wc: [STUDY.slide_sheet(wc.cohort)] if STUDY.slide_sheet(wc.cohort) else [],
     output:
-        summary="results/cohorts/{cohort}/slides/summary.tsv",
+        summary=layout.slide_summary("{cohort}"),
     params:
-        slides=lambda wc: list(slide_features_of(wc.cohort)),
+        slides=lambda wc: list(STUDY.slide_features(wc.cohort)),
         skip_failed=SLIDES["skip_failed"],
     log:
         "logs/slides/{cohort}/summary.log",

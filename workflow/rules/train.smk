@@ -1,96 +1,49 @@
 """Training per cohort, every fold in one job: MUST's three stages (warm-up, full objective, latent diffusion)
-and the baselines. One job runs the cohort's folds one after another: each fold of a demo-sized model
-trains in seconds, less than starting Python and torch, and a cluster still gets one job per cohort,
-stage and method. Each fold's checkpoint is written as soon as it is done; per-epoch progress files let
-a killed job resume.
+for the main run ``must`` and every analysis variant ``must_*`` (mustsurv.study.runs), and the baselines.
+One job runs the cohort's folds one after another: each fold of a demo-sized model trains in seconds, less
+than starting Python and torch, and a cluster still gets one job per cohort, run, stage and method. Each
+fold's checkpoint is written as soon as it is done; per-epoch progress files let a killed job resume.
 """
 
 
-rule must_stage1:
-    input:
-        unpack(cohort_data),
-    output:
-        per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage1.pt"),
-    params:
-        stage=1,
-        must=config["must"],
-        seed=config["training"]["seed"],
-    log:
-        "logs/train/{cohort}/must/stage1.log",
-    benchmark:
-        "benchmarks/rules/train/{cohort}/must/stage1.tsv"
-    priority: 30  # MUST's stages are the longest chain: start it before the baselines
-    conda:
-        "../../envs/mustsurv.yaml"
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60 * len(FOLDS),
-        gpu=config["training"]["gpu"],
-    script:
-        "../scripts/must_train.py"
+for _stage in layout.MUST_STAGES:
 
-
-rule must_stage2:
-    input:
-        unpack(cohort_data),
-        previous=per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage1.pt"),
-    output:
-        per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage2.pt"),
-    params:
-        stage=2,
-        must=config["must"],
-        seed=config["training"]["seed"],
-    log:
-        "logs/train/{cohort}/must/stage2.log",
-    benchmark:
-        "benchmarks/rules/train/{cohort}/must/stage2.tsv"
-    priority: 20  # MUST's stages are the longest chain: start it before the baselines
-    conda:
-        "../../envs/mustsurv.yaml"
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60 * len(FOLDS),
-        gpu=config["training"]["gpu"],
-    script:
-        "../scripts/must_train.py"
-
-
-rule must_stage3:
-    input:
-        unpack(cohort_data),
-        previous=per_fold("results/cohorts/{cohort}/models/must/fold{fold}/stage2.pt"),
-    output:
-        per_fold("results/cohorts/{cohort}/models/must/fold{fold}/ldm.pt"),
-    params:
-        stage=3,
-        must=config["must"],
-        seed=config["training"]["seed"],
-    log:
-        "logs/train/{cohort}/must/stage3.log",
-    benchmark:
-        "benchmarks/rules/train/{cohort}/must/stage3.tsv"
-    priority: 10  # MUST's stages are the longest chain: start it before the baselines
-    conda:
-        "../../envs/mustsurv.yaml"
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=120 * len(FOLDS),
-        gpu=config["training"]["gpu"],
-    script:
-        "../scripts/must_train.py"
+    rule:
+        name:
+            f"must_stage{_stage}"
+        input:
+            unpack(lambda wc, stage=_stage: STUDY.must_stage_inputs(wc.cohort, wc.run, stage)),
+        output:
+            per_fold(lambda k, stage=_stage: layout.must_checkpoint("{cohort}", "{run}", k, stage)),
+        wildcard_constraints:
+            run="|".join(r for r, v in STUDY.must_runs.items() if _stage in v.stages()),
+        params:
+            stage=_stage,
+            variant=lambda wc: STUDY.must_runs[wc.run],
+            must=config["must"],
+            seed=config["training"]["seed"],
+        log:
+            f"logs/train/{{cohort}}/{{run}}/stage{_stage}.log",
+        benchmark:
+            f"benchmarks/rules/train/{{cohort}}/{{run}}/stage{_stage}.tsv"
+        priority: 40 - 10 * _stage  # MUST's stages are the longest chain: start it before the baselines
+        conda:
+            "../../envs/mustsurv.yaml"
+        threads: config["training"]["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=(120 if _stage == 3 else 60) * len(FOLDS),
+            gpu=config["training"]["gpu"],
+        script:
+            "../scripts/must_train.py"
 
 
 rule baseline:
     input:
-        unpack(cohort_data),
+        unpack(lambda wc: STUDY.training_inputs(wc.cohort)),
     output:
-        models=per_fold("results/cohorts/{cohort}/models/{method}/fold{fold}/model.pt"),
-        predictions=per_fold("results/cohorts/{cohort}/predictions/{method}/fold{fold}.tsv"),
-    wildcard_constraints:
-        method="|".join(BASELINES) or "(?!)",  # no baseline configured: match nothing
+        models=per_fold(lambda k: layout.baseline_model("{cohort}", "{method}", k)),
+        predictions=per_fold(lambda k: layout.predictions("{cohort}", "{method}", k)),
     params:
         cfg=lambda wc: config["baselines"][wc.method],
         seed=config["training"]["seed"],

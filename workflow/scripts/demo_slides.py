@@ -1,6 +1,7 @@
 """Render and write a batch of demo slides as Aperio SVS files (thin adapter over mustsurv.demo)."""
 
-from mustsurv.demo import DemoSettings, make_plan, write_slide
+from mustsurv.demo.plan import DemoSettings, make_plan
+from mustsurv.demo.slides import write_slide
 from mustsurv.logging_utils import log_to_file
 
 log = log_to_file(snakemake.log[0])

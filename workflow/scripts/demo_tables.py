@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from mustsurv.demo import DemoSettings, make_plan, write_tables
+from mustsurv.demo.plan import DemoSettings, make_plan
+from mustsurv.demo.tables import write_tables
 from mustsurv.logging_utils import log_to_file
 
 log = log_to_file(snakemake.log[0])

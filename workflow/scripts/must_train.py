@@ -1,4 +1,4 @@
-"""Train one MUST stage on every fold of a cohort (thin adapter over mustsurv.train.pipeline)."""
+"""Train one stage of one MUST run on every fold of a cohort (thin adapter over mustsurv.train.pipeline)."""
 
 import torch
 
@@ -12,7 +12,8 @@ torch.set_num_threads(snakemake.threads)
 release_large_buffers()  # large bags: freed buffers leave the process (see mustsurv.allocator)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 previous = snakemake.input.get("previous") or [None] * len(snakemake.output)
-for split, out, prev in zip(snakemake.input.splits, snakemake.output, previous):
+for k, (split, out, prev) in enumerate(zip(snakemake.input.splits, snakemake.output, previous)):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed, previous=prev, store=store)
+    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed, previous=prev,
+                   store=store, variant=snakemake.params.variant, fold=k)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from mustsurv.demo.plan import SlideSpec
+from mustsurv.demo.plan import SlideSpec, StudyPlan
 from mustsurv.io import atomic_path
 
 TILE = 240
@@ -132,3 +132,11 @@ def write_svs(path: str | os.PathLike, image: np.ndarray, mpp: float, magnificat
         macro = np.concatenate([label, cv2.resize(thumb, (900, 300), interpolation=cv2.INTER_AREA)], axis=1)
         tif.write(macro, subfiletype=9, description=f"{APERIO_HEADER}\r\nmacro {macro.shape[1]}x{macro.shape[0]}",
                   **jpeg)
+
+
+def write_slide(plan: StudyPlan, slide_id: str, path: str | os.PathLike) -> None:
+    """Render one slide of the plan and write it as an Aperio SVS at ``path``."""
+    spec = plan.slide(slide_id)
+    patient = plan.patient(spec.patient_id)
+    image = render_canvas(spec, patient.shared, patient.pathology, patient.genomics_in_tissue)
+    write_svs(path, image, spec.mpp, spec.magnification, slide_id)

@@ -27,6 +27,7 @@ import pandas as pd
 from mustsurv.demo.genes import FAMILIES, UNASSIGNED, all_family_genes
 from mustsurv.demo.plan import StudyPlan
 from mustsurv.io import atomic_path
+from mustsurv.study.layout import DEMO_TABLES
 
 NON_SILENT = ["Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site"]
 SILENT = ["Silent", "3'UTR", "Intron"]
@@ -150,3 +151,14 @@ def write_truth(plan: StudyPlan, path: Path) -> None:
         }
     )
     _write_tsv(df.round(6), path)
+
+
+def write_tables(plan: StudyPlan, outdir: str | Path) -> None:
+    """Write every table of the cohort (file names: :data:`mustsurv.study.layout.DEMO_TABLES`) into ``outdir``."""
+    out = Path(outdir)
+    write_clinical(plan, out / DEMO_TABLES["clinical"])
+    write_rna_cnv(plan, out / DEMO_TABLES["rna"], out / DEMO_TABLES["cnv"])
+    write_maf(plan, out / DEMO_TABLES["maf"])
+    write_families(out / DEMO_TABLES["gene_families"])
+    write_slide_sheet(plan, out / DEMO_TABLES["slide_sheet"])
+    write_truth(plan, out / DEMO_TABLES["truth"])

@@ -1,15 +1,15 @@
 """Tables and the rank figure of the paper's analysis experiments (Table 3, Fig. 4, supplement Table 4).
 
-Inputs are the per-fold C-indices (:func:`~mustsurv.evaluate.tables.fold_cindices`) of runs labelled in
-the ``method`` column: ``must`` (the main run), a variant name from
-:func:`~mustsurv.train.variants.must_variants` (``no_warmup``, ``ldm_no_cls``, ``rank<r>``,
-``unpaired<pct>``), and ``<label>|zero`` for a run's "without LDM" predictions (zero tensor in place of
-the missing û). Cells are ``mean ± SD`` over folds; the ``Overall`` row is the mean of the cohort means.
+Inputs are the per-fold C-indices (:func:`~mustsurv.evaluate.tables.fold_cindices`) of the runs an
+:class:`~mustsurv.study.runs.AblationTable` compares, labelled in the ``method`` column with each run's
+:attr:`~mustsurv.study.runs.Run.label`. Cells are ``mean ± SD`` over folds; the ``Overall`` row is the
+mean of the cohort means. :func:`build_table` picks a table's builder by its name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -20,9 +20,8 @@ import pandas as pd  # noqa: E402
 
 from mustsurv.evaluate.tables import _cell  # noqa: E402
 from mustsurv.io import atomic_path  # noqa: E402
+from mustsurv.study.runs import AblationTable, Arm  # noqa: E402
 
-MAIN = "must"
-ZERO = "|zero"
 SCENARIO_LABELS = {"complete": "complete", "missing_genomics": "○G", "missing_pathology": "○P"}
 
 
@@ -41,46 +40,41 @@ def _rows(cohorts: list[str]) -> list[tuple[str, str | None]]:
     return [(c, c) for c in cohorts] + [("Overall", None)]
 
 
-def warmup_table(long: pd.DataFrame, cohorts: list[str], digits: int = 3) -> pd.DataFrame:
-    """Table 3(a): per cohort and scenario, C-index without and with the stage-1 warm-up."""
+def warmup_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...], digits: int = 3) -> pd.DataFrame:
+    """Table 3(a): per cohort and scenario, a column per arm (without and with the stage-1 warm-up)."""
     rows = []
     for name, cohort in _rows(cohorts):
         for scenario in SCENARIO_LABELS:
-            rows.append({"cohort": name, "scenario": scenario,
-                         "w/o warm-up": _cell(_values(long, "no_warmup", scenario, cohort), digits),
-                         "w/ warm-up": _cell(_values(long, MAIN, scenario, cohort), digits)})
+            row = {"cohort": name, "scenario": scenario}
+            row.update({str(arm.key): _cell(_values(long, arm.run.label, scenario, cohort), digits) for arm in arms})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def ldm_conditioning_table(long: pd.DataFrame, cohorts: list[str], digits: int = 3) -> pd.DataFrame:
-    """Table 3(b): missing-modality C-index with the LDMs conditioned on [ĉ] and on [ĉ; CLS]."""
+def ldm_conditioning_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...],
+                           digits: int = 3) -> pd.DataFrame:
+    """Table 3(b): missing-modality C-index per LDM condition (an arm each: [ĉ] and [ĉ; CLS])."""
     rows = []
     for name, cohort in _rows(cohorts):
         row = {"cohort": name}
-        for cond, label in (("[ĉ]", "ldm_no_cls"), ("[ĉ; CLS]", MAIN)):
+        for arm in arms:
             for scenario in ("missing_genomics", "missing_pathology"):
-                row[f"{cond} {SCENARIO_LABELS[scenario]}"] = _cell(_values(long, label, scenario, cohort), digits)
+                row[f"{arm.key} {SCENARIO_LABELS[scenario]}"] = _cell(
+                    _values(long, arm.run.label, scenario, cohort), digits)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def rank_label(rank: int, main_rank: int) -> str:
-    """Run label of the rank-``rank`` model (the main run for the main rank)."""
-    return MAIN if int(rank) == int(main_rank) else f"rank{int(rank)}"
-
-
-def rank_table(long: pd.DataFrame, cohorts: list[str], ranks: list[int], main_rank: int,
-               digits: int = 3) -> pd.DataFrame:
-    """Fig. 4 as a table: rows (rank, scenario), a column per cohort and ``Overall``, plus the numeric
-    overall mean (``overall_mean``) the figure draws."""
+def rank_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...], digits: int = 3) -> pd.DataFrame:
+    """Fig. 4 as a table: rows (rank, scenario) for the arms keyed by rank, a column per cohort and
+    ``Overall``, plus the numeric overall mean (``overall_mean``) the figure draws."""
     rows = []
-    for rank in sorted(int(r) for r in ranks):
-        label = rank_label(rank, main_rank)
+    for arm in sorted(arms, key=lambda a: int(a.key)):
         for scenario in SCENARIO_LABELS:
-            row: dict[str, object] = {"rank": rank, "scenario": scenario}
+            row: dict[str, object] = {"rank": int(arm.key), "scenario": scenario}
             for cohort in cohorts:
-                row[cohort] = _cell(_values(long, label, scenario, cohort), digits)
-            overall = _values(long, label, scenario, None)
+                row[cohort] = _cell(_values(long, arm.run.label, scenario, cohort), digits)
+            overall = _values(long, arm.run.label, scenario, None)
             row["Overall"] = _cell(overall, digits)
             row["overall_mean"] = round(float(overall.mean()), 4)
             rows.append(row)
@@ -106,18 +100,42 @@ def rank_figure(table: pd.DataFrame, out: str | Path, title: str = "MUST: rank r
     plt.close(fig)
 
 
-def training_missingness_table(long: pd.DataFrame, cohorts: list[str], fractions: list[float],
+def training_missingness_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...],
                                digits: int = 3) -> pd.DataFrame:
     """Supplement Table 4: rows (missing rate, cohort), cells ``without LDM → with LDM`` (fold means) for
-    missing genomics and missing pathology at inference; rate 0 is the main run."""
+    missing genomics and missing pathology at inference. Arms are keyed by the share of unpaired training
+    patients (0 = the main run), one without and one with LDM generation per share."""
+    runs = {(float(arm.key), arm.run.ldm): arm.run.label for arm in arms}
     rows = []
-    for fraction in [0.0, *sorted(float(f) for f in fractions)]:
-        label = MAIN if fraction == 0 else f"unpaired{round(100 * fraction)}"
+    for fraction in sorted({share for share, _ in runs}):
         for name, cohort in _rows(cohorts):
             row = {"missing rate": f"{round(100 * fraction)}%", "cohort": name}
             for scenario, column in (("missing_genomics", "Missing G"), ("missing_pathology", "Missing P")):
-                without = _values(long, label + ZERO, scenario, cohort).mean()
-                with_ldm = _values(long, label, scenario, cohort).mean()
+                without = _values(long, runs[fraction, False], scenario, cohort).mean()
+                with_ldm = _values(long, runs[fraction, True], scenario, cohort).mean()
                 row[column] = f"{without:.{digits}f} → {with_ldm:.{digits}f}"
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+BUILDERS: dict[str, Callable[[pd.DataFrame, list[str], tuple[Arm, ...]], pd.DataFrame]] = {
+    "warmup": warmup_table,
+    "ldm_conditioning": ldm_conditioning_table,
+    "rank": rank_table,
+    "training_missingness": training_missingness_table,
+}
+FIGURES: dict[str, Callable[[pd.DataFrame, str | Path], None]] = {"rank": rank_figure}
+
+
+def build_table(table: AblationTable, long: pd.DataFrame, cohorts: list[str]) -> pd.DataFrame:
+    """The analysis table ``table`` from the long C-index table of its runs."""
+    if table.name not in BUILDERS:
+        raise KeyError(f"no table builder for analysis table {table.name!r}; add one to BUILDERS")
+    return BUILDERS[table.name](long, cohorts, table.arms)
+
+
+def draw_figure(name: str, table: pd.DataFrame, out: str | Path) -> None:
+    """The figure of analysis table ``name`` (from its written table)."""
+    if name not in FIGURES:
+        raise KeyError(f"analysis table {name!r} has no figure; add one to FIGURES")
+    FIGURES[name](table, out)

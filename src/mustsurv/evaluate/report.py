@@ -12,9 +12,9 @@ from mustsurv.cohort.splits import read_fold
 from mustsurv.cohort.table import read_cohort_table
 from mustsurv.evaluate.decomposition import cosine_map_figure, ecdf_figure
 from mustsurv.evaluate.km import km_figure
-from mustsurv.evaluate.methods import TABLE1, TABLE2, dagger_of
 from mustsurv.evaluate.predictions import read_predictions
 from mustsurv.evaluate.tables import ORACLE, PredictionFile, add_ranks, fold_cindices, oracle_cindices, paper_table
+from mustsurv.study.methods import dagger_of, table_methods
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def cohort_long_table(cohort: str, predictions: dict[str, list[str]], cohort_tsv
 
 def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
     """Paper Table 1 or 2 from the long table: the table's methods that have results, then the oracle."""
-    order = TABLE1 if which == "table1" else TABLE2
+    order = table_methods(which)
     present = set(long["method"])
     methods = [m for m in order if m in present] + ([ORACLE] if ORACLE in present else [])
     dagger = {m: dagger_of(m) for m in methods if m != ORACLE} if which == "table1" else None

@@ -41,6 +41,21 @@ def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[Pa
     return kept
 
 
+def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[PatientItem]:
+    """A copy of ``items`` where round(``fraction`` · n) complete patients, drawn with ``seed``, lose one
+    modality: the first half of the draw loses genomics, the rest pathology (supplement §8.2)."""
+    complete = [i for i, it in enumerate(items) if it["path"] is not None and it["omics"] is not None]
+    n_drop = round(fraction * len(items))
+    if n_drop > len(complete) - 2:
+        raise ValueError(f"cannot unpair {n_drop} of {len(items)} patients: at least two pairs must remain")
+    gen = torch.Generator().manual_seed(seed)
+    chosen = [complete[i] for i in torch.randperm(len(complete), generator=gen)[:n_drop].tolist()]
+    out = [dict(it) for it in items]
+    for j, i in enumerate(chosen):
+        out[i]["omics" if j < (n_drop + 1) // 2 else "path"] = None
+    return out  # type: ignore[return-value]
+
+
 def train_stage1(
     model: MUST,
     dataset: Sequence[PatientItem],

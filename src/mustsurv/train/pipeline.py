@@ -1,4 +1,5 @@
-"""What the MUST rules run: one training stage per call, and the test-fold predictions.
+"""What the training and prediction rules run: one MUST stage of one run per call (the main run and every
+analysis variant go through :func:`run_must_stage`), the test-fold predictions, and the baselines.
 
 Each call reads one fold's datasets (a ``store`` shared over a job's folds reads each bag once),
 continues from the previous stage's checkpoint and writes its own
@@ -23,8 +24,9 @@ from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.must import MUST
 from mustsurv.models.registry import build_model, model_class
+from mustsurv.study.runs import MAIN, Variant
 from mustsurv.train.data import fold_datasets
-from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3
+from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3, unpair
 from mustsurv.train.trainer import (
     OptimConfig,
     default_device,
@@ -54,11 +56,16 @@ def must_kwargs(family_sizes: list[int], path_dim: int, n_bins: int, model_cfg: 
 
 
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
-                   previous: str | Path | None = None, store: FeatureStore | None = None) -> None:
-    """Train MUST stage ``stage`` (1, 2 or 3) on the training part of a fold and save the checkpoint.
+                   previous: str | Path | None = None, store: FeatureStore | None = None,
+                   variant: Variant = MAIN, fold: int = 0) -> None:
+    """Train stage ``stage`` (1, 2 or 3) of the MUST run ``variant`` on the training part of fold ``fold``
+    and save the whole model after it to ``out``.
 
     ``data``: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths; ``cfg``: the config's
-    ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``).
+    ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``); ``previous``: the checkpoint after the
+    previous stage (stages 2 and 3). A run without warm-up saves its initialised model as stage 1; a run
+    with ``stage2_from`` starts stage 3 from that run's stage-2 model, rebuilt with its own model kwargs
+    (only the diffusion models may differ).
     """
     seed_everything(seed)
     device = default_device()
@@ -66,26 +73,50 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
                                 store=store)
     if train.path_dim is None or not train.family_sizes:
         raise ValueError(f"{data['cohort']}: MUST needs both slides and genomics in the cohort")
+    unpaired = variant.unpaired > 0
+    items = unpair(list(train), variant.unpaired, seed + fold) if unpaired else train
     progress = fresh_progress(out, [*data.values(), previous])
+    kwargs = must_kwargs(train.family_sizes, train.path_dim, train.n_bins, variant.model_config(cfg["model"]))
     if stage == 1:
-        kwargs = must_kwargs(train.family_sizes, train.path_dim, train.n_bins, cfg["model"])
         model = build_model("must", **kwargs).to(device)
-        state = train_stage1(model, train, OptimConfig(**cfg["stage1"], seed=seed), progress_path=progress)
-        meta: dict[str, Any] = {"stage": 1, "history": state.history}
+        history = []
+        if variant.warmup:
+            history = train_stage1(model, items, OptimConfig(**cfg["stage1"], seed=seed), progress_path=progress,
+                                   unpaired=unpaired).history
+        meta: dict[str, Any] = {"stage": 1, "history": history}
+    elif stage == 2:
+        model = _continue(previous, kwargs, device)
+        state = train_stage2(model, items, OptimConfig(**cfg["stage2"], seed=seed), progress_path=progress,
+                             unpaired=unpaired)
+        meta = {"stage": 2, "history": state.history}
+    elif stage == 3:
+        model = _continue(previous, kwargs, device)
+        meta = {"stage": 3, "ldm_history": train_stage3(model, items, seed=seed, **cfg["stage3"])}
     else:
-        model, ckpt = load_checkpoint(previous, device)
-        kwargs = ckpt["kwargs"]
-        if stage == 2:
-            state = train_stage2(model, train, OptimConfig(**cfg["stage2"], seed=seed), progress_path=progress)
-            meta = {"stage": 2, "history": state.history}
-        elif stage == 3:
-            history = train_stage3(model, train, seed=seed, **cfg["stage3"])
-            meta = {"stage": 3, "ldm_history": history}
-        else:
-            raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
-    save_checkpoint(out, model, "must", kwargs, meta)
+        raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
+    save_checkpoint(out, model, "must", kwargs, {**meta, "run": variant.run})
     progress.unlink(missing_ok=True)
-    log.info("stage %d done on %d training patients; saved %s", stage, len(train), out)
+    log.info("%s stage %d done on %d training patients; saved %s", variant.run, stage, len(items), out)
+
+
+def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch.device) -> MUST:
+    """The model of checkpoint ``previous``; when its kwargs differ from ``kwargs`` only in the diffusion
+    models' settings, a model built with ``kwargs`` that takes every other weight from it."""
+    if previous is None:
+        raise ValueError("stages 2 and 3 continue from the previous stage's checkpoint; pass `previous`")
+    model, ckpt = load_checkpoint(previous, device)
+    if ckpt["kwargs"] == kwargs:
+        return model
+    changed = sorted(k for k in set(kwargs) | set(ckpt["kwargs"]) if kwargs.get(k) != ckpt["kwargs"].get(k))
+    if any(not k.startswith("ldm_") for k in changed):
+        raise ValueError(f"{previous} was trained with other model settings ({', '.join(changed)}) than this run; "
+                         f"delete it so the run retrains it")
+    fresh = build_model("must", **kwargs).to(device)
+    state = {n: v for n, v in model.state_dict().items() if not n.startswith("ldm_")}
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    if unexpected or any(not n.startswith("ldm_") for n in missing):
+        raise ValueError(f"{previous} does not match this run's model: unexpected {unexpected}, missing {missing}")
+    return fresh
 
 
 def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: dict[str, Any], seed: int,

@@ -1,37 +1,15 @@
-"""MUST variants of the analysis experiments: naming, unpairing, and one variant trained end to end."""
+"""Unpaired training patients (supplement §8.2): unpairing, and all three stages trained on them."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mustsurv.train.variants import must_variants, unpair
+from mustsurv.train.must import unpair
 
 from test_models_must import tiny_items
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
-
-def test_variants_cover_the_paper_experiments_and_skip_the_main_rank() -> None:
-    variants = must_variants({"ranks": [4, 8, 16, 32], "unpaired_fractions": [0.2, 0.5]}, {"dim": 64, "rank": 16})
-    assert list(variants) == ["no_warmup", "ldm_no_cls", "rank4", "rank8", "rank32", "unpaired20", "unpaired50"]
-    assert variants["no_warmup"] == {"warmup": False}
-    assert variants["ldm_no_cls"]["model"] == {"ldm_cls": False} and variants["ldm_no_cls"]["from_stage2"]
-    assert variants["rank8"] == {"model": {"rank": 8}}
-    assert variants["unpaired50"] == {"unpaired": 0.5, "model": {"ldm_condition": "surrogate"}}
-
-
-def test_default_ranks_scale_with_the_width() -> None:
-    """Left out, the ranks are D/16 … D/2: the paper's 16-128 at D = 256, 4-32 at the demo's D = 64."""
-    assert list(must_variants({}, {"dim": 256, "rank": 64})) == ["no_warmup", "ldm_no_cls", "rank16", "rank32",
-                                                                 "rank128"]
-    assert [v for v in must_variants({}, {"dim": 64, "rank": 16}) if v.startswith("rank")] == ["rank4", "rank8",
-                                                                                               "rank32"]
-
-
-def test_ranks_at_or_above_the_width_are_a_config_error() -> None:
-    with pytest.raises(ValueError, match=r"ablations.ranks \[64, 128\].*dim = 64"):
-        must_variants({"ranks": [16, 64, 128]}, {"dim": 64, "rank": 16})
 
 
 def test_unpair_drops_one_modality_from_the_requested_share_half_each() -> None:

@@ -1,0 +1,170 @@
+"""Every path of the result tree, written once.
+
+Each function returns a path relative to the working directory. Pass a wildcard such as ``"{cohort}"``
+for an argument to get a Snakemake pattern (``must_checkpoint("{cohort}", "{run}", "{fold}", 1)``). The
+rules, the scripts, the benchmarks and the tests take their paths from here.
+
+Tree::
+
+    resources/demo/{cohort}/                    generated demo inputs (tables, slides/{slide}.svs)
+    results/cohorts/{cohort}/
+        omics/tokens.h5                         family tokens per patient
+        cohort.tsv                              patients, survival, modalities
+        splits/fold{k}.json                     train/test patients and time-bin edges of fold k
+        slides/tissue/{slide}.geojson           tissue polygons (+ tissue/qc/{slide}.png)
+        slides/coords/{slide}.h5                patch coordinates
+        slides/features/{encoder}/{slide}.h5    patch features (TRIDENT layout)
+        slides/summary.tsv                      one row per slide (status, patches, features file)
+        models/{run}/fold{k}/stage{1,2,3}.pt    MUST runs (``must`` and the ablation variants ``must_*``)
+        models/{method}/fold{k}/model.pt        baselines
+        predictions/{method}/fold{k}.tsv        test patients x scenarios (+ MUST: _no_ldm.tsv, _decomposition.npz)
+        cindex_folds.tsv, table1.csv, table2.csv, logrank.tsv, decomposition.tsv
+    results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv, ablation_*.csv)
+    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+Part = str | int
+
+DEMO_TABLES: dict[str, str] = {
+    "clinical": "clinical.tsv",
+    "rna": "rna.tsv",
+    "cnv": "cnv.tsv",
+    "maf": "mutations.maf",
+    "gene_families": "gene_families.csv",
+    "slide_sheet": "slides.tsv",
+    "truth": "truth.tsv",
+}
+"""Role -> file name of the demo generator's tables (in :func:`demo_dir`)."""
+
+MUST_STAGES: tuple[int, ...] = (1, 2, 3)
+COHORT_REPORTS: tuple[str, ...] = ("cindex_folds.tsv", "table1.csv", "table2.csv")
+STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv")
+DECOMPOSITION_FIGURES: tuple[str, ...] = ("ecdf", "cosine_map")
+
+
+# --- demo inputs ---------------------------------------------------------------------------------
+
+def demo_dir(cohort: Part) -> str:
+    """Folder of a demo cohort's generated inputs."""
+    return f"resources/demo/{cohort}"
+
+
+def demo_slide(cohort: Part, slide: Part) -> str:
+    """A generated demo slide (Aperio SVS)."""
+    return f"{demo_dir(cohort)}/slides/{slide}.svs"
+
+
+def demo_tables(cohort: Part) -> dict[str, str]:
+    """The demo generator's tables of ``cohort`` by role (see :data:`DEMO_TABLES`)."""
+    return {role: f"{demo_dir(cohort)}/{name}" for role, name in DEMO_TABLES.items()}
+
+
+# --- genomics, cohort assembly and folds ---------------------------------------------------------
+
+def cohort_dir(cohort: Part) -> str:
+    """Root of a cohort's results."""
+    return f"results/cohorts/{cohort}"
+
+
+def tokens(cohort: Part) -> str:
+    """Family tokens of every patient with genomics (``omics_tokens``)."""
+    return f"{cohort_dir(cohort)}/omics/tokens.h5"
+
+
+def cohort_table(cohort: Part) -> str:
+    """The patient table (``cohort_table``)."""
+    return f"{cohort_dir(cohort)}/cohort.tsv"
+
+
+def fold(cohort: Part, k: Part) -> str:
+    """Fold ``k``'s file: train/test patients and time-bin edges."""
+    return f"{cohort_dir(cohort)}/splits/fold{k}.json"
+
+
+def folds(cohort: Part, ks: Iterable[int]) -> list[str]:
+    """The fold files of ``ks``, in order."""
+    return [fold(cohort, k) for k in ks]
+
+
+# --- slides --------------------------------------------------------------------------------------
+
+def slides_dir(cohort: Part) -> str:
+    """Root of a cohort's slide outputs."""
+    return f"{cohort_dir(cohort)}/slides"
+
+
+def slide_outputs(cohort: Part, slide: Part) -> dict[str, str]:
+    """Per-slide outputs of segmentation + tiling by role: ``geojson``, ``qc`` (PNG), ``coords`` (h5)."""
+    d = slides_dir(cohort)
+    return {"geojson": f"{d}/tissue/{slide}.geojson", "qc": f"{d}/tissue/qc/{slide}.png",
+            "coords": f"{d}/coords/{slide}.h5"}
+
+
+def features(cohort: Part, slide: Part, encoder: Part) -> str:
+    """A slide's patch features written by this workflow's encoder."""
+    return f"{slides_dir(cohort)}/features/{encoder}/{slide}.h5"
+
+
+def slide_summary(cohort: Part) -> str:
+    """One row per slide of the cohort (``slides_summary``)."""
+    return f"{slides_dir(cohort)}/summary.tsv"
+
+
+# --- models and predictions ----------------------------------------------------------------------
+
+def must_checkpoint(cohort: Part, run: Part, k: Part, stage: Part) -> str:
+    """The whole MUST model of run ``run`` (``must`` or a variant ``must_*``) after ``stage`` (1, 2, 3)."""
+    return f"{cohort_dir(cohort)}/models/{run}/fold{k}/stage{stage}.pt"
+
+
+def baseline_model(cohort: Part, method: Part, k: Part) -> str:
+    """A trained baseline of fold ``k``."""
+    return f"{cohort_dir(cohort)}/models/{method}/fold{k}/model.pt"
+
+
+def predictions(cohort: Part, method: Part, k: Part, ldm: bool = True) -> str:
+    """Test predictions of fold ``k`` (``patient_id, scenario, risk, time, event``); ``ldm=False``: a MUST
+    run's missing scenarios with a zero tensor in place of the missing û ("without LDM")."""
+    return f"{cohort_dir(cohort)}/predictions/{method}/fold{k}{'' if ldm else '_no_ldm'}.tsv"
+
+
+def decomposition_cosines(cohort: Part, run: Part, k: Part) -> str:
+    """A MUST run's decomposition cosines of fold ``k``'s test patients (npz)."""
+    return f"{cohort_dir(cohort)}/predictions/{run}/fold{k}_decomposition.npz"
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+def cohort_report(cohort: Part, name: str) -> str:
+    """A per-cohort report file: ``cindex_folds.tsv``, ``table1.csv``, ``table2.csv``, ``logrank.tsv``,
+    ``decomposition.tsv``."""
+    return f"{cohort_dir(cohort)}/{name}"
+
+
+def study_table(name: str) -> str:
+    """A study-wide table over every cohort (``table1.csv``, ``table2.csv``, ``cindex_folds.tsv``)."""
+    return f"results/tables/{name}"
+
+
+def km_figure(cohort: Part, method: Part, scenario: Part) -> str:
+    """Kaplan–Meier figure of a method in a scenario, pooled over the test folds."""
+    return f"results/figures/km/{cohort}/{method}_{scenario}.png"
+
+
+def decomposition_figure(cohort: Part, kind: Part) -> str:
+    """MUST's decomposition figure (``ecdf`` or ``cosine_map``) of a cohort."""
+    return f"results/figures/decomposition/{cohort}_{kind}.png"
+
+
+def ablation_table(name: Part) -> str:
+    """An analysis-experiment table (``warmup``, ``ldm_conditioning``, ``rank``, ``training_missingness``)."""
+    return f"results/tables/ablation_{name}.csv"
+
+
+def ablation_figure(name: Part) -> str:
+    """The figure drawn from an analysis-experiment table (``rank``: Fig. 4)."""
+    return f"results/figures/ablation_{name}.png"

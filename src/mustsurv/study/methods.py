@@ -1,0 +1,78 @@
+"""Which methods go in which paper table and which scenarios each predicts, as data.
+
+The model classes declare the same facts (``scenarios`` and ``same_modalities`` class attributes); this
+table lets the workflow plan its jobs and tables without importing torch, and
+``tests/test_study_methods.py`` checks that the two agree. A new method is its model module plus one
+entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mustsurv.study.vocabulary import SCENARIOS, Scenario
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the tables need to know of a method.
+
+    Attributes:
+        tables: The paper tables it is a row of: ``table1`` (unimodal and complete-data methods) and/or
+            ``table2`` (missing-modality methods); MUST is in both.
+        scenarios: The scenarios it writes predictions for, in :data:`SCENARIOS` order.
+        same_modalities: True when it needs identical modalities at training and inference (the paper's †).
+    """
+
+    tables: tuple[str, ...]
+    scenarios: tuple[Scenario, ...]
+    same_modalities: bool
+
+
+_PATHOLOGY_ONLY: tuple[Scenario, ...] = ("missing_genomics",)
+_GENOMICS_ONLY: tuple[Scenario, ...] = ("missing_pathology",)
+_COMPLETE: tuple[Scenario, ...] = ("complete",)
+
+METHODS: dict[str, MethodInfo] = {
+    # paper Table 1: unimodal and complete-data multimodal methods
+    "abmil": MethodInfo(("table1",), _PATHOLOGY_ONLY, True),
+    "transmil": MethodInfo(("table1",), _PATHOLOGY_ONLY, True),
+    "mlp": MethodInfo(("table1",), _GENOMICS_ONLY, True),
+    "snn": MethodInfo(("table1",), _GENOMICS_ONLY, True),
+    "survpath": MethodInfo(("table1",), _COMPLETE, True),
+    "cmta": MethodInfo(("table1",), _COMPLETE, True),
+    # paper Table 2: missing-modality methods
+    "smil": MethodInfo(("table2",), SCENARIOS, False),
+    "m3care": MethodInfo(("table2",), SCENARIOS, False),
+    "shaspec": MethodInfo(("table2",), SCENARIOS, False),
+    "ldcvae": MethodInfo(("table2",), ("complete", "missing_genomics"), False),
+    # MUST closes both tables
+    "must": MethodInfo(("table1", "table2"), SCENARIOS, False),
+}
+
+TABLES: tuple[str, ...] = ("table1", "table2")
+
+
+def method_info(method: str) -> MethodInfo:
+    """The entry of ``method``; a clear error for a method the tables do not know."""
+    if method not in METHODS:
+        raise KeyError(f"method {method!r} has no entry in mustsurv.study.methods.METHODS (known: "
+                       f"{', '.join(METHODS)}); add its tables and scenarios there")
+    return METHODS[method]
+
+
+def table_methods(table: str) -> tuple[str, ...]:
+    """The methods of ``table`` (``table1`` or ``table2``) in the paper's row order."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; use one of {', '.join(TABLES)}")
+    return tuple(m for m, info in METHODS.items() if table in info.tables)
+
+
+def scenarios_of(method: str) -> tuple[Scenario, ...]:
+    """The scenarios ``method`` writes predictions for."""
+    return method_info(method).scenarios
+
+
+def dagger_of(method: str) -> bool:
+    """Whether ``method`` needs identical modalities at training and inference (†)."""
+    return method_info(method).same_modalities
