@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from must_zero_fill import paired
 from results_io import write_result
 
+from mustsurv.config import load_config
 from mustsurv.evaluate.imputation import (components, imputed_risk, r2_against_mean,
                                           reference_imputations)
 from mustsurv.evaluate.zero_fill import zero_fill_cindex
@@ -86,8 +86,8 @@ def main() -> None:
     out = args.out.resolve()
     os.chdir(args.workdir)  # the slide summary lists feature paths relative to the working directory
     torch.set_num_threads(2)
-    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
-    steps, seed = int(cfg["must"]["inference"]["ddim_steps"]), int(cfg.get("training", {}).get("seed", 0))
+    cfg = load_config("config/config.yaml")
+    steps, seed = int(cfg["must"]["inference"]["ddim_steps"]), int(cfg["training"]["seed"])
     result = {}
     for cohort in args.cohorts:
         base = Path("results/cohorts") / cohort

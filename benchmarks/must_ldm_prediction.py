@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from results_io import write_result
 
 from mustsurv.cohort.store import FeatureStore
+from mustsurv.config import load_config
 from mustsurv.models import collate
 from mustsurv.survival import risk_from_hazards
 from mustsurv.survival.metrics import c_index
@@ -78,8 +78,8 @@ def main() -> None:
     os.chdir(args.workdir)  # the slide summary lists feature paths relative to the working directory
     logging.disable(logging.INFO)
     torch.set_num_threads(2)
-    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
-    must, seed = cfg["must"], int(cfg.get("training", {}).get("seed", 0))
+    cfg = load_config("config/config.yaml")
+    must, seed = cfg["must"], int(cfg["training"]["seed"])
     result: dict[str, dict] = {}
     for cohort in args.cohorts:
         base = Path("results/cohorts") / cohort

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import h5py
 import pytest
 from slides_helpers import corrupt_tile, demo_image, write_slide
 
 from mustsurv.slides.batch import run_batch
-from mustsurv.slides.embed import embed_batch
+from mustsurv.slides.embed import EmbedParams, embed_batch
 from mustsurv.slides.steps import SlideFailedError, patch_batch, summary_step
 from mustsurv.slides.summary import read_summary
-from mustsurv.slides.tiling import read_coords
+from mustsurv.slides.tiling import TileParams, read_coords
+from mustsurv.slides.tissue import SegmentParams
 
-SEG = {"seg_mpp": 4.0, "saturation_threshold": 8, "median_blur": 7, "close_kernel": 4,
-       "min_tissue_area_mm2": 0.02, "min_hole_area_mm2": 0.005, "max_holes": 8}
-TILING = {"target_mpp": 0.5, "mpp_tolerance": 0.05, "patch_size": 224, "min_tissue_fraction": 0.5,
-          "region_patches": 4}
+# config blocks as the schema fills them (every key present)
+SEG = asdict(SegmentParams())
+TILING = asdict(TileParams(region_patches=4))
+
+
+def embed_block(**changes):
+    return asdict(EmbedParams(batch_size=16, num_workers=0, **changes))
 
 
 def test_run_batch_runs_every_slide_and_records_the_failures():
@@ -57,7 +62,7 @@ def test_a_truncated_slide_gets_failed_outputs_and_the_summary_names_it(tmp_path
     assert json.loads(outputs[bad.stem]["geojson"].read_text())["properties"]["status"] == "failed"
     # the embedding carries the failure on; the summary stops the run naming the slide, or skips it
     jobs = [(s, slides[s], outputs[s]["coords"], tmp_path / f"{s}.h5") for s in slides]
-    assert embed_batch(jobs, "demo_vit", None, {"batch_size": 16, "num_workers": 0}, "cpu") == {}
+    assert embed_batch(jobs, "demo_vit", None, embed_block(), "cpu", threads=1) == {}
     features = {s: str(out) for s, _, _, out in jobs}
     with pytest.raises(SlideFailedError, match=r"(?s)TCGA-AA-0002-01Z-00-DX1: SlideError.*skip_failed") as err:
         summary_step(features, None, tmp_path / "summary.tsv")
@@ -80,7 +85,7 @@ def test_an_undecodable_tile_fails_only_its_slide_at_embedding(tmp_path):
         except IndexError:
             break
     jobs = [(s, slides[s], outputs[s]["coords"], tmp_path / f"{s}.h5") for s in slides]
-    failures = embed_batch(jobs, "demo_vit", None, {"batch_size": 16, "num_workers": 0, "read_retries": 0}, "cpu")
+    failures = embed_batch(jobs, "demo_vit", None, embed_block(read_retries=0), "cpu", threads=1)
     assert list(failures) == [b.stem] and "failed to decode" in failures[b.stem]
     with h5py.File(tmp_path / f"{a.stem}.h5") as h5:
         assert h5["features"].shape[0] > 0 and h5.attrs["status"] == "ok"
@@ -95,7 +100,7 @@ def test_embed_batch_builds_one_encoder_for_all_slides(tmp_path):
     assert patch_batch(slides, None, outputs, SEG, TILING) == {}
     counts = {s: len(read_coords(outputs[s]["coords"]).coords) for s in slides}
     jobs = [(s, slides[s], outputs[s]["coords"], tmp_path / f"{s}.h5") for s in slides]
-    assert embed_batch(jobs, "demo_vit", None, {"batch_size": 16, "num_workers": 0}, "cpu", threads=1) == {}
+    assert embed_batch(jobs, "demo_vit", None, embed_block(), "cpu", threads=1) == {}
     for s, _, _, out in jobs:
         with h5py.File(out) as h5:
             assert h5["features"].shape == (counts[s], 192) and h5.attrs["encoder"] == "demo_vit"

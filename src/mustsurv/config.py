@@ -1,22 +1,94 @@
-"""Checks of the workflow configuration that a JSON schema cannot express, with messages naming the key.
+"""Loading the workflow configuration, and checks of it that a JSON schema cannot express.
 
-The schema (``config/schema/config.schema.yaml``) validates types and fills defaults; this module checks
-the meaning: a cohort is either ``demo`` or real files, a real cohort has survival and a modality, and
-every file it names exists.
+The schema (``config/schema/config.schema.yaml``) validates types and is the only home of the defaults:
+:func:`load_config` (benchmarks, tests, command-line tools) and Snakemake's ``validate`` (the Snakefile)
+fill every default it gives, so code reads ``block["key"]`` and never repeats a default. Defaults are filled
+inside nested objects and inside ``additionalProperties`` / ``patternProperties`` blocks (e.g. each
+``cohorts.<name>.demo``) wherever the enclosing object exists or has a default itself.
+
+:func:`check_config` checks the meaning: a cohort is either ``demo`` or real files, a real cohort has
+survival and a modality, and every file it names exists.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import best_match
+
 from mustsurv.demo.plan import DemoSettings, StudyPlan, make_plan
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema" / "config.schema.yaml"
 
 REAL_KEYS = ("slides", "clinical", "rna", "cnv", "maf", "mcat_csv", "gene_families", "splits_dir", "features_dir")
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key and the fix."""
+
+
+def _filling_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A draft 2020-12 validator that, like Snakemake's ``validate``, sets each property's schema
+    ``default`` before validating the object's properties (so nested defaults are filled too); it inserts
+    a copy of the default, never the schema's own object."""
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, subschema):
+        if validator.is_type(instance, "object"):
+            for name, sub in props.items():
+                if isinstance(sub, Mapping) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, subschema)
+
+    return validators.extend(Draft202012Validator, {"properties": properties})(schema)
+
+
+def fill_defaults(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[str, Any]:
+    """Validate ``config`` against the schema, filling every schema default in place; return it.
+
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    schema_doc = yaml.safe_load(Path(schema).read_text())
+    error = best_match(_filling_validator(schema_doc).iter_errors(config))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{where}: {error.message}")
+    return config
+
+
+def merge_config(config: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``overlay`` into ``config`` in place as Snakemake merges a ``--configfile`` (mappings are merged
+    key by key, recursively; any other value, lists included, replaces the old one); return ``config``."""
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), Mapping):
+            merge_config(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
+    return config
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    data = yaml.safe_load(Path(path).read_text())
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overlays: Iterable[str | Path | Mapping[str, Any]] = (),
+                schema: str | Path = SCHEMA) -> dict[str, Any]:
+    """The config of YAML file ``path`` with ``overlays`` (YAML files or mappings, later ones win) merged in
+    as Snakemake's ``--configfile`` does, validated against the schema and with every default filled."""
+    config = _read_yaml(path)
+    for overlay in overlays:
+        merge_config(config, overlay if isinstance(overlay, Mapping) else _read_yaml(overlay))
+    return fill_defaults(config, schema)
 
 
 def is_demo(config: dict[str, Any], cohort: str) -> bool:
@@ -77,7 +149,7 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
         if "mcat_csv" in block and any(k in block for k in ("rna", "cnv", "maf")):
             raise ConfigError(f"{where}: give either `mcat_csv` or separate `rna`/`cnv`/`maf` tables, not both.")
         if "splits_dir" in block and check_files:
-            folds = config.get("cv", {}).get("folds", 5)
+            folds = config["cv"]["folds"]
             absent = [f"splits_{k}.csv" for k in range(folds)
                       if not (Path(block["splits_dir"]) / f"splits_{k}.csv").is_file()]
             if absent:
@@ -102,5 +174,6 @@ def has_slides(config: dict[str, Any], cohort: str) -> bool:
 
 
 def rna_transform_of(config: dict[str, Any], cohort: str) -> str:
-    """The cohort's RNA transform: its own `rna_transform`, else `omics.rna_transform` (default auto)."""
-    return config["cohorts"][cohort].get("rna_transform", config.get("omics", {}).get("rna_transform", "auto"))
+    """The cohort's RNA transform: its own `rna_transform` (optional, no default), else `omics.rna_transform`."""
+    block = config["cohorts"][cohort]
+    return block["rna_transform"] if "rna_transform" in block else config["omics"]["rna_transform"]

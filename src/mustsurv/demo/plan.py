@@ -48,21 +48,23 @@ class DemoSettings:
 
     @classmethod
     def from_config(cls, block: dict) -> "DemoSettings":
-        """Build from the config block; unknown keys are rejected by the schema before this."""
-        effects = block.get("effects", {})
+        """Build from the schema-validated block (:func:`mustsurv.config.load_config` or Snakemake's
+        ``validate`` filled its defaults; the field defaults above are for direct construction and agree
+        with the schema, checked by ``tests/test_config_defaults.py``)."""
+        effects = block["effects"]
         return cls(
             seed=int(block["seed"]),
-            patients=int(block.get("patients", 80)),
-            two_slide_fraction=float(block.get("two_slide_fraction", 0.2)),
-            fraction_40x=float(block.get("fraction_40x", 0.5)),
-            pen_fraction=float(block.get("pen_fraction", 0.25)),
-            missing_pathology_fraction=float(block.get("missing_pathology_fraction", 0.0)),
-            missing_genomics_fraction=float(block.get("missing_genomics_fraction", 0.0)),
-            effect_shared=float(effects.get("shared", 0.9)),
-            effect_pathology=float(effects.get("pathology", 0.7)),
-            effect_genomics=float(effects.get("genomics", 0.7)),
-            censoring_scale=float(block.get("censoring_scale", 2.2)),
-            cross_modal=float(block.get("cross_modal", 0.0)),
+            patients=int(block["patients"]),
+            two_slide_fraction=float(block["two_slide_fraction"]),
+            fraction_40x=float(block["fraction_40x"]),
+            pen_fraction=float(block["pen_fraction"]),
+            missing_pathology_fraction=float(block["missing_pathology_fraction"]),
+            missing_genomics_fraction=float(block["missing_genomics_fraction"]),
+            effect_shared=float(effects["shared"]),
+            effect_pathology=float(effects["pathology"]),
+            effect_genomics=float(effects["genomics"]),
+            censoring_scale=float(block["censoring_scale"]),
+            cross_modal=float(block["cross_modal"]),
         )
 
 

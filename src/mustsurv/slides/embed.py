@@ -45,8 +45,8 @@ class EmbedParams:
 
     @classmethod
     def from_config(cls, block: dict[str, Any]) -> "EmbedParams":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in block.items() if k in names})
+        """Every field from the schema-filled config block (other keys of the block are ignored)."""
+        return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
 def region_groups(coords: np.ndarray, step: int, region_patches: int) -> list[tuple[int, int]]:
@@ -216,7 +216,7 @@ def _store(feats: h5py.Dataset, offset: int, out: torch.Tensor) -> None:
 
 def embed_batch(jobs: Sequence[tuple[str, str | os.PathLike, str | os.PathLike, str | os.PathLike]], encoder: str,
                 weights: str | os.PathLike | None, embed: dict[str, Any], device: str = "auto",
-                threads: int = 1) -> dict[str, str]:
+                threads: int = 2) -> dict[str, str]:
     """Embed a batch of slides with one encoder instance; ``jobs`` are (slide_id, slide, coords, out).
     Returns {slide_id: error} of the slides that failed.
 

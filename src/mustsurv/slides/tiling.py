@@ -36,8 +36,8 @@ class TileParams:
 
     @classmethod
     def from_config(cls, block: dict[str, Any]) -> "TileParams":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in block.items() if k in names})
+        """Every field from the schema-filled config block (other keys of the block are ignored)."""
+        return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
 @dataclass
