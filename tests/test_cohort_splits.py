@@ -151,7 +151,8 @@ def test_real_mcat_splits(shared_data):
 
 
 def test_config_checks_splits_dir_and_families(tmp_path):
-    from mustsurv.config import ConfigError, check_config, has_omics, has_slides, rna_transform_of
+    from mustsurv.config import ConfigError, check_config, fill_defaults
+    from mustsurv.study.design import StudyDesign
 
     csv = tmp_path / "all_clean.csv"
     csv.write_text("case_id,survival_months,censorship,TP53_rnaseq\n")
@@ -165,9 +166,10 @@ def test_config_checks_splits_dir_and_families(tmp_path):
         check_config(config)
     (tmp_path / "splits" / "splits_1.csv").write_text(",train,val\n")
     check_config(config)
-    assert has_omics(config, "X") and not has_slides(config, "X") and rna_transform_of(config, "X") == "auto"
+    study = StudyDesign(fill_defaults(config))
+    assert study.has_genomics("X") and not study.has_pathology("X") and study.rna_transform("X") == "auto"
     block["rna_transform"] = "none"
-    assert rna_transform_of(config, "X") == "none"
+    assert study.rna_transform("X") == "none"
     del block["gene_families"]
     with pytest.raises(ConfigError, match="gene_families"):
         check_config(config)

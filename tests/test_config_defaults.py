@@ -213,7 +213,7 @@ def test_a_minimal_config_gets_every_default(tmp_path):
 
 
 def test_load_config_holds_every_key_the_code_reads():
-    from mustsurv.config import rna_transform_of
+    from mustsurv.study.design import StudyDesign
     from mustsurv.train.trainer import OptimConfig
 
     cfg = load_config(REPO / "config" / "config.yaml")
@@ -221,7 +221,7 @@ def test_load_config_holds_every_key_the_code_reads():
         DemoSettings.from_config(cohort["demo"])
         assert set(schema_defaults(block("cohorts", "*", "demo"))) <= {
             *cohort["demo"], *(f"effects.{k}" for k in cohort["demo"]["effects"])}
-        assert rna_transform_of(cfg, name) == "auto"
+        assert StudyDesign(cfg).rna_transform(name) == "auto"
     SegmentParams.from_config(cfg["slides"]["segmentation"])
     TileParams.from_config(cfg["slides"])
     EmbedParams.from_config(cfg["slides"])
