@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from mustsurv.barcodes import patient_of
+
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
-
-
-def patient_of(slide_id: str) -> str:
-    """TCGA patient barcode of a slide or sample id: its first 12 characters (``TCGA-XX-XXXX``)."""
-    return slide_id[:12]
 
 
 def read_sheet(sheet: str | Path) -> pd.DataFrame:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from mustsurv.cohort.slides import patient_of
+from mustsurv.barcodes import patient_of
 from mustsurv.cohort.table import CohortInputError
 from mustsurv.io import write_text_atomic
 

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from mustsurv.cohort.slides import patient_of
+from mustsurv.barcodes import patient_of
 from mustsurv.io import atomic_path
 from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
 
