@@ -141,7 +141,7 @@ def test_external_splits_bad_input(tmp_path, problem, message):
 
 
 def test_real_mcat_splits(shared_data):
-    from mustsurv.omics.readers import read_mcat_csv
+    from mustsurv.omics.survival import read_mcat_csv
 
     surv = read_mcat_csv(shared_data / "tcga_omics" / "tcga_blca_all_clean.csv.zip").survival
     table = surv.assign(event=surv["event"].astype(int), has_P=0, has_G=1, slides="")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.io import atomic_path
-from mustsurv.omics.readers import read_clinical, read_mcat_csv
+from mustsurv.omics.survival import read_clinical, read_mcat_csv
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ import pandas as pd
 
 from mustsurv.io import atomic_path
 from mustsurv.omics.families import FamilyLayout, expand_families, read_families
-from mustsurv.omics.readers import read_cnv, read_maf, read_mcat_csv, read_rna, rna_transform
+from mustsurv.omics.matrices import read_cnv, read_maf, read_rna, rna_transform
+from mustsurv.omics.survival import read_mcat_csv
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
     """Read a cohort's omics inputs (separate tables or an MCAT all_clean CSV) and build its tokens.
 
     ``transform`` is the RNA transform (``auto``, ``log2p1``, ``none``; see
-    :func:`mustsurv.omics.readers.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
+    :func:`mustsurv.omics.matrices.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
     columns of the MCAT table.
     """
     families = read_families(gene_families)
