@@ -9,17 +9,16 @@ from mustsurv.cohort.table import (
     CohortInputError,
     build_cohort_table,
     read_cohort_table,
-    read_slides_summary,
     read_survival,
     write_cohort_table,
 )
+from mustsurv.slides.summary import SUMMARY_COLUMNS, SummaryInputError, read_summary
 
 P = [f"TCGA-AA-000{i}" for i in range(1, 7)]
 
 
 def _summary(tmp_path, rows):
-    df = pd.DataFrame(rows, columns=["slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification",
-                                     "features"])
+    df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     path = tmp_path / "summary.tsv"
     df.to_csv(path, sep="\t", index=False)
     return path
@@ -28,7 +27,7 @@ def _summary(tmp_path, rows):
 def test_cohort_table_modalities_and_drops(tmp_path, caplog):
     survival = pd.DataFrame({"patient": P, "time": [5.0, 7.5, np.nan, 3.0, 9.0, 1.0],
                              "event": [1, 0, 1, 0, np.nan, 1]})
-    summary = read_slides_summary(_summary(tmp_path, [
+    summary = read_summary(_summary(tmp_path, [
         (f"{P[0]}-01Z-00-DX2", P[0], "ok", 50, 0.25, 40, "f/a2.h5"),
         (f"{P[0]}-01Z-00-DX1", P[0], "ok", 10, 0.25, 40, "f/a1.h5"),
         (f"{P[1]}-01Z-00-DX1", P[1], "empty_mask", 0, 0.5, 20, "f/b.h5"),  # unusable: status
@@ -75,8 +74,8 @@ def test_read_survival_sources(tmp_path):
 def test_bad_summary_and_bad_cohort_table(tmp_path):
     path = tmp_path / "summary.tsv"
     pd.DataFrame({"slide_id": ["a"], "status": ["ok"]}).to_csv(path, sep="\t", index=False)
-    with pytest.raises(CohortInputError, match="slides_summary rule") as err:
-        read_slides_summary(path)
+    with pytest.raises(SummaryInputError, match="slides_summary rule") as err:
+        read_summary(path)
     assert str(path) in str(err.value)
     bad = tmp_path / "cohort.tsv"
     bad.write_text("patient\ttime\tevent\thas_P\thas_G\tslides\nTCGA-AA-0001\t3.0\t2\t0\t1\t\n")

@@ -39,8 +39,9 @@ from torch.utils.data import Dataset
 
 from mustsurv.cohort.splits import assign_bins, read_fold
 from mustsurv.cohort.store import FeatureStore, FoldScaler, feature_dim
-from mustsurv.cohort.table import CohortInputError, read_cohort_table, read_slides_summary
+from mustsurv.cohort.table import CohortInputError, read_cohort_table
 from mustsurv.omics.tokens import read_tokens
+from mustsurv.slides.summary import read_summary
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class CohortFoldDataset(Dataset):
             self._omics[p] = [torch.from_numpy(s[i].copy()) for s in scaled]
 
     def _index_slides(self, summary_tsv: str | Path, rows: pd.DataFrame) -> None:
-        summary = read_slides_summary(summary_tsv, report=False).set_index("slide_id")
+        summary = read_summary(summary_tsv, report=False).set_index("slide_id")
         for p, has_p, slides in zip(self.patients, self.has_P, rows["slides"]):
             if not has_p:
                 continue

@@ -27,7 +27,6 @@ from mustsurv.omics.survival import read_clinical, read_mcat_csv
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ("slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification", "features")
 COLUMNS = ("patient", "time", "event", "has_P", "has_G", "slides")
 
 
@@ -45,35 +44,13 @@ def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | Non
     raise CohortInputError("no survival source: configure `clinical` or `mcat_csv` for the cohort.")
 
 
-def read_slides_summary(path: str | Path, report: bool = True) -> pd.DataFrame:
-    """Read ``slides/summary.tsv`` and mark usable slides (column ``usable``: status ok and n_patches > 0).
-
-    ``report`` logs the number of unusable slides by status.
-    """
-    path = Path(path)
-    df = pd.read_csv(path, sep="\t", dtype={"slide_id": str, "patient_id": str, "status": str, "features": str})
-    missing = [c for c in ("slide_id", "patient_id", "status", "n_patches", "features") if c not in df.columns]
-    if missing:
-        raise CohortInputError(f"{path}: slide summary lacks column(s) {missing}; expected {list(SUMMARY_COLUMNS)} "
-                               f"(written by the slides_summary rule).")
-    if df["slide_id"].duplicated().any():
-        raise CohortInputError(f"{path}: duplicated slide_id {df.loc[df['slide_id'].duplicated(), 'slide_id'].iloc[0]!r}.")
-    n = pd.to_numeric(df["n_patches"], errors="coerce").fillna(0)
-    df["usable"] = (df["status"] == "ok") & (n > 0)
-    unusable = df.loc[~df["usable"]]
-    if len(unusable) and report:
-        log.warning("%s: %d of %d slide(s) are not usable (status/zero patches: %s)", path, len(unusable), len(df),
-                    ", ".join(f"{k}={v}" for k, v in unusable["status"].fillna("?").value_counts().items()))
-    return df
-
-
 def build_cohort_table(survival: pd.DataFrame, omics_patients: list[str] | set[str] | None = None,
                        summary: pd.DataFrame | None = None, source: str = "survival") -> pd.DataFrame:
     """Assemble the cohort table (columns :data:`COLUMNS`) from survival, tokens' patients and the slide summary.
 
     ``survival`` has columns patient, time (months), event (NaN allowed = unknown); ``omics_patients`` are
-    the rows of tokens.h5 (None = the cohort has no genomics); ``summary`` is :func:`read_slides_summary`'s
-    frame (None = the cohort has no slides).
+    the rows of tokens.h5 (None = the cohort has no genomics); ``summary`` is
+    :func:`mustsurv.slides.summary.read_summary`'s frame (None = the cohort has no slides).
     """
     known = survival.dropna(subset=["time", "event"])
     n_nosurv = len(survival) - len(known)
