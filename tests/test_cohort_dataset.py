@@ -43,7 +43,7 @@ def cohort(tmp_path):
     feats.iloc[0, 0] = np.nan  # a missing RNA value
     tokens = tmp_path / "tokens.h5"
     write_tokens(tokens, build_tokens(feats, FAMILIES))
-    survival = pd.DataFrame({"patient": pats, "time": rng.uniform(1, 60, 20).round(2),
+    survival = pd.DataFrame({"patient_id": pats, "time": rng.uniform(1, 60, 20).round(2),
                              "event": [1, 0] * 10})
     table = build_cohort_table(survival, omics_patients=g, summary=read_summary(summary))
     table_path = tmp_path / "cohort.tsv"

@@ -126,3 +126,10 @@ def test_maf_bad_input(tmp_path):
 def test_read_table_missing_file(tmp_path):
     with pytest.raises(OmicsInputError, match="file not found"):
         read_table(tmp_path / "nope.tsv")
+
+
+def test_frames_are_indexed_by_patient_id(tmp_path):
+    rna = _write(tmp_path / "rna.tsv", f"Hugo_Symbol\t{P1}-01\t{P2}-01\nTP53\t1\t2\n")
+    maf = _write(tmp_path / "m.maf", f"Hugo_Symbol\tTumor_Sample_Barcode\tVariant_Classification\nTP53\t{P1}-01A\t"
+                                     "Missense_Mutation\n")
+    assert read_rna(rna, "none")[0].index.name == read_maf(maf).index.name == "patient_id"

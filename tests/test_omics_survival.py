@@ -25,7 +25,7 @@ def _write(path, text):
 
 def test_clinical_tcga_cdr_days_to_months(tmp_path):
     text = f"bcr_patient_barcode\ttype\tOS\tOS.time\n{P1}\tBLCA\t1\t365.25\n{P2}\tBLCA\t0\t#N/A\n"
-    df = read_clinical(_write(tmp_path / "cdr.tsv", text)).set_index("patient")
+    df = read_clinical(_write(tmp_path / "cdr.tsv", text)).set_index("patient_id")
     assert df.at[P1, "time"] == pytest.approx(12.0) and df.at[P1, "event"] == 1
     assert np.isnan(df.at[P2, "time"])
     assert DAYS_PER_MONTH == pytest.approx(30.4375)
@@ -37,7 +37,7 @@ def test_clinical_cbioportal_with_header_lines(tmp_path):
         "#1\t1\t1\nPATIENT_ID\tOS_MONTHS\tOS_STATUS\n"
         f"{P1}\t6.85\t1:DECEASED\n{P2}\t20.1\t0:LIVING\n{P3}\t[Not Available]\t0:LIVING\n"
     )
-    df = read_clinical(_write(tmp_path / "data_clinical_patient.txt", text)).set_index("patient")
+    df = read_clinical(_write(tmp_path / "data_clinical_patient.txt", text)).set_index("patient_id")
     assert df.loc[P1, ["time", "event"]].tolist() == [6.85, 1.0]
     assert df.loc[P2, ["time", "event"]].tolist() == [20.1, 0.0]
     assert np.isnan(df.at[P3, "time"])
@@ -45,7 +45,7 @@ def test_clinical_cbioportal_with_header_lines(tmp_path):
 
 def test_clinical_mcat_censorship(tmp_path):
     text = f"case_id,survival_months,censorship\n{P1},10.5,1\n{P2},3.0,0\n"
-    df = read_clinical(_write(tmp_path / "clin.csv", text)).set_index("patient")
+    df = read_clinical(_write(tmp_path / "clin.csv", text)).set_index("patient_id")
     assert df.at[P1, "event"] == 0 and df.at[P2, "event"] == 1  # censorship = 1 means censored
 
 
@@ -98,7 +98,7 @@ def test_mcat_csv_detects_content(tmp_path, packing):
         path = tmp_path / "tcga_x_all_clean.csv.gz"
         path.write_bytes(gzip.compress(csv_text.encode()))
     table = read_mcat_csv(path)
-    surv = table.survival.set_index("patient")
+    surv = table.survival.set_index("patient_id")
     assert list(surv.index) == [P1, P2]  # one row per patient, not per slide
     assert surv.at[P1, "event"] == 0 and surv.at[P2, "event"] == 1
     assert table.features.shape == (2, 3) and table.features.at[P2, "TP53_rnaseq"] == -1.0

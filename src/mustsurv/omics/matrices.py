@@ -1,9 +1,9 @@
 """Readers of gene x sample matrices and MAFs, as TCGA users download them, into patient x gene frames.
 
-Every reader returns a float64 frame indexed by patient id (first 12 characters of a TCGA barcode,
-:mod:`mustsurv.barcodes`), columns = HGNC gene symbols, NaN = not measured; what it changed or dropped is
-counted in the ``mustsurv.omics`` log, and bad input raises :class:`~mustsurv.omics.tables.OmicsInputError`
-with a message naming the file and the fix.
+Every reader returns a float64 frame indexed by patient id (index name ``patient_id``: the first 12
+characters of a TCGA barcode, :mod:`mustsurv.barcodes`), columns = HGNC gene symbols, NaN = not measured;
+what it changed or dropped is counted in the ``mustsurv.omics`` log, and bad input raises
+:class:`~mustsurv.omics.tables.OmicsInputError` with a message naming the file and the fix.
 
 Formats:
 
@@ -32,6 +32,7 @@ import pandas as pd
 
 from mustsurv.barcodes import is_normal, patient_of, sample_rank, sample_type
 from mustsurv.omics.tables import OmicsInputError, read_table, report_nonfinite, to_float
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ _ANNOTATION_COLUMNS = frozenset({"Entrez_Gene_Id", "Locus ID", "Cytoband", "Gene
 def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
     """Sample x feature -> patient x feature: drop normal/control samples, keep the lowest tumour type, average ties.
 
-    ``matrix`` has one row per sample id (index). Returns a float frame indexed by patient id.
+    ``matrix`` has one row per sample id (index). Returns a float frame indexed by patient id (``patient_id``).
     """
     samples = pd.Series(matrix.index, index=matrix.index)
     types = samples.map(sample_type)
@@ -73,9 +74,9 @@ def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFram
     patients = [patient_of(s) for s in matrix.index]
     rank = types.map(sample_rank).to_numpy()
     frame = matrix.copy()
-    frame.index = pd.Index(patients, name="patient")
-    order = pd.DataFrame({"patient": patients, "rank": rank})
-    best = order.groupby("patient")["rank"].transform("min").to_numpy()
+    frame.index = pd.Index(patients, name=PATIENT_ID)
+    order = pd.DataFrame({PATIENT_ID: patients, "rank": rank})
+    best = order.groupby(PATIENT_ID)["rank"].transform("min").to_numpy()
     keep = rank == best
     n_lost = int((~keep).sum())
     if n_lost:
@@ -100,7 +101,8 @@ def read_gene_matrix(path: str | Path, what: str) -> pd.DataFrame:
 
     ``what`` names the data in messages (``"RNA"``, ``"CNV"``). Rows without a gene symbol are dropped,
     duplicated gene symbols are averaged, duplicated sample columns are averaged; all counted in the log.
-    Returns float64 values with NaN for missing cells, index = patient id, columns = gene symbols.
+    Returns float64 values with NaN for missing cells, index = patient id (``patient_id``), columns = gene
+    symbols (``gene``).
     """
     path = Path(path)
     df = read_table(path, numeric=lambda c: c not in _GENE_COLUMNS and c not in _ANNOTATION_COLUMNS)
@@ -210,13 +212,14 @@ def read_maf(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         if len(ignored):
             log.info("%s: %d call(s) not counted as mutations: %s", path, int(ignored.sum()),
                      ", ".join(f"{k or '(empty)'}={v}" for k, v in ignored.items()))
-        df = df.assign(patient=df["Tumor_Sample_Barcode"].map(patient_of), hit=cls.isin(NON_SILENT).astype(np.float64))
+        df = df.assign(**{PATIENT_ID: df["Tumor_Sample_Barcode"].map(patient_of)},
+                       hit=cls.isin(NON_SILENT).astype(np.float64))
         parts.append(df)
     calls = pd.concat(parts, ignore_index=True)
-    patients = sorted(calls["patient"].unique())
+    patients = sorted(calls[PATIENT_ID].unique())
     hits = calls[(calls["hit"] > 0) & calls["Hugo_Symbol"].notna()]
-    matrix = pd.crosstab(hits["patient"], hits["Hugo_Symbol"]).clip(upper=1).astype(np.float64)
+    matrix = pd.crosstab(hits[PATIENT_ID], hits["Hugo_Symbol"]).clip(upper=1).astype(np.float64)
     matrix = matrix.reindex(index=patients, fill_value=0.0)
-    matrix.index.name, matrix.columns.name = "patient", "gene"
+    matrix.index.name, matrix.columns.name = PATIENT_ID, "gene"
     log.info("MAF: %d patient(s), %d gene(s) with a non-silent call", len(patients), matrix.shape[1])
     return matrix

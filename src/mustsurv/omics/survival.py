@@ -25,6 +25,7 @@ import pandas as pd
 
 from mustsurv.barcodes import patient_of
 from mustsurv.omics.tables import DATA_TYPES, OmicsInputError, read_table, report_nonfinite, to_float
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,12 @@ def _parse_status(values: pd.Series) -> pd.Series:
 
 def _survival_frame(path: Path, patient: pd.Series, time: pd.Series, event: pd.Series) -> pd.DataFrame:
     """Validate and de-duplicate a per-patient survival table (NaN kept for missing time/event)."""
-    df = pd.DataFrame({"patient": patient.map(lambda s: patient_of(str(s)) if pd.notna(s) else s),
-                       "time": time, "event": event}).dropna(subset=["patient"])
+    df = pd.DataFrame({PATIENT_ID: patient.map(lambda s: patient_of(str(s)) if pd.notna(s) else s),
+                       "time": time, "event": event}).dropna(subset=[PATIENT_ID])
     neg = df["time"] < 0
     if neg.any():
-        raise OmicsInputError(f"{path}: negative survival time for {df.loc[neg, 'patient'].tolist()[:5]}; fix the table.")
+        raise OmicsInputError(f"{path}: negative survival time for {df.loc[neg, PATIENT_ID].tolist()[:5]}; fix the "
+                              f"table.")
     bad_event = df["event"].notna() & ~df["event"].isin([0.0, 1.0])
     if bad_event.any():
         raise OmicsInputError(f"{path}: event values must be 0/1, found {df.loc[bad_event, 'event'].unique()[:5]}.")
@@ -55,16 +57,18 @@ def _survival_frame(path: Path, patient: pd.Series, time: pd.Series, event: pd.S
     if exact.any():
         log.info("%s: %d repeated row(s) of the same patient with identical survival collapsed", path, int(exact.sum()))
         df = df[~exact]
-    clash = df["patient"].duplicated(keep=False)
+    clash = df[PATIENT_ID].duplicated(keep=False)
     if clash.any():
-        raise OmicsInputError(f"{path}: patients with conflicting survival rows {sorted(set(df.loc[clash, 'patient']))[:5]}"
-                              f"; keep one row per patient.")
+        clashing = sorted(set(df.loc[clash, PATIENT_ID]))[:5]
+        raise OmicsInputError(f"{path}: patients with conflicting survival rows {clashing}; keep one row per patient.")
     return df.reset_index(drop=True)
 
 
 def read_clinical(path: str | Path) -> pd.DataFrame:
-    """Per-patient survival: columns ``patient``, ``time`` (months, float), ``event`` (1 = death; float, NaN = unknown).
+    """Per-patient survival of a clinical table.
 
+    Returns columns ``patient_id`` (str), ``time`` (months, float) and ``event`` (1 = death; float, NaN =
+    unknown), one row per patient.
     The style is detected from the columns: TCGA-CDR (``OS``, ``OS.time`` days), cBioPortal
     (``OS_MONTHS``, ``OS_STATUS``) or MCAT (``survival_months``, ``censorship``; 1 = censored).
     Patients with a missing time or event are kept with NaN; the cohort table drops and counts them.
@@ -101,9 +105,9 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
 class McatTable:
     """Content of an MCAT/PORPOISE "all_clean" table, one row per patient.
 
-    ``survival``: columns patient, time (months), event. ``features``: patient x feature float frame
-    (features suffixed ``_rnaseq``/``_cnv``/``_mut``, values as in the file). ``slides``: patient ->
-    slide ids listed in the file.
+    ``survival``: columns patient_id, time (months), event. ``features``: patient x feature float frame
+    (index ``patient_id``, features suffixed ``_rnaseq``/``_cnv``/``_mut``, values as in the file).
+    ``slides``: patient id -> slide ids listed in the file.
     """
 
     survival: pd.DataFrame
@@ -139,7 +143,7 @@ def read_mcat_csv(path: str | Path) -> McatTable:
             if pd.notna(sid):
                 slides.setdefault(pid, []).append(str(sid))
     arr = report_nonfinite(to_float(df[feats], path), path, "omics")
-    frame = pd.DataFrame(arr, index=pd.Index(patients, name="patient"), columns=feats)
+    frame = pd.DataFrame(arr, index=pd.Index(patients, name=PATIENT_ID), columns=feats)
     n_rows = len(frame)
     repeated = frame[frame.index.duplicated(keep=False)].groupby(level=0, sort=False)
     if len(repeated):

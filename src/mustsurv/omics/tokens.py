@@ -30,6 +30,7 @@ from mustsurv.io import atomic_path
 from mustsurv.omics.families import FamilyLayout, expand_families, read_families
 from mustsurv.omics.matrices import read_cnv, read_maf, read_rna, rna_transform
 from mustsurv.omics.survival import read_mcat_csv
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class Tokens:
 
 def assemble_features(rna: pd.DataFrame | None = None, cnv: pd.DataFrame | None = None,
                       mut: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Patient x gene frames per data type -> one patient x ``{GENE}_{type}`` frame (outer join on patients).
+    """Patient x gene frames per data type -> one patient x ``{GENE}_{type}`` frame (outer join on patients,
+    index ``patient_id``, sorted).
 
     A patient missing from one data type gets NaN for its features (not measured); counted in the log.
     """
@@ -72,7 +74,7 @@ def assemble_features(rna: pd.DataFrame | None = None, cnv: pd.DataFrame | None 
         if frame is not None and len(frame.index) < len(joined.index):
             log.warning("%d of %d omics patient(s) have no %s data; those features are NaN (imputed fold-wise)",
                         len(joined.index) - len(frame.index), len(joined.index), t)
-    joined.index.name = "patient"
+    joined.index.name = PATIENT_ID
     return joined
 
 
