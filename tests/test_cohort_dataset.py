@@ -7,8 +7,9 @@ import torch
 from mustsurv.cohort.dataset import CohortFoldDataset
 from mustsurv.cohort.splits import build_folds, write_fold
 from mustsurv.cohort.store import FeatureStore, FoldScaler
-from mustsurv.cohort.table import CohortInputError, build_cohort_table, read_slides_summary, write_cohort_table
+from mustsurv.cohort.table import CohortInputError, build_cohort_table, write_cohort_table
 from mustsurv.omics.tokens import build_tokens, write_tokens
+from mustsurv.slides.summary import SUMMARY_COLUMNS, read_summary
 
 D = 8
 FAMILIES = {"TSG": ["TP53", "RB1"], "Onc": ["KRAS"]}
@@ -32,8 +33,7 @@ def cohort(tmp_path):
             status = "empty_mask" if i == 3 else "ok"
             rows.append((sid, p, status, 0 if i == 3 else n, 0.5, 20, str(path)))
     summary = tmp_path / "summary.tsv"
-    pd.DataFrame(rows, columns=["slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification",
-                                "features"]).to_csv(summary, sep="\t", index=False)
+    pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).to_csv(summary, sep="\t", index=False)
     g = pats[5:]
     feats = pd.DataFrame({
         "TP53_rnaseq": rng.normal(5.0, 2.0, len(g)),
@@ -43,9 +43,9 @@ def cohort(tmp_path):
     feats.iloc[0, 0] = np.nan  # a missing RNA value
     tokens = tmp_path / "tokens.h5"
     write_tokens(tokens, build_tokens(feats, FAMILIES))
-    survival = pd.DataFrame({"patient": pats, "time": rng.uniform(1, 60, 20).round(2),
+    survival = pd.DataFrame({"patient_id": pats, "time": rng.uniform(1, 60, 20).round(2),
                              "event": [1, 0] * 10})
-    table = build_cohort_table(survival, omics_patients=g, summary=read_slides_summary(summary))
+    table = build_cohort_table(survival, omics_patients=g, summary=read_summary(summary))
     table_path = tmp_path / "cohort.tsv"
     write_cohort_table(table, table_path)
     record = build_folds(table, folds=4, seed=0, n_bins=2)[0]

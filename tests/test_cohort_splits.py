@@ -21,10 +21,10 @@ from mustsurv.cohort.table import CohortInputError
 def _table(n=103, seed=0):
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
-        "patient": [f"TCGA-{i // 100:02d}-{i % 100:04d}" for i in range(n)],
+        "patient_id": [f"TCGA-{i // 100:02d}-{i % 100:04d}" for i in range(n)],
         "time": np.round(rng.exponential(30, n), 2) + 0.1,
         "event": (rng.uniform(size=n) < 0.45).astype(int),
-        "has_P": 1, "has_G": 1, "slides": "",
+        "has_pathology": 1, "has_genomics": 1, "slides": "",
     })
 
 
@@ -35,22 +35,23 @@ def test_every_patient_in_exactly_one_test_fold():
     for i in range(5):
         for j in range(i + 1, 5):
             assert not tests[i] & tests[j]  # no patient in two test folds
-    assert set().union(*tests) == set(table["patient"])  # every patient in one
+    assert set().union(*tests) == set(table["patient_id"])  # every patient in one
     for r in records:
         assert not set(r["train"]) & set(r["test"])
-        assert set(r["train"]) | set(r["test"]) == set(table["patient"])
+        assert set(r["train"]) | set(r["test"]) == set(table["patient_id"])
         assert 19 <= r["n_test"] <= 22
 
 
 def test_splits_seeded_stratified_and_order_independent():
     table = _table(200, seed=1)
-    a = make_splits(table["patient"].tolist(), table["time"].to_numpy(), table["event"].to_numpy(), 5, seed=7)
+    a = make_splits(table["patient_id"].tolist(), table["time"].to_numpy(), table["event"].to_numpy(), 5, seed=7)
     shuffled = table.sample(frac=1.0, random_state=0)
-    b = make_splits(shuffled["patient"].tolist(), shuffled["time"].to_numpy(), shuffled["event"].to_numpy(), 5, seed=7)
-    c = make_splits(table["patient"].tolist(), table["time"].to_numpy(), table["event"].to_numpy(), 5, seed=8)
+    b = make_splits(shuffled["patient_id"].tolist(), shuffled["time"].to_numpy(), shuffled["event"].to_numpy(), 5,
+                    seed=7)
+    c = make_splits(table["patient_id"].tolist(), table["time"].to_numpy(), table["event"].to_numpy(), 5, seed=8)
     assert a == b and a != c
-    ev = table.set_index("patient")["event"]
-    tm = table.set_index("patient")["time"]
+    ev = table.set_index("patient_id")["event"]
+    tm = table.set_index("patient_id")["time"]
     total = ev.mean()
     for _, test in a:
         assert abs(ev[test].mean() - total) < 0.06  # events balanced across folds
@@ -64,12 +65,12 @@ def test_bin_edges_depend_only_on_training_patients():
     edges = record["bin_edges"]
     assert len(edges) == 5 and edges[0] == 0.0 and edges[-1] == float("inf")
     assert all(a <= b for a, b in zip(edges, edges[1:]))
-    train = table.set_index("patient").loc[record["train"]]
+    train = table.set_index("patient_id").loc[record["train"]]
     expected = np.quantile(train.loc[train["event"] == 1, "time"], [0.25, 0.5, 0.75])
     np.testing.assert_allclose(edges[1:4], expected)
     # changing test patients' times and events (to extremes) leaves the edges unchanged
     changed = table.copy()
-    is_test = changed["patient"].isin(record["test"])
+    is_test = changed["patient_id"].isin(record["test"])
     changed.loc[is_test, "time"] = 1e4
     changed.loc[is_test, "event"] = 1
     split = (record["train"], record["test"])
@@ -77,7 +78,7 @@ def test_bin_edges_depend_only_on_training_patients():
     # ... while changing a training patient's uncensored time does move them
     moved = table.copy()
     first_event = train.index[train["event"] == 1][0]
-    moved.loc[moved["patient"] == first_event, "time"] = 1e4
+    moved.loc[moved["patient_id"] == first_event, "time"] = 1e4
     assert fold_record(k, 5, split, moved, 4, "x", 0)["bin_edges"] != edges
     # every time of every patient, test patients' extremes included, falls in a bin 0..K-1
     bins = assign_bins(changed["time"].to_numpy(), edges)
@@ -111,7 +112,7 @@ def _write_external(tmp_path, train_val_pairs):
 
 def test_external_mcat_splits_honoured(tmp_path, caplog):
     table = _table(20)
-    pats = table["patient"].tolist()
+    pats = table["patient_id"].tolist()
     parts = [pats[i::4] for i in range(4)]
     pairs = [([p for j, q in enumerate(parts) if j != k for p in q] + ["TCGA-99-9999"], parts[k]) for k in range(4)]
     _write_external(tmp_path, pairs)
@@ -127,7 +128,7 @@ def test_external_mcat_splits_honoured(tmp_path, caplog):
 @pytest.mark.parametrize("problem, message", [("overlap", "both train and val"), ("twice", "also in the val column"),
                                               ("missing", "split file missing")])
 def test_external_splits_bad_input(tmp_path, problem, message):
-    pats = _table(12)["patient"].tolist()
+    pats = _table(12)["patient_id"].tolist()
     pairs = [(pats[6:], pats[:6]), (pats[:6], pats[6:])]
     if problem == "overlap":
         pairs[0] = (pats[5:], pats[:6])
@@ -141,10 +142,10 @@ def test_external_splits_bad_input(tmp_path, problem, message):
 
 
 def test_real_mcat_splits(shared_data):
-    from mustsurv.omics.readers import read_mcat_csv
+    from mustsurv.omics.survival import read_mcat_csv
 
     surv = read_mcat_csv(shared_data / "tcga_omics" / "tcga_blca_all_clean.csv.zip").survival
-    table = surv.assign(event=surv["event"].astype(int), has_P=0, has_G=1, slides="")
+    table = surv.assign(event=surv["event"].astype(int), has_pathology=0, has_genomics=1, slides="")
     records = build_folds(table, folds=5, seed=0, n_bins=4, splits_dir=shared_data / "splits" / "tcga_blca")
     assert [r["n_test"] for r in records] == [75, 75, 75, 74, 74]
     assert sum(r["n_test"] for r in records) == len(set().union(*[r["test"] for r in records])) == 373

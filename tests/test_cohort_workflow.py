@@ -58,9 +58,9 @@ def test_tokens_table_and_external_splits(tmp_path):
     assert len(tokens.patients) == 30 and tokens.family_names == list(FAMILIES)
     assert tokens.family_sizes == [2 + 2 + 1, 2 + 1, 2 + 1, 1, 1, 1]  # rnaseq + cnv + mut present per family
     table = pd.read_csv(tmp_path / targets[1], sep="\t")
-    assert len(table) == 30 and table["has_G"].all() and not table["has_P"].any()
+    assert len(table) == 30 and table["has_genomics"].all() and not table["has_pathology"].any()
     folds = [json.loads((tmp_path / t).read_text()) for t in targets[2:]]
-    pats = sorted(table["patient"])
+    pats = sorted(table["patient_id"])
     for k, f in enumerate(folds):
         assert f["test"] == sorted(pats[k::5]) and f["source"].endswith(f"splits_{k}.csv")
     log = (tmp_path / "logs" / "omics" / "TINY" / "tokens.log").read_text()

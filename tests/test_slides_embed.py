@@ -142,7 +142,7 @@ def test_summary_from_workflow_and_precomputed_files(slides, encoder, tmp_path):
     summary_step(files, sheet, tmp_path / "summary.tsv")
     df = read_summary(tmp_path / "summary.tsv").set_index("slide_id")
     assert list(df.reset_index().columns) == ["slide_id", "patient_id", "status", "n_patches", "level0_mpp",
-                                              "magnification", "features"]
+                                              "magnification", "features", "usable"]
     assert df.loc[sid, "patient_id"] == "PATIENT-X" and df.loc[sid, "status"] == "ok"
     assert df.loc[sid, "level0_mpp"] == pytest.approx(0.5) and df.loc[sid, "magnification"] == 20
     assert df.loc[empty_id, "status"] == "empty_mask" and df.loc[empty_id, "n_patches"] == 0

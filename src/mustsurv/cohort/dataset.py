@@ -39,8 +39,10 @@ from torch.utils.data import Dataset
 
 from mustsurv.cohort.splits import assign_bins, read_fold
 from mustsurv.cohort.store import FeatureStore, FoldScaler, feature_dim
-from mustsurv.cohort.table import CohortInputError, read_cohort_table, read_slides_summary
+from mustsurv.cohort.table import HAS_GENOMICS, HAS_PATHOLOGY, CohortInputError, read_cohort_table
 from mustsurv.omics.tokens import read_tokens
+from mustsurv.slides.summary import read_summary
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class CohortFoldDataset(Dataset):
                  scaler: FoldScaler | None = None, store: FeatureStore | None = None) -> None:
         if part not in ("train", "test"):
             raise ValueError(f"part must be 'train' or 'test', not {part!r}")
-        table = read_cohort_table(cohort_tsv).set_index("patient")
+        table = read_cohort_table(cohort_tsv).set_index(PATIENT_ID)
         fold = read_fold(split_json)
         self.part = part
         self.bin_edges: list[float] = [float(e) for e in fold["bin_edges"]]
@@ -68,8 +70,8 @@ class CohortFoldDataset(Dataset):
         self.time = rows["time"].to_numpy(dtype=float)
         self.event = rows["event"].to_numpy(dtype=int)
         self.bins = assign_bins(self.time, self.bin_edges)
-        self.has_P = rows["has_P"].to_numpy(dtype=bool)
-        self.has_G = rows["has_G"].to_numpy(dtype=bool)
+        self.has_P = rows[HAS_PATHOLOGY].to_numpy(dtype=bool)
+        self.has_G = rows[HAS_GENOMICS].to_numpy(dtype=bool)
 
         self._omics: dict[str, list[torch.Tensor]] = {}
         self.family_names: list[str] = []
@@ -78,7 +80,8 @@ class CohortFoldDataset(Dataset):
         if tokens_h5 is not None:
             self._load_omics(tokens_h5, cohort_tsv, part)
         elif self.has_G.any():
-            raise CohortInputError(f"{cohort_tsv}: patients have genomics (has_G = 1) but no tokens.h5 was given.")
+            raise CohortInputError(f"{cohort_tsv}: patients have genomics (has_genomics = 1) but no tokens.h5 was "
+                                   f"given.")
 
         self.store = store if store is not None else FeatureStore()
         self._paths: dict[str, list[str]] = {}
@@ -86,7 +89,8 @@ class CohortFoldDataset(Dataset):
         if summary_tsv is not None:
             self._index_slides(summary_tsv, rows)
         elif self.has_P.any():
-            raise CohortInputError(f"{cohort_tsv}: patients have slides (has_P = 1) but no slide summary was given.")
+            raise CohortInputError(f"{cohort_tsv}: patients have slides (has_pathology = 1) but no slide summary was "
+                                   f"given.")
         log.info("fold %s %s: %d patient(s), %d with pathology, %d with genomics, bins %s", fold.get("fold"), part,
                  len(patients), int(self.has_P.sum()), int(self.has_G.sum()), np.bincount(self.bins,
                                                                                        minlength=self.n_bins).tolist())
@@ -98,7 +102,8 @@ class CohortFoldDataset(Dataset):
         g_patients = [p for p, g in zip(self.patients, self.has_G) if g]
         missing = [p for p in g_patients if p not in row_of]
         if missing:
-            raise CohortInputError(f"{cohort_tsv}: {len(missing)} patient(s) with has_G = 1 are not in {tokens_h5} "
+            raise CohortInputError(f"{cohort_tsv}: {len(missing)} patient(s) with has_genomics = 1 are not in "
+                                   f"{tokens_h5} "
                                    f"(e.g. {missing[0]}); rebuild the cohort table.")
         idx = np.array([row_of[p] for p in g_patients], dtype=np.int64)
         raw = [v[idx] if len(idx) else np.zeros((0, v.shape[1]), np.float32) for v in tokens.values]
@@ -112,7 +117,7 @@ class CohortFoldDataset(Dataset):
             self._omics[p] = [torch.from_numpy(s[i].copy()) for s in scaled]
 
     def _index_slides(self, summary_tsv: str | Path, rows: pd.DataFrame) -> None:
-        summary = read_slides_summary(summary_tsv, report=False).set_index("slide_id")
+        summary = read_summary(summary_tsv, report=False).set_index("slide_id")
         for p, has_p, slides in zip(self.patients, self.has_P, rows["slides"]):
             if not has_p:
                 continue

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from mustsurv.barcodes import patient_of
+from mustsurv.study.vocabulary import PATIENT_ID
+
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
-
-
-def patient_of(slide_id: str) -> str:
-    """TCGA patient barcode of a slide or sample id: its first 12 characters (``TCGA-XX-XXXX``)."""
-    return slide_id[:12]
 
 
 def read_sheet(sheet: str | Path) -> pd.DataFrame:
@@ -23,15 +21,15 @@ def read_sheet(sheet: str | Path) -> pd.DataFrame:
     """
     sheet = Path(sheet)
     sep = "," if sheet.suffix.lower() == ".csv" else "\t"
-    df = pd.read_csv(sheet, sep=sep, dtype={"slide_id": str, "patient_id": str, "path": str})
+    df = pd.read_csv(sheet, sep=sep, dtype={"slide_id": str, PATIENT_ID: str, "path": str})
     missing = {"slide_id", "path"} - set(df.columns)
     if missing:
         raise ValueError(
             f"slide sheet {sheet}: missing column(s) {sorted(missing)}; it needs slide_id, path "
             f"(and optionally patient_id, mpp)."
         )
-    if "patient_id" not in df.columns:
-        df["patient_id"] = df["slide_id"].map(patient_of)
+    if PATIENT_ID not in df.columns:
+        df[PATIENT_ID] = df["slide_id"].map(patient_of)
     dup = df["slide_id"][df["slide_id"].duplicated()].tolist()
     if dup:
         raise ValueError(f"slide sheet {sheet}: duplicated slide_id {dup[:5]}; each slide must appear once.")

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from mustsurv.cohort.slides import patient_of
+from mustsurv.barcodes import patient_of
 from mustsurv.cohort.table import CohortInputError
 from mustsurv.io import write_text_atomic
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def fold_record(k: int, folds: int, split: Split, table: pd.DataFrame, n_bins: i
                 seed: int | None) -> dict:
     """The fold's JSON record; bin edges from the training patients of ``split`` only."""
     train, test = split
-    idx = table.set_index("patient")
+    idx = table.set_index(PATIENT_ID)
     tr, te = idx.loc[train], idx.loc[test]
     edges = bin_edges(tr["time"].to_numpy(), tr["event"].to_numpy(), n_bins)
     return {
@@ -164,7 +165,7 @@ def read_fold(path: str | Path) -> dict:
 def build_folds(table: pd.DataFrame, folds: int, seed: int, n_bins: int,
                 splits_dir: str | Path | None = None) -> list[dict]:
     """All fold records of a cohort table (internal stratified splits, or external ones from ``splits_dir``)."""
-    patients = table["patient"].tolist()
+    patients = table[PATIENT_ID].tolist()
     if splits_dir is not None:
         splits = read_external_splits(splits_dir, folds, patients)
         sources = [str(Path(splits_dir) / f"splits_{k}.csv") for k in range(folds)]

@@ -2,12 +2,12 @@
 
 Columns (one row per patient, sorted by patient id)::
 
-    patient   str    patient id (first 12 characters of the TCGA barcode)
-    time      float  overall survival time in months
-    event     int    1 = death observed, 0 = censored
-    has_P     int    1 when the patient has at least one usable slide (status ok and n_patches > 0)
-    has_G     int    1 when the patient is a row of tokens.h5
-    slides    str    usable slide ids joined by ',' (empty when has_P = 0)
+    patient_id     str    patient id (first 12 characters of the TCGA barcode)
+    time           float  overall survival time in months
+    event          int    1 = death observed, 0 = censored
+    has_pathology  int    1 when the patient has at least one usable slide (status ok and n_patches > 0)
+    has_genomics   int    1 when the patient is a row of tokens.h5
+    slides         str    usable slide ids joined by ',' (empty when has_pathology = 0)
 
 A patient enters the table when it has survival and at least one modality. Patients without survival
 (missing time or event) and patients with survival but no modality are dropped; both are counted in the
@@ -23,12 +23,15 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.io import atomic_path
-from mustsurv.omics.readers import read_clinical, read_mcat_csv
+from mustsurv.omics.survival import read_clinical, read_mcat_csv
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ("slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification", "features")
-COLUMNS = ("patient", "time", "event", "has_P", "has_G", "slides")
+HAS_PATHOLOGY = "has_pathology"
+HAS_GENOMICS = "has_genomics"
+COLUMNS = (PATIENT_ID, "time", "event", HAS_PATHOLOGY, HAS_GENOMICS, "slides")
+"""Columns of ``cohort.tsv``, in file order."""
 
 
 class CohortInputError(ValueError):
@@ -36,8 +39,8 @@ class CohortInputError(ValueError):
 
 
 def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | None = None) -> pd.DataFrame:
-    """Per-patient survival (patient, time in months, event; NaN = unknown) from the clinical table, else
-    from the MCAT all_clean CSV."""
+    """Per-patient survival (columns patient_id, time in months, event; NaN = unknown) from the clinical table,
+    else from the MCAT all_clean CSV."""
     if clinical is not None:
         return read_clinical(clinical)
     if mcat_csv is not None:
@@ -45,53 +48,31 @@ def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | Non
     raise CohortInputError("no survival source: configure `clinical` or `mcat_csv` for the cohort.")
 
 
-def read_slides_summary(path: str | Path, report: bool = True) -> pd.DataFrame:
-    """Read ``slides/summary.tsv`` and mark usable slides (column ``usable``: status ok and n_patches > 0).
-
-    ``report`` logs the number of unusable slides by status.
-    """
-    path = Path(path)
-    df = pd.read_csv(path, sep="\t", dtype={"slide_id": str, "patient_id": str, "status": str, "features": str})
-    missing = [c for c in ("slide_id", "patient_id", "status", "n_patches", "features") if c not in df.columns]
-    if missing:
-        raise CohortInputError(f"{path}: slide summary lacks column(s) {missing}; expected {list(SUMMARY_COLUMNS)} "
-                               f"(written by the slides_summary rule).")
-    if df["slide_id"].duplicated().any():
-        raise CohortInputError(f"{path}: duplicated slide_id {df.loc[df['slide_id'].duplicated(), 'slide_id'].iloc[0]!r}.")
-    n = pd.to_numeric(df["n_patches"], errors="coerce").fillna(0)
-    df["usable"] = (df["status"] == "ok") & (n > 0)
-    unusable = df.loc[~df["usable"]]
-    if len(unusable) and report:
-        log.warning("%s: %d of %d slide(s) are not usable (status/zero patches: %s)", path, len(unusable), len(df),
-                    ", ".join(f"{k}={v}" for k, v in unusable["status"].fillna("?").value_counts().items()))
-    return df
-
-
 def build_cohort_table(survival: pd.DataFrame, omics_patients: list[str] | set[str] | None = None,
                        summary: pd.DataFrame | None = None, source: str = "survival") -> pd.DataFrame:
     """Assemble the cohort table (columns :data:`COLUMNS`) from survival, tokens' patients and the slide summary.
 
-    ``survival`` has columns patient, time (months), event (NaN allowed = unknown); ``omics_patients`` are
-    the rows of tokens.h5 (None = the cohort has no genomics); ``summary`` is :func:`read_slides_summary`'s
-    frame (None = the cohort has no slides).
+    ``survival`` has columns patient_id, time (months), event (NaN allowed = unknown); ``omics_patients`` are
+    the rows of tokens.h5 (None = the cohort has no genomics); ``summary`` is
+    :func:`mustsurv.slides.summary.read_summary`'s frame (None = the cohort has no slides).
     """
     known = survival.dropna(subset=["time", "event"])
     n_nosurv = len(survival) - len(known)
     if n_nosurv:
         log.warning("%s: %d patient(s) without survival time or event dropped (e.g. %s)", source, n_nosurv,
-                    survival.loc[survival[["time", "event"]].isna().any(axis=1), "patient"].iloc[0])
+                    survival.loc[survival[["time", "event"]].isna().any(axis=1), PATIENT_ID].iloc[0])
     omics = set(omics_patients or ())
     slides: dict[str, list[str]] = {}
     if summary is not None:
-        for pid, sid in zip(summary.loc[summary["usable"], "patient_id"], summary.loc[summary["usable"], "slide_id"]):
+        for pid, sid in zip(summary.loc[summary["usable"], PATIENT_ID], summary.loc[summary["usable"], "slide_id"]):
             slides.setdefault(str(pid), []).append(str(sid))
     with_modality = omics | set(slides)
-    surv_ids = set(known["patient"])
-    lost = sorted(with_modality - set(survival["patient"]))
+    surv_ids = set(known[PATIENT_ID])
+    lost = sorted(with_modality - set(survival[PATIENT_ID]))
     if lost:
         log.warning("%s: %d patient(s) with omics or slides but no survival row dropped (e.g. %s)", source, len(lost),
                     lost[0])
-    table = known[known["patient"].isin(with_modality)].copy()
+    table = known[known[PATIENT_ID].isin(with_modality)].copy()
     n_nomod = len(surv_ids - with_modality)
     if n_nomod:
         log.warning("%s: %d patient(s) with survival but neither usable slides nor omics dropped (e.g. %s)", source,
@@ -100,13 +81,13 @@ def build_cohort_table(survival: pd.DataFrame, omics_patients: list[str] | set[s
         raise CohortInputError(f"{source}: no patient has both survival and a modality; check that patient ids agree "
                                f"between the survival table, the omics tables and the slides (first 12 characters).")
     table["event"] = table["event"].astype(int)
-    table["has_P"] = table["patient"].map(lambda p: int(p in slides))
-    table["has_G"] = table["patient"].map(lambda p: int(p in omics))
-    table["slides"] = table["patient"].map(lambda p: ",".join(sorted(slides.get(p, []))))
-    table = table.sort_values("patient").reset_index(drop=True)[list(COLUMNS)]
+    table[HAS_PATHOLOGY] = table[PATIENT_ID].map(lambda p: int(p in slides))
+    table[HAS_GENOMICS] = table[PATIENT_ID].map(lambda p: int(p in omics))
+    table["slides"] = table[PATIENT_ID].map(lambda p: ",".join(sorted(slides.get(p, []))))
+    table = table.sort_values(PATIENT_ID).reset_index(drop=True)[list(COLUMNS)]
     log.info("%s: %d patient(s) (%d events); pathology %d, genomics %d, both %d", source, len(table),
-             int(table["event"].sum()), int(table["has_P"].sum()), int(table["has_G"].sum()),
-             int((table["has_P"] & table["has_G"]).sum()))
+             int(table["event"].sum()), int(table[HAS_PATHOLOGY].sum()), int(table[HAS_GENOMICS].sum()),
+             int((table[HAS_PATHOLOGY] & table[HAS_GENOMICS]).sum()))
     return table
 
 
@@ -119,7 +100,7 @@ def write_cohort_table(table: pd.DataFrame, path: str | Path) -> None:
 def read_cohort_table(path: str | Path) -> pd.DataFrame:
     """Read ``cohort.tsv`` (``slides`` as str, empty string when none)."""
     path = Path(path)
-    df = pd.read_csv(path, sep="\t", dtype={"patient": str, "slides": str}, keep_default_na=False,
+    df = pd.read_csv(path, sep="\t", dtype={PATIENT_ID: str, "slides": str}, keep_default_na=False,
                      na_values={"time": [""], "event": [""]})
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:

@@ -9,8 +9,9 @@ Formats written (as users download them):
 - ``mutations.maf``: MAF with silent and non-silent calls;
 - ``gene_families.csv``: six families, MCAT ``signatures.csv`` layout (ragged columns);
 - ``slides.tsv``: slide sheet (``slide_id``, ``patient_id``, ``path``, ``mpp``);
-- ``truth.tsv``: latent factors, their cross-modal traces, the true log-hazard and its expectation
-  given each single modality per patient (read by no model; the evaluation uses it for oracle C-indices).
+- ``truth.tsv``: per patient (``patient_id``) the latent factors, their cross-modal traces, the true
+  log-hazard and its expectation given each single modality (read by no model; the evaluation uses it
+  for oracle C-indices).
 
 Planted omics signal: each gene's log-expression loads on ``shared``, ``genomics`` and the trace of
 ``pathology`` (``pathology_in_omics``) with sparse random loadings; CNV calls threshold a latent value
@@ -28,6 +29,7 @@ from mustsurv.demo.genes import FAMILIES, UNASSIGNED, all_family_genes
 from mustsurv.demo.plan import StudyPlan
 from mustsurv.io import atomic_path
 from mustsurv.study.layout import DEMO_TABLES
+from mustsurv.study.vocabulary import PATIENT_ID
 
 NON_SILENT = ["Missense_Mutation", "Nonsense_Mutation", "Frame_Shift_Del", "Frame_Shift_Ins", "Splice_Site"]
 SILENT = ["Silent", "3'UTR", "Intron"]
@@ -126,7 +128,7 @@ def write_slide_sheet(plan: StudyPlan, path: Path, slide_dir: str = "slides") ->
     """Slide sheet; ``path`` entries are relative to the sheet's own folder."""
     df = pd.DataFrame(
         [(s.slide_id, s.patient_id, f"{slide_dir}/{s.slide_id}.svs", s.mpp) for s in plan.slides],
-        columns=["slide_id", "patient_id", "path", "mpp"],
+        columns=["slide_id", PATIENT_ID, "path", "mpp"],
     )
     _write_tsv(df, path)
 
@@ -136,7 +138,7 @@ def write_truth(plan: StudyPlan, path: Path) -> None:
     rho = st.cross_modal
     df = pd.DataFrame(
         {
-            "patient_id": [p.patient_id for p in plan.patients],
+            PATIENT_ID: [p.patient_id for p in plan.patients],
             "shared": [p.shared for p in plan.patients],
             "pathology": [p.pathology for p in plan.patients],
             "genomics": [p.genomics for p in plan.patients],

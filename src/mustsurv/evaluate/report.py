@@ -15,6 +15,7 @@ from mustsurv.evaluate.km import km_figure
 from mustsurv.evaluate.predictions import read_predictions
 from mustsurv.evaluate.tables import ORACLE, PredictionFile, add_ranks, fold_cindices, oracle_cindices, paper_table
 from mustsurv.study.methods import dagger_of, table_methods
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def cohort_long_table(cohort: str, predictions: dict[str, list[str]], cohort_tsv
     files = [PredictionFile(cohort, m, k, p) for m, paths in predictions.items() for k, p in enumerate(paths)]
     long = fold_cindices(files)
     if truth is not None:
-        table = read_cohort_table(cohort_tsv).rename(columns={"patient": "patient_id"}).set_index("patient_id")
+        table = read_cohort_table(cohort_tsv).set_index(PATIENT_ID)
         folds = {}
         for k, split in enumerate(splits):
             test = read_fold(split)["test"]

@@ -1,1 +1,6 @@
-"""Genomics: readers of RNA/CNV/MAF/clinical/MCAT tables, gene families, per-patient family tokens."""
+"""Genomics: table reading (``tables``), RNA/CNV/MAF matrix readers (``matrices``), clinical/MCAT survival
+readers (``survival``), gene families (``families``) and per-patient family tokens (``tokens``).
+
+TCGA barcode rules (patient of a sample, sample types) live in :mod:`mustsurv.barcodes`; nothing here
+imports :mod:`mustsurv.cohort`.
+"""

@@ -15,8 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from mustsurv.omics.readers import DATA_TYPES, OmicsInputError, read_table
+from mustsurv.omics.tables import DATA_TYPES, OmicsInputError, read_table
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,9 @@ import pandas as pd
 
 from mustsurv.io import atomic_path
 from mustsurv.omics.families import FamilyLayout, expand_families, read_families
-from mustsurv.omics.readers import read_cnv, read_maf, read_mcat_csv, read_rna, rna_transform
+from mustsurv.omics.matrices import read_cnv, read_maf, read_rna, rna_transform
+from mustsurv.omics.survival import read_mcat_csv
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ class Tokens:
 
 def assemble_features(rna: pd.DataFrame | None = None, cnv: pd.DataFrame | None = None,
                       mut: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Patient x gene frames per data type -> one patient x ``{GENE}_{type}`` frame (outer join on patients).
+    """Patient x gene frames per data type -> one patient x ``{GENE}_{type}`` frame (outer join on patients,
+    index ``patient_id``, sorted).
 
     A patient missing from one data type gets NaN for its features (not measured); counted in the log.
     """
@@ -71,7 +74,7 @@ def assemble_features(rna: pd.DataFrame | None = None, cnv: pd.DataFrame | None 
         if frame is not None and len(frame.index) < len(joined.index):
             log.warning("%d of %d omics patient(s) have no %s data; those features are NaN (imputed fold-wise)",
                         len(joined.index) - len(frame.index), len(joined.index), t)
-    joined.index.name = "patient"
+    joined.index.name = PATIENT_ID
     return joined
 
 
@@ -112,7 +115,7 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
     """Read a cohort's omics inputs (separate tables or an MCAT all_clean CSV) and build its tokens.
 
     ``transform`` is the RNA transform (``auto``, ``log2p1``, ``none``; see
-    :func:`mustsurv.omics.readers.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
+    :func:`mustsurv.omics.matrices.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
     columns of the MCAT table.
     """
     families = read_families(gene_families)

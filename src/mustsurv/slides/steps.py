@@ -10,11 +10,10 @@ from typing import Any
 from mustsurv.cohort.slides import read_sheet
 from mustsurv.slides.batch import run_batch
 from mustsurv.slides.reader import open_slide
-from mustsurv.slides.summary import build_summary, feature_file_error, write_summary
+from mustsurv.study.vocabulary import PATIENT_ID
+from mustsurv.slides.summary import STATUS_EMPTY, STATUS_FAILED, build_summary, feature_file_error, write_summary
 from mustsurv.slides.tiling import TileParams, Tiles, failed_tiles, tile_slide, write_coords
 from mustsurv.slides.tissue import (
-    STATUS_EMPTY,
-    STATUS_FAILED,
     failed_geojson,
     failed_qc_image,
     SegmentParams,
@@ -95,7 +94,7 @@ def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike
     patients = None
     if sheet:
         df = read_sheet(sheet)
-        patients = dict(zip(df["slide_id"], df["patient_id"]))
+        patients = dict(zip(df["slide_id"], df[PATIENT_ID]))
     table = build_summary(features, patients)
     errors = {s: feature_file_error(p) for s, p in features.items()}
     failed = table[table["status"] == STATUS_FAILED]
@@ -113,5 +112,5 @@ def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike
                     r.patient_id)
     empty = table.loc[table["status"] == STATUS_EMPTY, "slide_id"].tolist()
     log.info("%d slides, %d patients, %d patches; %d with an empty tissue mask%s", len(table),
-             table["patient_id"].nunique(), int(table["n_patches"].sum()), len(empty),
+             table[PATIENT_ID].nunique(), int(table["n_patches"].sum()), len(empty),
              f" ({', '.join(empty)})" if empty else "")

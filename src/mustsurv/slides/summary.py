@@ -1,12 +1,26 @@
 """Per-cohort slide summary (which slides a patient's bag has) and precomputed TRIDENT/CLAM features.
 
-``summary.tsv`` columns: slide_id, patient_id, status (``ok``, ``empty_mask`` or ``failed``), n_patches, level0_mpp,
-magnification, features (path of the slide's features ``.h5``). Slides with status ``empty_mask`` have no
-patches and are left out of their patient's bag by the cohort assembly.
+This module owns ``results/cohorts/{cohort}/slides/summary.tsv``: its columns (:data:`SUMMARY_COLUMNS`),
+the slide status values (:data:`STATUS_OK`, :data:`STATUS_EMPTY`, :data:`STATUS_FAILED`, also written in
+the GeoJSON, coords and features files), :func:`write_summary` and :func:`read_summary`. Columns (one row
+per slide, sorted by slide id)::
+
+    slide_id       str    slide id (file name without its suffix)
+    patient_id     str    patient id (the slide sheet's, else the first 12 characters of the slide id)
+    status         str    ok, empty_mask (no tissue, no patches) or failed (unreadable; the error is in
+                          its features file)
+    n_patches      int    rows of the features file
+    level0_mpp     float  µm/px at level 0 (empty when unknown)
+    magnification  float  scan magnification (empty when unknown)
+    features       str    path of the slide's features ``.h5`` (N, D)
+
+A slide is *usable* (column ``usable`` added by :func:`read_summary`) when its status is ``ok`` and it has
+patches; the cohort assembly leaves the others out of their patient's bag.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,11 +29,26 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from mustsurv.cohort.slides import patient_of
+from mustsurv.barcodes import patient_of
 from mustsurv.io import atomic_path
-from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
+from mustsurv.study.vocabulary import PATIENT_ID
 
-SUMMARY_COLUMNS = ["slide_id", "patient_id", "status", "n_patches", "level0_mpp", "magnification", "features"]
+log = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_EMPTY = "empty_mask"  # no tissue contour: a valid outcome with no patches, not an error
+STATUS_FAILED = "failed"  # the slide could not be read; its files carry the error
+STATUSES: tuple[str, ...] = (STATUS_OK, STATUS_EMPTY, STATUS_FAILED)
+
+SUMMARY_COLUMNS: tuple[str, ...] = ("slide_id", PATIENT_ID, "status", "n_patches", "level0_mpp", "magnification",
+                                    "features")
+"""Columns of ``summary.tsv``, in file order."""
+
+_REQUIRED_COLUMNS = ("slide_id", PATIENT_ID, "status", "n_patches", "features")  # what the cohort assembly reads
+
+
+class SummaryInputError(ValueError):
+    """A ``summary.tsv`` cannot be used; the message names the file and the fix."""
 
 
 class FeatureFileError(ValueError):
@@ -95,18 +124,18 @@ def build_summary(features: dict[str, str], patients: dict[str, str] | None = No
     rows = []
     for slide_id, path in sorted(features.items()):
         info = feature_file_info(path)
-        if info["status"] not in (STATUS_OK, STATUS_EMPTY, STATUS_FAILED):
+        if info["status"] not in STATUSES:
             raise FeatureFileError(f"{path}: unknown status {info['status']!r}; delete it so it is recomputed.")
         rows.append({
             "slide_id": slide_id,
-            "patient_id": patients.get(slide_id, patient_of(slide_id)),
+            PATIENT_ID: patients.get(slide_id, patient_of(slide_id)),
             "status": info["status"],
             "n_patches": info["n_patches"],
             "level0_mpp": info["level0_mpp"],
             "magnification": info["magnification"],
             "features": str(path),
         })
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def write_summary(path: str | os.PathLike, df: pd.DataFrame) -> None:
@@ -115,8 +144,27 @@ def write_summary(path: str | os.PathLike, df: pd.DataFrame) -> None:
         df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
 
 
-def read_summary(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a summary written by :func:`write_summary`."""
-    df = pd.read_csv(path, sep="\t", dtype={"slide_id": str, "patient_id": str, "status": str, "features": str})
-    df["n_patches"] = df["n_patches"].astype(np.int64)
+def read_summary(path: str | os.PathLike, report: bool = True) -> pd.DataFrame:
+    """Read a summary written by :func:`write_summary` and mark usable slides.
+
+    Returns the file's columns (:data:`SUMMARY_COLUMNS`; ``n_patches`` as int64, an empty cell read as 0)
+    plus ``usable`` (bool: status ``ok`` and n_patches > 0). ``report`` logs the number of unusable slides
+    by status. Raises :class:`SummaryInputError` naming the file when a column the cohort assembly needs is
+    missing or a slide appears twice.
+    """
+    path = Path(path)
+    df = pd.read_csv(path, sep="\t", dtype={"slide_id": str, PATIENT_ID: str, "status": str, "features": str})
+    missing = [c for c in _REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise SummaryInputError(f"{path}: slide summary lacks column(s) {missing}; expected {list(SUMMARY_COLUMNS)} "
+                                f"(written by the slides_summary rule).")
+    if df["slide_id"].duplicated().any():
+        raise SummaryInputError(f"{path}: duplicated slide_id {df.loc[df['slide_id'].duplicated(), 'slide_id'].iloc[0]!r}"
+                                f"; rebuild it with the slides_summary rule.")
+    df["n_patches"] = pd.to_numeric(df["n_patches"], errors="coerce").fillna(0).astype(np.int64)
+    df["usable"] = (df["status"] == STATUS_OK) & (df["n_patches"] > 0)
+    unusable = df.loc[~df["usable"]]
+    if len(unusable) and report:
+        log.warning("%s: %d of %d slide(s) are not usable (status/zero patches: %s)", path, len(unusable), len(df),
+                    ", ".join(f"{k}={v}" for k, v in unusable["status"].fillna("?").value_counts().items()))
     return df

@@ -19,7 +19,8 @@ import numpy as np
 
 from mustsurv.io import atomic_path
 from mustsurv.slides.reader import ReadPlan, Slide, SlideError
-from mustsurv.slides.tissue import STATUS_EMPTY, STATUS_FAILED, STATUS_OK, Ring
+from mustsurv.slides.summary import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
+from mustsurv.slides.tissue import Ring
 
 SUBSAMPLE = 16  # raster px per patch side when measuring tissue fractions
 

@@ -4,7 +4,7 @@ Steps on a thumbnail at ``seg_mpp`` µm/px: HSV saturation, median blur, thresho
 morphological closing, contours with a two-level hierarchy (tissue outlines and their holes), then
 filtering by minimum tissue and hole areas (in mm², so independent of the scan resolution). Polygon
 coordinates in the GeoJSON are level-0 pixels. A slide without any tissue contour is a valid outcome
-(``status = "empty_mask"``), not an error.
+(status :data:`~mustsurv.slides.summary.STATUS_EMPTY`), not an error.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ import numpy as np
 
 from mustsurv.io import atomic_path, write_text_atomic
 from mustsurv.slides.reader import Slide
-
-STATUS_OK = "ok"
-STATUS_EMPTY = "empty_mask"
-STATUS_FAILED = "failed"  # the slide could not be read; its files carry the error
+from mustsurv.slides.summary import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
 
 Ring = np.ndarray  # (K, 2) float64, level-0 (x, y), not closed
 
