@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mustsurv.omics.tokens import read_tokens
+from mustsurv.study import layout
 
 REPO = Path(__file__).resolve().parents[1]
 GENES = ["TP53", "RB1", "KRAS", "EGFR", "CD4", "MYC", "IL6", "AKT1"]
@@ -48,8 +49,7 @@ def _study(root: Path, n: int = 30) -> Path:
 @pytest.mark.workflow
 def test_tokens_table_and_external_splits(tmp_path):
     cfg = _study(tmp_path)
-    targets = ["results/cohorts/TINY/omics/tokens.h5", "results/cohorts/TINY/cohort.tsv"] + [
-        f"results/cohorts/TINY/splits/fold{k}.json" for k in range(5)]
+    targets = [layout.tokens("TINY"), layout.cohort_table("TINY"), *layout.folds("TINY", range(5))]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(cfg), "--cores", "1", *targets]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)

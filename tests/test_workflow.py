@@ -12,6 +12,8 @@ import openslide
 import pandas as pd
 import pytest
 
+from mustsurv.study import layout
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -57,7 +59,7 @@ def tiny_study(tmp_path_factory):
 
 @pytest.mark.workflow
 def test_tiny_study_runs_end_to_end(tiny_study):
-    demo = tiny_study / "resources" / "demo" / "TINY"
+    demo = tiny_study / layout.demo_dir("TINY")
     sheet = pd.read_csv(demo / "slides.tsv", sep="\t")
     assert len(sheet) >= 24
     for path, mpp in zip(sheet["path"], sheet["mpp"]):
@@ -70,8 +72,7 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 
 @pytest.mark.workflow
 def test_tiny_study_tables_and_figures(tiny_study):
-    res = tiny_study / "results"
-    long = pd.read_csv(res / "tables" / "cindex_folds.tsv", sep="\t")
+    long = pd.read_csv(tiny_study / layout.study_table("cindex_folds.tsv"), sep="\t")
     methods = {"must", "abmil", "transmil", "mlp", "snn", "survpath", "cmta", "smil", "m3care", "shaspec", "ldcvae",
                "oracle"}
     assert set(long["method"]) == methods
@@ -83,43 +84,42 @@ def test_tiny_study_tables_and_figures(tiny_study):
     assert set(long[long.method == "snn"]["scenario"]) == {"missing_pathology"}
     assert set(long[long.method == "ldcvae"]["scenario"]) == {"complete", "missing_genomics"}
     assert long.loc[long.method != "oracle", "rank"].notna().all()
-    table2 = pd.read_csv(res / "tables" / "table2.csv", keep_default_na=False)
+    table2 = pd.read_csv(tiny_study / layout.study_table("table2.csv"), keep_default_na=False)
     assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
     assert table2["method"].tolist() == [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must", "oracle")
                                          for _ in range(3)]
     assert table2.loc[11, "TINY"] == "–" and "±" in table2.loc[10, "TINY"]  # LD-CVAE cannot drop pathology
-    table1 = pd.read_csv(res / "tables" / "table1.csv")
+    table1 = pd.read_csv(tiny_study / layout.study_table("table1.csv"))
     assert list(table1["method"].unique()) == ["abmil", "transmil", "mlp", "snn", "survpath", "cmta", "must", "oracle"]
-    assert (pd.read_csv(res / "cohorts" / "TINY" / "table2.csv") == table2).all().all()
+    assert (pd.read_csv(tiny_study / layout.cohort_report("TINY", "table2.csv")) == table2).all().all()
     for method in ("must", "smil", "m3care", "shaspec"):
         for scenario in ("complete", "missing_genomics", "missing_pathology"):
-            assert (res / "figures" / "km" / "TINY" / f"{method}_{scenario}.png").stat().st_size > 1000
+            assert (tiny_study / layout.km_figure("TINY", method, scenario)).stat().st_size > 1000
     for kind in ("ecdf", "cosine_map"):
-        assert (res / "figures" / "decomposition" / f"TINY_{kind}.png").stat().st_size > 1000
-    pred = pd.read_csv(res / "cohorts" / "TINY" / "predictions" / "must" / "fold0.tsv", sep="\t")
-    split = json.loads((res / "cohorts" / "TINY" / "splits" / "fold0.json").read_text())
+        assert (tiny_study / layout.decomposition_figure("TINY", kind)).stat().st_size > 1000
+    pred = pd.read_csv(tiny_study / layout.predictions("TINY", "must", 0), sep="\t")
+    split = json.loads((tiny_study / layout.fold("TINY", 0)).read_text())
     assert set(pred["patient_id"]) == set(split["test"])
 
 
 @pytest.mark.workflow
 def test_tiny_study_ablation_tables(tiny_study):
-    tables = tiny_study / "results" / "tables"
-    warmup = pd.read_csv(tables / "ablation_warmup.csv")
+    warmup = pd.read_csv(tiny_study / layout.ablation_table("warmup"))
     assert list(warmup.columns) == ["cohort", "scenario", "w/o warm-up", "w/ warm-up"] and len(warmup) == 6
-    cond = pd.read_csv(tables / "ablation_ldm_conditioning.csv")
+    cond = pd.read_csv(tiny_study / layout.ablation_table("ldm_conditioning"))
     assert cond["cohort"].tolist() == ["TINY", "Overall"] and "[ĉ] ○G" in cond.columns
-    rank = pd.read_csv(tables / "ablation_rank.csv")
+    rank = pd.read_csv(tiny_study / layout.ablation_table("rank"))
     assert rank["rank"].tolist() == [4, 4, 4, 8, 8, 8] and rank["overall_mean"].between(0, 1).all()
-    assert (tiny_study / "results" / "figures" / "ablation_rank.png").stat().st_size > 1000
-    table4 = pd.read_csv(tables / "ablation_training_missingness.csv")
+    assert (tiny_study / layout.ablation_figure("rank")).stat().st_size > 1000
+    table4 = pd.read_csv(tiny_study / layout.ablation_table("training_missingness"))
     assert table4["missing rate"].tolist() == ["0%", "0%", "50%", "50%"]
     assert table4["Missing G"].str.fullmatch(r"0\.\d{3} → 0\.\d{3}").all()
-    variant = tiny_study / "results" / "cohorts" / "TINY" / "predictions" / "must_unpaired50"
-    assert set(pd.read_csv(variant / "fold0_no_ldm.tsv", sep="\t")["scenario"]) == {"missing_genomics",
-                                                                                    "missing_pathology"}
-    models = tiny_study / "results" / "cohorts" / "TINY" / "models"
-    assert (models / "must_no_warmup" / "fold1" / "stage1.pt").exists()
-    assert not (models / "must_ldm_no_cls" / "fold0" / "stage2.pt").exists()  # stage 3 from the main stage 2
+    no_ldm = tiny_study / layout.predictions("TINY", "must_unpaired50", 0, ldm=False)
+    assert set(pd.read_csv(no_ldm, sep="\t")["scenario"]) == {"missing_genomics", "missing_pathology"}
+    assert (tiny_study / layout.must_checkpoint("TINY", "must_no_warmup", 1, 1)).exists()
+    # the [ĉ] variant trains stage 3 only, from the main run's stage-2 models
+    assert (tiny_study / layout.must_checkpoint("TINY", "must_ldm_no_cls", 0, 3)).exists()
+    assert not (tiny_study / layout.must_checkpoint("TINY", "must_ldm_no_cls", 0, 2)).exists()
 
 
 @pytest.mark.workflow

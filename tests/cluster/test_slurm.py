@@ -22,11 +22,12 @@ import h5py
 import numpy as np
 import pytest
 
+from mustsurv.study import layout
+
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "slurm"
-# What both runs build. `all` is the tiny study's default target; switch to the study table once the
-# pipeline is complete.
-TARGET = "results/tables/table2.csv"
+# What both runs build: the study's Table 2.
+TARGET = layout.study_table("table2.csv")
 # Seconds allowed per run (override with MUSTSURV_SLURM_TIMEOUT); SIGKILL 30 s after SIGTERM.
 LIMIT_S = int(os.environ.get("MUSTSURV_SLURM_TIMEOUT", "1200"))
 # Cores of the test node: caps threads and the width of group jobs (the profile's `cores` is sized for
