@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 from jsonschema import Draft202012Validator, validators
@@ -30,6 +31,15 @@ REAL_KEYS = ("slides", "clinical", "rna", "cnv", "maf", "mcat_csv", "gene_famili
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key and the fix."""
+
+
+class FromConfig:
+    """Mixin of a settings dataclass whose fields are keys of one config block."""
+
+    @classmethod
+    def from_config(cls, block: Mapping[str, Any]) -> Self:
+        """Every field from the schema-filled config block (other keys of the block are ignored)."""
+        return cls(**{f.name: block[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 def _filling_validator(schema: dict[str, Any]) -> Draft202012Validator:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from mustsurv.config import FromConfig
 from mustsurv.io import atomic_path
 from mustsurv.slides.batch import run_batch
 from mustsurv.slides.encoders import Encoder, build_encoder, pick_device
@@ -35,7 +36,7 @@ MIN_REGIONS_FOR_WORKERS = 8  # slides with fewer regions (blocks of region_patch
 
 
 @dataclass(frozen=True)
-class EmbedParams:
+class EmbedParams(FromConfig):
     """Embedding settings (keys of the config's ``slides`` block)."""
 
     batch_size: int = 64
@@ -43,10 +44,6 @@ class EmbedParams:
     region_patches: int = 8
     read_retries: int = 2
 
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> "EmbedParams":
-        """Every field from the schema-filled config block (other keys of the block are ignored)."""
-        return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
 def region_groups(coords: np.ndarray, step: int, region_patches: int) -> list[tuple[int, int]]:

@@ -10,13 +10,14 @@ in which consecutive patches share a read region (see :mod:`mustsurv.slides.embe
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import h5py
 import numpy as np
 
+from mustsurv.config import FromConfig
 from mustsurv.io import atomic_path
 from mustsurv.slides.reader import ReadPlan, Slide, SlideError
 from mustsurv.slides.summary import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
@@ -26,7 +27,7 @@ SUBSAMPLE = 16  # raster px per patch side when measuring tissue fractions
 
 
 @dataclass(frozen=True)
-class TileParams:
+class TileParams(FromConfig):
     """Tiling settings (keys of the config's ``slides`` block)."""
 
     target_mpp: float = 0.5
@@ -35,10 +36,6 @@ class TileParams:
     min_tissue_fraction: float = 0.5
     region_patches: int = 8
 
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> "TileParams":
-        """Every field from the schema-filled config block (other keys of the block are ignored)."""
-        return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
 @dataclass

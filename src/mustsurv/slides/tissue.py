@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from mustsurv.config import FromConfig
 from mustsurv.io import atomic_path, write_text_atomic
 from mustsurv.slides.reader import Slide
 from mustsurv.slides.summary import STATUS_EMPTY, STATUS_FAILED, STATUS_OK
@@ -25,7 +26,7 @@ Ring = np.ndarray  # (K, 2) float64, level-0 (x, y), not closed
 
 
 @dataclass(frozen=True)
-class SegmentParams:
+class SegmentParams(FromConfig):
     """Segmentation settings (the config's ``slides.segmentation`` block)."""
 
     seg_mpp: float = 4.0  # µm/px of the thumbnail that is segmented
@@ -37,10 +38,6 @@ class SegmentParams:
     min_hole_area_mm2: float = 0.005
     max_holes: int = 8  # largest holes kept per tissue outline
 
-    @classmethod
-    def from_config(cls, block: dict[str, Any]) -> "SegmentParams":
-        """Every field from the schema-filled config block (other keys of the block are ignored)."""
-        return cls(**{f.name: block[f.name] for f in fields(cls)})
 
 
 @dataclass
