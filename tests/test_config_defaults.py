@@ -121,7 +121,7 @@ def _pairs():
     """(id, schema block keys, code defaults thunk, rename, whole): ``whole`` = every field of the class is a
     key of the block (the class is built from that block by ``from_config``)."""
     from mustsurv.models.must import MUST
-    from mustsurv.omics.readers import read_rna
+    from mustsurv.omics.matrices import read_rna
     from mustsurv.slides.embed import embed_batch
     from mustsurv.slides.reader import Slide, open_slide
     from mustsurv.slides.steps import coords_step, patch_batch, summary_step, tissue_step
