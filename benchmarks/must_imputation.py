@@ -31,11 +31,12 @@ from results_io import write_result
 from mustsurv.evaluate.imputation import (components, imputed_risk, r2_against_mean,
                                           reference_imputations)
 from mustsurv.evaluate.zero_fill import zero_fill_cindex
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY
 from mustsurv.survival.metrics import c_index
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.trainer import load_checkpoint
 
-LDM_OF = {"genomics": "genomic", "pathology": "path"}
+MISSING = (GENOMICS, PATHOLOGY)  # the modality a scenario removes, and whose diffusion model imputes it
 
 
 def fold_scores(base: Path, fold: int, samples: list[int], steps: int, seed: int) -> dict[str, float]:
@@ -43,16 +44,16 @@ def fold_scores(base: Path, fold: int, samples: list[int], steps: int, seed: int
     train, test = fold_datasets(base / "cohort.tsv", base / "splits" / f"fold{fold}.json",
                                 base / "omics" / "tokens.h5", base / "slides" / "summary.tsv")
     tr, te = components(model, list(train)), components(model, list(test))
-    complete = [it for it in test if it["path"] is not None and it["omics"] is not None]
+    complete = [it for it in test if it["pathology"] is not None and it["genomics"] is not None]
     time = [float(it["time"]) for it in complete]
     event = [int(it["event"]) for it in complete]
     ids = [it["patient_id"] for it in complete]
     out: dict[str, float] = {}
-    for missing in LDM_OF:
+    for missing in MISSING:
         imputations = reference_imputations(tr, te, missing)
         with torch.no_grad():
             for s in samples:
-                imputations[f"ldm_{s}"] = model.sample_specific(LDM_OF[missing], te.surrogate(missing), ids,
+                imputations[f"ldm_{s}"] = model.sample_specific(missing, te.surrogate(missing), ids,
                                                                 n_samples=s, steps=steps, seed=seed)
         mean = tr.specific(missing).mean(0)
         for name, u in imputations.items():
@@ -93,7 +94,7 @@ def main() -> None:
         base = Path("results/cohorts") / cohort
         n = len(list((base / "splits").glob("fold*.json")))
         result[cohort] = summarise([fold_scores(base, k, args.samples, steps, seed) for k in range(n)])
-        for missing in LDM_OF:
+        for missing in MISSING:
             print(cohort, missing, {k.split("/")[1]: v for k, v in result[cohort].items()
                                     if k.startswith(missing) and not isinstance(v, dict)}, flush=True)
     write_result({"workdir": str(Path.cwd()), "samples": args.samples, "ddim_steps": steps,

@@ -12,8 +12,7 @@ from mustsurv.evaluate.ablation import (
     training_missingness_table,
     warmup_table,
 )
-
-SCENARIOS = ("complete", "missing_genomics", "missing_pathology")
+from mustsurv.study.vocabulary import SCENARIOS
 
 
 def long_table(values: dict[str, float], cohorts=("A", "B"), folds=2) -> pd.DataFrame:

@@ -14,8 +14,8 @@ slide summary are resolved against the current working directory (the workflow's
 Item ``ds[i]`` (one patient, in sorted patient order)::
 
     {"patient_id": str,
-     "path": torch.FloatTensor (N, D) | None,      # all usable slides' features concatenated
-     "omics": list of F torch.FloatTensor (d_k,) | None,   # fold-wise scaled family tokens
+     "pathology": torch.FloatTensor (N, D) | None,      # all usable slides' features concatenated
+     "genomics": list of F torch.FloatTensor (d_k,) | None,   # fold-wise scaled family tokens
      "time": float (months), "event": int (1 = death observed), "bin": int (0..K-1)}
 
 Attributes: ``family_sizes`` (list of d_k), ``family_names``, ``path_dim`` (D, or None when no patient
@@ -134,8 +134,8 @@ class CohortFoldDataset(Dataset):
         p = self.patients[i]
         return {
             "patient_id": p,
-            "path": self.store.get(p, self._paths[p]) if p in self._paths else None,
-            "omics": self._omics.get(p),
+            "pathology": self.store.get(p, self._paths[p]) if p in self._paths else None,
+            "genomics": self._omics.get(p),
             "time": float(self.time[i]),
             "event": int(self.event[i]),
             "bin": int(self.bins[i]),

@@ -6,8 +6,8 @@ needs identical modalities at training and inference: the paper's † marker) as
 
 from __future__ import annotations
 
-from mustsurv.evaluate.predictions import SCENARIOS
 from mustsurv.models.registry import model_class
+from mustsurv.study.vocabulary import SCENARIOS
 
 # Paper Table 1: unimodal and complete-data multimodal methods, then MUST.
 TABLE1 = ("abmil", "transmil", "mlp", "snn", "survpath", "cmta", "must")

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from mustsurv.models.batch import PatientItem, collate
-from mustsurv.models.must import MUST, SCENARIOS, Scenario
+from mustsurv.models.must import MUST
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY, SCENARIOS, Scenario
 from mustsurv.train.trainer import OptimConfig, TrainState, train_epochs
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
     """The patients having both pathology and genomics (MUST trains on complete pairs by default)."""
-    kept = [it for it in dataset if it["path"] is not None and it["omics"] is not None]
+    kept = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
     if len(kept) < len(dataset):
         log.warning("MUST training uses %d of %d patients: the others lack a modality", len(kept), len(dataset))
     if not kept:
@@ -35,8 +36,8 @@ def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[Pa
     """Complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality."""
     if not unpaired:
         return complete_patients(dataset)
-    kept = [it for it in dataset if it["path"] is not None or it["omics"] is not None]
-    if not any(it["path"] is not None and it["omics"] is not None for it in kept):
+    kept = [it for it in dataset if it["pathology"] is not None or it["genomics"] is not None]
+    if not any(it["pathology"] is not None and it["genomics"] is not None for it in kept):
         raise ValueError("no training patient has both pathology and genomics; the decomposition needs pairs")
     return kept
 
@@ -78,7 +79,7 @@ def ldm_training_pairs(
     model.eval()
     items = complete_patients(dataset)
     device = next(model.parameters()).device
-    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"path": [], "genomic": []}
+    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {PATHOLOGY: [], GENOMICS: []}
     for start in range(0, len(items), batch_size):
         pairs = model.ldm_targets(collate(items[start : start + batch_size]).to(device))
         for key, value in pairs.items():
@@ -95,7 +96,7 @@ def train_stage3(
     batch_size: int = 32,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Stage 3: freeze the model and train ``ldm_path`` and ``ldm_genomic`` for ``steps`` steps each
+    """Stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for ``steps`` steps each
     (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
 
     Returns the loss of every 1 % of the steps per modality (for the log)."""
@@ -136,11 +137,11 @@ def train_stage3(
 def scenario_available(item: PatientItem, scenario: Scenario) -> bool:
     """Whether the patient has the modalities the scenario keeps."""
     if scenario == "complete":
-        return item["path"] is not None and item["omics"] is not None
+        return item["pathology"] is not None and item["genomics"] is not None
     if scenario == "missing_genomics":
-        return item["path"] is not None
+        return item["pathology"] is not None
     if scenario == "missing_pathology":
-        return item["omics"] is not None
+        return item["genomics"] is not None
     raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
 

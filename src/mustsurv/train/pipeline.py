@@ -17,12 +17,13 @@ import torch
 
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.evaluate.decomposition import decomposition_cosines
-from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
+from mustsurv.evaluate.predictions import write_predictions
 from mustsurv.io import atomic_path
 from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.must import MUST
 from mustsurv.models.registry import build_model, model_class
+from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3
 from mustsurv.train.trainer import (
@@ -48,9 +49,11 @@ def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
     return progress
 
 
-def must_kwargs(family_sizes: list[int], path_dim: int, n_bins: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
+def must_kwargs(family_sizes: list[int], pathology_dim: int, n_bins: int,
+                model_cfg: dict[str, Any]) -> dict[str, Any]:
     """Constructor kwargs of the MUST model for a fold (data-dependent sizes + the config's ``must.model``)."""
-    return {"family_dims": list(family_sizes), "path_dim": int(path_dim), "n_bins": int(n_bins), **model_cfg}
+    return {"family_dims": list(family_sizes), "pathology_dim": int(pathology_dim), "n_bins": int(n_bins),
+            **model_cfg}
 
 
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,

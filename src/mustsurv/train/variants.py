@@ -27,6 +27,7 @@ import torch
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.registry import build_model
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.must import train_stage1, train_stage2, train_stage3
 from mustsurv.train.pipeline import write_must_predictions
@@ -69,7 +70,7 @@ def ablation_ranks(ablations: dict[str, Any], dim: int) -> list[int]:
 def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[PatientItem]:
     """A copy of ``items`` where round(``fraction`` · n) complete patients, drawn with ``seed``, lose one
     modality: the first half of the draw loses genomics, the rest pathology."""
-    complete = [i for i, it in enumerate(items) if it["path"] is not None and it["omics"] is not None]
+    complete = [i for i, it in enumerate(items) if it["pathology"] is not None and it["genomics"] is not None]
     n_drop = round(fraction * len(items))
     if n_drop > len(complete) - 2:
         raise ValueError(f"cannot unpair {n_drop} of {len(items)} patients: at least two pairs must remain")
@@ -77,7 +78,7 @@ def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[Pat
     chosen = [complete[i] for i in torch.randperm(len(complete), generator=gen)[:n_drop].tolist()]
     out = [dict(it) for it in items]
     for j, i in enumerate(chosen):
-        out[i]["omics" if j < (n_drop + 1) // 2 else "path"] = None
+        out[i][GENOMICS if j < (n_drop + 1) // 2 else PATHOLOGY] = None
     return out  # type: ignore[return-value]
 
 
@@ -103,7 +104,7 @@ def run_must_variant(variant: dict[str, Any], data: dict[str, Any], must_cfg: di
             raise ValueError(f"{data['cohort']}: MUST needs both slides and genomics in the cohort")
         fraction = float(variant.get("unpaired", 0.0))
         items = unpair(list(train), fraction, seed + k) if fraction else list(train)
-        kwargs = {"family_dims": list(train.family_sizes), "path_dim": int(train.path_dim),
+        kwargs = {"family_dims": list(train.family_sizes), "pathology_dim": int(train.path_dim),
                   "n_bins": int(train.n_bins), **must_cfg["model"], **variant.get("model", {})}
         model = build_model("must", **kwargs).to(device)
         if variant.get("from_stage2"):
@@ -121,4 +122,4 @@ def run_must_variant(variant: dict[str, Any], data: dict[str, Any], must_cfg: di
         save_checkpoint(out_models[k], model, "must", kwargs, {"variant": variant, "ldm_history": history})
         write_must_predictions(model, test, must_cfg["inference"], seed, out_predictions[k], out_no_ldm[k])
         log.info("fold %d: trained on %d patients (%d unpaired); predicted %d test patients", k, len(items),
-                 sum(it["path"] is None or it["omics"] is None for it in items), len(test))
+                 sum(it["pathology"] is None or it["genomics"] is None for it in items), len(test))
