@@ -102,7 +102,7 @@ def test_three_stages_learn_the_planted_signal_and_checkpoints_reproduce_predict
         if not k.startswith("ldm_"):
             torch.testing.assert_close(v, frozen[k])
     preds = predict(model, items, n_samples=2, steps=5, seed=3)
-    assert list(preds.columns) == ["patient", "scenario", "risk", "time", "event"]
+    assert list(preds.columns) == ["patient_id", "scenario", "risk", "time", "event"]
     assert len(preds) == 3 * len(items)
     complete = preds[preds.scenario == "complete"]
     score = c_index(complete.time, complete.event, complete.risk)

@@ -16,7 +16,7 @@ import torch
 
 from mustsurv.models.batch import PatientItem, collate
 from mustsurv.models.must import MUST
-from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY, SCENARIOS, Scenario
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY, PATIENT_ID, SCENARIOS, Scenario
 from mustsurv.train.trainer import OptimConfig, TrainState, train_epochs
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def predict(
     seed: int = 0,
     specific: str = "ldm",
 ) -> pd.DataFrame:
-    """Risk per patient and scenario: columns ``patient, scenario, risk, time, event``.
+    """Risk per patient and scenario: columns ``patient_id, scenario, risk, time, event``.
 
     A patient appears in a scenario only if it has the modalities the scenario keeps. Sampling noise is
     seeded per patient, so results do not depend on ``batch_size`` or the order of the patients.
@@ -172,8 +172,8 @@ def predict(
             chunk = items[start : start + batch_size]
             risk = model.predict_risk(collate(chunk).to(device), scenario, n_samples, steps, seed, **extra).cpu()
             rows += [
-                {"patient": it["patient_id"], "scenario": scenario, "risk": float(r),
+                {PATIENT_ID: it["patient_id"], "scenario": scenario, "risk": float(r),
                  "time": float(it["time"]), "event": int(it["event"])}
                 for it, r in zip(chunk, risk.tolist())
             ]
-    return pd.DataFrame(rows, columns=["patient", "scenario", "risk", "time", "event"])
+    return pd.DataFrame(rows, columns=[PATIENT_ID, "scenario", "risk", "time", "event"])

@@ -101,7 +101,7 @@ def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: 
                                      (("missing_genomics", "missing_pathology"), "zero", out_no_ldm)):
         if out is not None:
             pred = predict(model, test, scenarios, specific=specific, **sampling)
-            write_predictions(pred.rename(columns={"patient": "patient_id"}), out)
+            write_predictions(pred, out)
 
 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
@@ -153,6 +153,6 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history})
     progress.unlink(missing_ok=True)
     pred = predict(model, test, cls.scenarios, seed=seed)
-    write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
+    write_predictions(pred, out_tsv)
     log.info("%s: trained on %d of %d training patients; predicted %d test rows", method, len(items), len(train),
              len(pred))
