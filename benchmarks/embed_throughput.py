@@ -28,8 +28,7 @@ import tifffile
 import torch
 
 from mustsurv.demo.plan import DemoSettings, make_plan
-from mustsurv.demo.slides import write_slide
-from mustsurv.demo.slides import APERIO_HEADER, TILE
+from mustsurv.demo.slides import APERIO_HEADER, TILE, write_slide
 from mustsurv.slides.embed import EmbedParams, embed_slide
 from mustsurv.slides.encoders import Encoder, get_spec, pick_device
 from mustsurv.slides.reader import open_slide

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 
-from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
+from results_io import (
+    write_result,  # benchmarks/results_io.py (the script's folder is on sys.path)
+)
 
 FAMILIES = [82, 328, 513, 452, 183, 277]
 
@@ -32,9 +34,9 @@ def one(n: int, threads: int, checkpoint_patches: int | None) -> dict:
     torch.set_num_threads(threads)
     release_large_buffers()  # as the training scripts do
     torch.manual_seed(0)
-    model = build_model("must", family_dims=FAMILIES, path_dim=1536, dim=256, rank=64, heads=8, n_bins=4,
+    model = build_model("must", family_dims=FAMILIES, pathology_dim=1536, dim=256, rank=64, heads=8, n_bins=4,
                         checkpoint_patches=checkpoint_patches)
-    item = PatientItem(patient_id="P0", path=torch.randn(n, 1536), omics=[torch.randn(d) for d in FAMILIES],
+    item = PatientItem(patient_id="P0", pathology=torch.randn(n, 1536), genomics=[torch.randn(d) for d in FAMILIES],
                        time=10.0, event=1, bin=1)
     batch = collate([item])
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,6 +1,6 @@
 """Could any imputation of the missing specific component beat zero-filling, on a finished run (the demo)?
 
-For every cohort and fold, with the fold's trained MUST (``ldm.pt``) and its complete test patients:
+For every cohort and fold, with the fold's trained MUST (``stage3.pt``) and its complete test patients:
 the C-index of MUST's missing-modality prediction φ([û_P; c̃; ũ_G]) (and symmetric) with ũ from
 
 * ``ldm_S``: the diffusion model, mean of S DDIM samples (S from ``--samples``; the paper uses 5),
@@ -19,6 +19,7 @@ paired per-fold differences against ``zero_filled``.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 from pathlib import Path
 
@@ -28,31 +29,36 @@ from must_zero_fill import paired
 from results_io import write_result
 
 from mustsurv.config import load_config
-from mustsurv.evaluate.imputation import (components, imputed_risk, r2_against_mean,
-                                          reference_imputations)
+from mustsurv.evaluate.imputation import (
+    components,
+    imputed_risk,
+    r2_against_mean,
+    reference_imputations,
+)
 from mustsurv.evaluate.zero_fill import zero_fill_cindex
+from mustsurv.study import layout
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY
 from mustsurv.survival.metrics import c_index
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.trainer import load_checkpoint
 
-LDM_OF = {"genomics": "genomic", "pathology": "path"}
+MISSING = (GENOMICS, PATHOLOGY)  # the modality a scenario removes, and whose diffusion model imputes it
 
 
-def fold_scores(base: Path, fold: int, samples: list[int], steps: int, seed: int) -> dict[str, float]:
-    model, _ = load_checkpoint(base / "models" / "must" / f"fold{fold}" / "ldm.pt", torch.device("cpu"))
-    train, test = fold_datasets(base / "cohort.tsv", base / "splits" / f"fold{fold}.json",
-                                base / "omics" / "tokens.h5", base / "slides" / "summary.tsv")
+def fold_scores(cohort: str, fold: int, samples: list[int], steps: int, seed: int) -> dict[str, float]:
+    model, _ = load_checkpoint(layout.must_checkpoint(cohort, "must", fold, 3), torch.device("cpu"))
+    train, test = fold_datasets(**layout.fold_inputs(cohort, fold))
     tr, te = components(model, list(train)), components(model, list(test))
-    complete = [it for it in test if it["path"] is not None and it["omics"] is not None]
+    complete = [it for it in test if it["pathology"] is not None and it["genomics"] is not None]
     time = [float(it["time"]) for it in complete]
     event = [int(it["event"]) for it in complete]
     ids = [it["patient_id"] for it in complete]
     out: dict[str, float] = {}
-    for missing in LDM_OF:
+    for missing in MISSING:
         imputations = reference_imputations(tr, te, missing)
         with torch.no_grad():
             for s in samples:
-                imputations[f"ldm_{s}"] = model.sample_specific(LDM_OF[missing], te.surrogate(missing), ids,
+                imputations[f"ldm_{s}"] = model.sample_specific(missing, te.surrogate(missing), ids,
                                                                 n_samples=s, steps=steps, seed=seed)
         mean = tr.specific(missing).mean(0)
         for name, u in imputations.items():
@@ -90,10 +96,9 @@ def main() -> None:
     steps, seed = int(cfg["must"]["inference"]["ddim_steps"]), int(cfg["training"]["seed"])
     result = {}
     for cohort in args.cohorts:
-        base = Path("results/cohorts") / cohort
-        n = len(list((base / "splits").glob("fold*.json")))
-        result[cohort] = summarise([fold_scores(base, k, args.samples, steps, seed) for k in range(n)])
-        for missing in LDM_OF:
+        n = len(glob.glob(layout.fold(cohort, "*")))
+        result[cohort] = summarise([fold_scores(cohort, k, args.samples, steps, seed) for k in range(n)])
+        for missing in MISSING:
             print(cohort, missing, {k.split("/")[1]: v for k, v in result[cohort].items()
                                     if k.startswith(missing) and not isinstance(v, dict)}, flush=True)
     write_result({"workdir": str(Path.cwd()), "samples": args.samples, "ddim_steps": steps,

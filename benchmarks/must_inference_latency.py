@@ -14,10 +14,11 @@ import argparse
 import time
 
 import torch
+from results_io import (
+    write_result,  # benchmarks/results_io.py (the script's folder is on sys.path)
+)
 
 from mustsurv.models.diffusion import ConditionalLatentDiffusion
-
-from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ Writes ``benchmarks/results/must_ldm_prediction.json``.
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 from pathlib import Path
@@ -31,13 +32,15 @@ from results_io import write_result
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.config import load_config
 from mustsurv.models import collate
+from mustsurv.study import layout
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY
 from mustsurv.survival import risk_from_hazards
 from mustsurv.survival.metrics import c_index
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.must import complete_patients, train_stage3
 from mustsurv.train.trainer import load_checkpoint
 
-MODALITIES = {"genomic": "missing_genomics", "path": "missing_pathology"}
+MISSING = {GENOMICS: "missing_genomics", PATHOLOGY: "missing_pathology"}  # modality -> scenario
 
 
 @torch.no_grad()
@@ -47,8 +50,8 @@ def generation_scores(model, train, test, inference: dict, seed: int) -> dict[st
     dt, d = model.decompose(bt), model.decompose(b)
     time, event = b.time.numpy(), b.event.numpy()
     out: dict[str, float] = {}
-    for modality, scenario in MODALITIES.items():
-        if modality == "genomic":
+    for modality, scenario in MISSING.items():
+        if modality == GENOMICS:
             cond, true, mean = d.g_p - d.u_p_hat, d.u_g_hat, dt.u_g_hat.mean(0)
         else:
             cond, true, mean = d.g_g - d.u_g_hat, d.u_p_hat, dt.u_p_hat.mean(0)
@@ -57,7 +60,7 @@ def generation_scores(model, train, test, inference: dict, seed: int) -> dict[st
         raw = ldm.sample(cond, cls, noise=noise, steps=inference["ddim_steps"])
         std_units = (raw - ldm.z_mean) / ldm.z_std
         gen = model.project_specific(raw.mean(dim=1))
-        logits = (model.head_logits(d.u_p_hat, cond, gen) if modality == "genomic"
+        logits = (model.head_logits(d.u_p_hat, cond, gen) if modality == GENOMICS
                   else model.head_logits(gen, cond, d.u_g_hat))
         risk = risk_from_hazards(torch.sigmoid(logits)).numpy()
         out[f"r2_{modality}"] = float(1 - ((gen - true) ** 2).sum() / ((mean - true) ** 2).sum())
@@ -82,16 +85,13 @@ def main() -> None:
     must, seed = cfg["must"], int(cfg["training"]["seed"])
     result: dict[str, dict] = {}
     for cohort in args.cohorts:
-        base = Path("results/cohorts") / cohort
         store = FeatureStore()
         per: dict[str, list[dict[str, float]]] = {"eps": [], "v": []}
-        for split in sorted((base / "splits").glob("fold*.json")):
-            k = split.stem.removeprefix("fold")
-            train, test = fold_datasets(base / "cohort.tsv", split, base / "omics" / "tokens.h5",
-                                        base / "slides" / "summary.tsv", store=store)
+        for k in range(len(glob.glob(layout.fold(cohort, "*")))):
+            train, test = fold_datasets(**layout.fold_inputs(cohort, k), store=store)
             for prediction in per:
-                model, _ = load_checkpoint(base / "models" / "must" / f"fold{k}" / "stage2.pt", torch.device("cpu"))
-                for ldm in (model.ldm_path, model.ldm_genomic):
+                model, _ = load_checkpoint(layout.must_checkpoint(cohort, "must", k, 2), torch.device("cpu"))
+                for ldm in (model.ldm_pathology, model.ldm_genomics):
                     ldm.prediction = prediction
                 torch.manual_seed(seed)
                 train_stage3(model, list(train), seed=seed, **must["stage3"])

@@ -15,13 +15,14 @@ import copy
 import time
 
 import torch
+from results_io import (
+    write_result,  # benchmarks/results_io.py (the script's folder is on sys.path)
+)
 
 from mustsurv.models import build_model
 from mustsurv.models.batch import PatientItem
 from mustsurv.train.must import train_stage2
 from mustsurv.train.trainer import OptimConfig, accumulate_group
-
-from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
 
 FAMILIES = [82, 328, 513, 452, 183, 277]  # BLCA-like family sizes (RNA part of MCAT's six families)
 
@@ -29,9 +30,9 @@ FAMILIES = [82, 328, 513, 452, 183, 277]  # BLCA-like family sizes (RNA part of 
 def patients(n: int, lo: int, hi: int, dim: int, seed: int = 0) -> list[PatientItem]:
     g = torch.Generator().manual_seed(seed)
     return [
-        PatientItem(patient_id=f"P{i:03d}", path=torch.randn(int(torch.randint(lo, hi + 1, (1,), generator=g)), dim,
-                                                              generator=g),
-                    omics=[torch.randn(d, generator=g) for d in FAMILIES], time=float(1 + i % 37),
+        PatientItem(patient_id=f"P{i:03d}",
+                    pathology=torch.randn(int(torch.randint(lo, hi + 1, (1,), generator=g)), dim, generator=g),
+                    genomics=[torch.randn(d, generator=g) for d in FAMILIES], time=float(1 + i % 37),
                     event=int(i % 3 != 0), bin=i % 4)
         for i in range(n)
     ]
@@ -42,15 +43,16 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=64)
     ap.add_argument("--min-patches", type=int, default=500)
     ap.add_argument("--max-patches", type=int, default=2000)
-    ap.add_argument("--path-dim", type=int, default=1536)
+    ap.add_argument("--pathology-dim", type=int, default=1536)
     ap.add_argument("--accumulation", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/must_stage2_epoch.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    data = patients(args.patients, args.min_patches, args.max_patches, args.path_dim)
-    model = build_model("must", family_dims=FAMILIES, path_dim=args.path_dim, dim=256, rank=64, heads=8, n_bins=4)
+    data = patients(args.patients, args.min_patches, args.max_patches, args.pathology_dim)
+    model = build_model("must", family_dims=FAMILIES, pathology_dim=args.pathology_dim, dim=256, rank=64, heads=8,
+                        n_bins=4)
 
     # same gradient: one group, dropout off
     exact = copy.deepcopy(model).eval()

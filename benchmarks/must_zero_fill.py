@@ -17,6 +17,7 @@ repository's config otherwise) in ``--workdir``, so that the comparison has enou
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from results_io import write_result
 from scipy import stats
 
 from mustsurv.evaluate.zero_fill import zero_fill_cindex
+from mustsurv.study import layout
 from mustsurv.survival.metrics import c_index
 from mustsurv.train.data import fold_datasets
 from mustsurv.train.trainer import load_checkpoint
@@ -40,13 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 SCENARIO_OF = {"genomics": "missing_genomics", "pathology": "missing_pathology"}
 
 
-def fold_scores(workdir: Path, cohort: str, fold: int) -> dict[str, float]:
-    base = workdir / "results" / "cohorts" / cohort
-    pred = pd.read_csv(base / "predictions" / "must" / f"fold{fold}.tsv", sep="\t")
+def fold_scores(cohort: str, fold: int) -> dict[str, float]:
+    """MUST's C-index per scenario and zero-filled without each modality, on fold ``fold``'s test patients
+    (paths relative to the working directory)."""
+    pred = pd.read_csv(layout.predictions(cohort, "must", fold), sep="\t")
     scores = {s: c_index(g["time"], g["event"], g["risk"]) for s, g in pred.groupby("scenario")}
-    model, _ = load_checkpoint(base / "models" / "must" / f"fold{fold}" / "ldm.pt", torch.device("cpu"))
-    _, test = fold_datasets(base / "cohort.tsv", base / "splits" / f"fold{fold}.json",
-                            base / "omics" / "tokens.h5", base / "slides" / "summary.tsv")
+    model, _ = load_checkpoint(layout.must_checkpoint(cohort, "must", fold, 3), torch.device("cpu"))
+    _, test = fold_datasets(**layout.fold_inputs(cohort, fold))
     for modality in SCENARIO_OF:
         scores[f"zero_{modality}"] = zero_fill_cindex(model, list(test), modality)
     scores["test_patients"] = float(len(test))
@@ -97,8 +99,8 @@ def main() -> None:
     torch.set_num_threads(2)
     result: dict[str, dict] = {}
     for cohort in args.cohorts:
-        folds = sorted(Path("results/cohorts", cohort, "splits").glob("fold*.json"))
-        per_fold = [fold_scores(Path("."), cohort, k) for k in range(len(folds))]
+        folds = glob.glob(layout.fold(cohort, "*"))
+        per_fold = [fold_scores(cohort, k) for k in range(len(folds))]
         r = {k: {"mean": round(float(np.mean([f[k] for f in per_fold])), 4),
                  "sd": round(float(np.std([f[k] for f in per_fold], ddof=1)), 4),
                  "folds": [round(f[k], 4) for f in per_fold]} for k in per_fold[0]}

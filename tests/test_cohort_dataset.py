@@ -7,7 +7,11 @@ import torch
 from mustsurv.cohort.dataset import CohortFoldDataset
 from mustsurv.cohort.splits import build_folds, write_fold
 from mustsurv.cohort.store import FeatureStore, FoldScaler
-from mustsurv.cohort.table import CohortInputError, build_cohort_table, write_cohort_table
+from mustsurv.cohort.table import (
+    CohortInputError,
+    build_cohort_table,
+    write_cohort_table,
+)
 from mustsurv.omics.tokens import build_tokens, write_tokens
 from mustsurv.slides.summary import SUMMARY_COLUMNS, read_summary
 
@@ -45,7 +49,7 @@ def cohort(tmp_path):
     write_tokens(tokens, build_tokens(feats, FAMILIES))
     survival = pd.DataFrame({"patient_id": pats, "time": rng.uniform(1, 60, 20).round(2),
                              "event": [1, 0] * 10})
-    table = build_cohort_table(survival, omics_patients=g, summary=read_summary(summary))
+    table = build_cohort_table(survival, genomics_patients=g, summary=read_summary(summary))
     table_path = tmp_path / "cohort.tsv"
     write_cohort_table(table, table_path)
     record = build_folds(table, folds=4, seed=0, n_bins=2)[0]
@@ -61,7 +65,7 @@ def test_items_bags_tokens_and_bins(cohort):
                              scaler=train.scaler)
     # patient 3 has only an unusable slide and no omics: not in the cohort
     assert sorted(train.patients + test.patients) == [f"TCGA-AA-{i:04d}" for i in range(20) if i != 3]
-    assert train.family_sizes == [2, 1] and train.family_names == ["TSG", "Onc"] and train.path_dim == D
+    assert train.family_sizes == [2, 1] and train.family_names == ["TSG", "Onc"] and train.pathology_dim == D
     assert train.bin_edges == cohort["record"]["bin_edges"]
     for ds in (train, test):
         for i in range(len(ds)):
@@ -69,16 +73,16 @@ def test_items_bags_tokens_and_bins(cohort):
             idx = int(item["patient_id"][-4:])
             if idx < 15:
                 n_expected = (3 + idx) + (4 + idx if idx < 3 else 0)
-                assert item["path"].shape == (n_expected, D) and item["path"].dtype == torch.float32
+                assert item["pathology"].shape == (n_expected, D) and item["pathology"].dtype == torch.float32
                 if idx < 3:  # two slides concatenated in slide order
-                    assert item["path"][0, 0] == idx * 10 and item["path"][-1, 0] == idx * 10 + 1
+                    assert item["pathology"][0, 0] == idx * 10 and item["pathology"][-1, 0] == idx * 10 + 1
             else:
-                assert item["path"] is None
+                assert item["pathology"] is None
             if idx >= 5:
-                assert [t.shape for t in item["omics"]] == [(2,), (1,)]
-                assert all(torch.isfinite(t).all() for t in item["omics"])
+                assert [t.shape for t in item["genomics"]] == [(2,), (1,)]
+                assert all(torch.isfinite(t).all() for t in item["genomics"])
             else:
-                assert item["omics"] is None
+                assert item["genomics"] is None
             expected_bin = int(np.searchsorted(ds.bin_edges[1:-1], item["time"], side="right"))
             assert item["bin"] == expected_bin and item["event"] in (0, 1)
 
@@ -89,10 +93,10 @@ def test_scaler_fit_on_training_fold_only(cohort):
     g_train = [p for p in train.patients if p in feats.index]
     rna = feats.loc[g_train, "TP53_rnaseq"]
     # RNA standardised with the training patients' mean/std (NaN -> training mean -> 0); CNV/mutation raw
-    scaled = np.array([train[train.patients.index(p)]["omics"][0][1].item() for p in g_train])
+    scaled = np.array([train[train.patients.index(p)]["genomics"][0][1].item() for p in g_train])
     expected = ((rna - rna.mean()) / rna.std(ddof=0)).fillna(0.0).to_numpy()
     np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-6)
-    cnv = np.array([train[train.patients.index(p)]["omics"][0][0].item() for p in g_train])
+    cnv = np.array([train[train.patients.index(p)]["genomics"][0][0].item() for p in g_train])
     np.testing.assert_array_equal(cnv, feats.loc[g_train, "RB1_cnv"].to_numpy())
     # the test part uses exactly those statistics; without a scaler it refuses to fit on test patients
     test = CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], part="test",
@@ -100,7 +104,7 @@ def test_scaler_fit_on_training_fold_only(cohort):
     for i, p in enumerate(test.patients):
         if p in feats.index and np.isfinite(feats.at[p, "TP53_rnaseq"]):
             want = (feats.at[p, "TP53_rnaseq"] - rna.mean()) / rna.std(ddof=0)
-            assert test[i]["omics"][0][1].item() == pytest.approx(want, rel=1e-5)
+            assert test[i]["genomics"][0][1].item() == pytest.approx(want, rel=1e-5)
     with pytest.raises(ValueError, match="train part's scaler"):
         CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], part="test")
 
@@ -108,15 +112,15 @@ def test_scaler_fit_on_training_fold_only(cohort):
 def test_store_reads_each_file_once(cohort):
     store = FeatureStore()
     train = CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], store=store)
-    first = [train[i]["path"] for i in range(len(train))]
+    first = [train[i]["pathology"] for i in range(len(train))]
     n_read = store.files_read
     assert n_read == sum(len(train._paths[p]) for p in train._paths) > 0
-    second = [train[i]["path"] for i in range(len(train))]
+    second = [train[i]["pathology"] for i in range(len(train))]
     assert store.files_read == n_read  # the second epoch reads no file
     assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(first, second))
     half = FeatureStore(dtype=torch.float16)
     train16 = CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], store=half)
-    bags = [b for b in (train16[i]["path"] for i in range(len(train16))) if b is not None]
+    bags = [b for b in (train16[i]["pathology"] for i in range(len(train16))) if b is not None]
     assert all(b.dtype == torch.float32 for b in bags) and half.nbytes * 2 == store.nbytes
 
 

@@ -36,7 +36,7 @@ def test_cohort_table_modalities_and_drops(tmp_path, caplog):
         ("TCGA-ZZ-9999-01Z-00-DX1", "TCGA-ZZ-9999", "ok", 30, 0.5, 20, "f/z.h5"),  # not in survival table
     ]))
     with caplog.at_level(logging.INFO, logger="mustsurv"):
-        table = build_cohort_table(survival, omics_patients=[P[1], P[2], P[4]], summary=summary, source="T")
+        table = build_cohort_table(survival, genomics_patients=[P[1], P[2], P[4]], summary=summary, source="T")
     assert list(table.columns) == list(COLUMNS)
     # P3 (no survival), P5 (no event) and P4, P6 (no usable modality) are dropped
     assert table["patient_id"].tolist() == [P[0], P[1]]
@@ -56,10 +56,10 @@ def test_cohort_table_modalities_and_drops(tmp_path, caplog):
 
 def test_cohort_table_without_slides_or_omics():
     survival = pd.DataFrame({"patient_id": P[:3], "time": [1.0, 2.0, 3.0], "event": [1, 0, 1]})
-    table = build_cohort_table(survival, omics_patients=P[:3], summary=None)
+    table = build_cohort_table(survival, genomics_patients=P[:3], summary=None)
     assert table["has_pathology"].sum() == 0 and table["has_genomics"].sum() == 3
     with pytest.raises(CohortInputError, match="no patient has both survival and a modality"):
-        build_cohort_table(survival, omics_patients=["TCGA-XX-0000"], summary=None)
+        build_cohort_table(survival, genomics_patients=["TCGA-XX-0000"], summary=None)
 
 
 def test_read_survival_sources(tmp_path):

@@ -18,7 +18,13 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from mustsurv.config import SCHEMA, ConfigError, fill_defaults, load_config, merge_config
+from mustsurv.config import (
+    SCHEMA,
+    ConfigError,
+    fill_defaults,
+    load_config,
+    merge_config,
+)
 from mustsurv.demo.plan import DemoSettings
 from mustsurv.slides.embed import EmbedParams
 from mustsurv.slides.tiling import TileParams
@@ -124,7 +130,12 @@ def _pairs():
     from mustsurv.omics.matrices import read_rna
     from mustsurv.slides.embed import embed_batch
     from mustsurv.slides.reader import Slide, open_slide
-    from mustsurv.slides.steps import coords_step, patch_batch, summary_step, tissue_step
+    from mustsurv.slides.steps import (
+        coords_step,
+        patch_batch,
+        summary_step,
+        tissue_step,
+    )
     from mustsurv.train import must as must_train
     from mustsurv.train.trainer import OptimConfig
 

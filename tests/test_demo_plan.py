@@ -52,11 +52,11 @@ def test_missing_fractions():
     plan = make_plan("A", DemoSettings(seed=4, patients=200, missing_pathology_fraction=0.3,
                                        missing_genomics_fraction=0.2))
     no_p = sum(not p.slides for p in plan.patients)
-    no_g = sum(not p.has_omics for p in plan.patients)
+    no_g = sum(not p.has_genomics for p in plan.patients)
     assert 35 <= no_p <= 85 and 15 <= no_g <= 60
-    assert all(p.slides or p.has_omics for p in plan.patients)
+    assert all(p.slides or p.has_genomics for p in plan.patients)
     default = make_plan("A", DemoSettings(seed=4))
-    assert all(p.slides and p.has_omics for p in default.patients)
+    assert all(p.slides and p.has_genomics for p in default.patients)
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.6])

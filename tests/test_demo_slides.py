@@ -4,10 +4,8 @@ import numpy as np
 import openslide
 import pytest
 
-from mustsurv.demo.plan import DemoSettings, make_plan
-from mustsurv.demo.slides import write_slide
-from mustsurv.demo.plan import SlideSpec
-from mustsurv.demo.slides import render_canvas, write_svs
+from mustsurv.demo.plan import DemoSettings, SlideSpec, make_plan
+from mustsurv.demo.slides import render_canvas, write_slide, write_svs
 
 
 def _spec(mag: int, seed: int = 3, pen: bool = False) -> SlideSpec:

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mustsurv.demo.genes import FAMILIES
 from mustsurv.demo.plan import DemoSettings, make_plan
 from mustsurv.demo.tables import write_tables
 from mustsurv.study.layout import DEMO_TABLES as TABLES
-from mustsurv.demo.genes import FAMILIES
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_omics_matrices_over_real_symbols_and_sample_barcodes(tables):
     assert list(rna.columns[:2]) == ["Hugo_Symbol", "Entrez_Gene_Id"]
     samples = rna.columns[2:]
     assert all(len(s) == 15 and s.endswith("-01") for s in samples)
-    assert len(samples) == sum(p.has_omics for p in plan.patients) < len(plan.patients)
+    assert len(samples) == sum(p.has_genomics for p in plan.patients) < len(plan.patients)
     assert {"TP53", "EGFR", "MYC", "GAPDH"} <= set(rna["Hugo_Symbol"])
     assert (rna[samples].to_numpy() >= 0).all()
     values = cnv[cnv.columns[2:]].to_numpy()

@@ -8,8 +8,8 @@ import pytest
 
 from mustsurv.evaluate.ablation import build_table, draw_figure
 from mustsurv.study.runs import ablation_tables
+from mustsurv.study.vocabulary import SCENARIOS
 
-SCENARIOS = ("complete", "missing_genomics", "missing_pathology")
 TABLES = ablation_tables({"ranks": [4, 8, 16, 32], "unpaired_fractions": [0.2]}, {"dim": 64, "rank": 16})
 
 

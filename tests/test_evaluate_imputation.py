@@ -8,8 +8,14 @@ import torch
 from sklearn.linear_model import Ridge
 from test_models_must import tiny_items, tiny_must
 
-from mustsurv.evaluate.imputation import (Components, RidgeImputer, components, imputed_risk, r2_against_mean,
-                                          reference_imputations)
+from mustsurv.evaluate.imputation import (
+    Components,
+    RidgeImputer,
+    components,
+    imputed_risk,
+    r2_against_mean,
+    reference_imputations,
+)
 from mustsurv.models import collate
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -54,10 +60,10 @@ def test_imputations_feed_the_head_with_the_surrogate_shared_component():
     torch.manual_seed(0)
     model = tiny_must().eval()
     items = tiny_items(10)
-    items[2] = {**items[2], "omics": None}  # incomplete patients are left out
+    items[2] = {**items[2], "genomics": None}  # incomplete patients are left out
     comp = components(model, items, batch_size=3)
     assert comp.g_p.shape == (9, model.dim)
-    batch = collate([it for it in items if it["omics"] is not None])
+    batch = collate([it for it in items if it["genomics"] is not None])
     with torch.no_grad():
         d = model.decompose(batch)
     torch.testing.assert_close(comp.u_g_hat, d.u_g_hat)
@@ -75,4 +81,4 @@ def test_imputations_feed_the_head_with_the_surrogate_shared_component():
     assert not torch.allclose(imputed_risk(model, comp, "genomics", refs["true"]), zero)
     torch.testing.assert_close(refs["training_mean"][0], comp.u_g_hat.mean(0))
     with pytest.raises(ValueError, match="complete patients"):
-        components(model, [{**it, "path": None} for it in items])
+        components(model, [{**it, "pathology": None} for it in items])

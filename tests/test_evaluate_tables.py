@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 
 from mustsurv.evaluate.predictions import read_predictions, write_predictions
-from mustsurv.evaluate.tables import PredictionFile, add_ranks, fold_cindices, oracle_cindices, paper_table
+from mustsurv.evaluate.tables import (
+    PredictionFile,
+    add_ranks,
+    fold_cindices,
+    oracle_cindices,
+    paper_table,
+)
 from mustsurv.survival.metrics import c_index
 
 

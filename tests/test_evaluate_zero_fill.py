@@ -15,15 +15,15 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 def test_zero_filled_zeroes_one_modality_and_keeps_the_inputs():
     items = tiny_items(5)
-    items[1] = {**items[1], "omics": None}  # a patient without genomics is not scored
-    before = [it["path"].clone() for it in items]
+    items[1] = {**items[1], "genomics": None}  # a patient without genomics is not scored
+    before = [it["pathology"].clone() for it in items]
     filled = zero_filled(items, "genomics")
     assert [it["patient_id"] for it in filled] == ["P00", "P02", "P03", "P04"]
-    assert all(all(float(v.abs().sum()) == 0 for v in it["omics"]) for it in filled)
-    assert all(torch.equal(f["path"], items[i]["path"]) for f, i in zip(filled, [0, 2, 3, 4]))
-    assert all(torch.equal(b, it["path"]) for b, it in zip(before, items))  # inputs untouched
+    assert all(all(float(v.abs().sum()) == 0 for v in it["genomics"]) for it in filled)
+    assert all(torch.equal(f["pathology"], items[i]["pathology"]) for f, i in zip(filled, [0, 2, 3, 4]))
+    assert all(torch.equal(b, it["pathology"]) for b, it in zip(before, items))  # inputs untouched
     filled = zero_filled(items, "pathology")
-    assert all(it["path"].shape == items[i]["path"].shape and float(it["path"].abs().sum()) == 0
+    assert all(it["pathology"].shape == items[i]["pathology"].shape and float(it["pathology"].abs().sum()) == 0
                for it, i in zip(filled, [0, 2, 3, 4]))
     with pytest.raises(ValueError, match="modality"):
         zero_filled(items, "text")

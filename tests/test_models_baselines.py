@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 import torch
+from baseline_helpers import FAMILY_DIMS, PATHOLOGY_DIM, K, make_items
 
-from mustsurv.models import SCENARIOS, available_models, build_model, collate
+from mustsurv.models import available_models, build_model, collate
 from mustsurv.models.baselines import CMTA, SNN, BaselineModel, SurvPath
 from mustsurv.models.baselines.survpath import PathwayPatchAttention
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.layers.transmil import TransMIL
 from mustsurv.models.registry import model_class
+from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.train.must import predict
 from mustsurv.train.trainer import OptimConfig, train_epochs
-
-from baseline_helpers import FAMILY_DIMS, K, PATH_DIM, make_items
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -36,7 +36,7 @@ NAMES = list(SMALL)
 def make_model(name: str, seed: int = 0, **overrides: Any) -> BaselineModel:
     torch.manual_seed(seed)
     cls = model_class(name)
-    kwargs = {**cls.input_kwargs(PATH_DIM, FAMILY_DIMS), **SMALL[name], "n_bins": K, **overrides}
+    kwargs = {**cls.input_kwargs(PATHOLOGY_DIM, FAMILY_DIMS), **SMALL[name], "n_bins": K, **overrides}
     model = build_model(name, **kwargs)
     assert isinstance(model, BaselineModel)
     return model
@@ -110,14 +110,14 @@ def test_unsupported_scenarios_and_missing_inputs_are_refused(name: str) -> None
         if scenario not in cls.scenarios:
             with pytest.raises(ValueError, match="evaluated only in"):
                 model.predict_risk(collate(make_items(2)), scenario)
-    no_path, no_omics = make_items(2, path=False)[0], make_items(2, omics=False)[0]
-    assert cls.accepts(no_path) == (not cls.uses_pathology)
-    assert cls.accepts(no_omics) == (not cls.uses_genomics)
-    lacking = no_path if cls.uses_pathology else no_omics
+    no_pathology, no_genomics = make_items(2, pathology=False)[0], make_items(2, genomics=False)[0]
+    assert cls.accepts(no_pathology) == (not cls.uses_pathology)
+    assert cls.accepts(no_genomics) == (not cls.uses_genomics)
+    lacking = no_pathology if cls.uses_pathology else no_genomics
     with pytest.raises(ValueError, match="P0_00"):
         model(collate([lacking]))
     if cls.uses_pathology:
-        wrong_dim = {**make_items(1)[0], "path": torch.randn(7, PATH_DIM + 1)}
+        wrong_dim = {**make_items(1)[0], "pathology": torch.randn(7, PATHOLOGY_DIM + 1)}
         with pytest.raises(ValueError, match="feature size"):
             model(collate([wrong_dim]))
 
@@ -128,21 +128,21 @@ def test_pathology_models_ignore_genomics_and_follow_the_bag(name: str) -> None:
     items = make_items(3, seed=1)
     with torch.no_grad():
         base = model(collate(items))
-        without_omics = model(collate([{**it, "omics": None} for it in items]))
-        other_omics = model(collate([{**it, "omics": [v * -3 + 1 for v in it["omics"]]} for it in items]))
-        changed = model(collate([{**it, "path": it["path"] + 1.0} for it in items]))
-    torch.testing.assert_close(base, without_omics)
-    torch.testing.assert_close(base, other_omics)
+        without_genomics = model(collate([{**it, "genomics": None} for it in items]))
+        other_genomics = model(collate([{**it, "genomics": [v * -3 + 1 for v in it["genomics"]]} for it in items]))
+        changed = model(collate([{**it, "pathology": it["pathology"] + 1.0} for it in items]))
+    torch.testing.assert_close(base, without_genomics)
+    torch.testing.assert_close(base, other_genomics)
     assert (changed - base).abs().max() > 1e-4
 
 
 def test_abmil_is_invariant_to_patch_order() -> None:
     model = make_model("abmil").eval()
     item = make_items(1, seed=2)[0]
-    perm = torch.randperm(item["path"].shape[0], generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(item["pathology"].shape[0], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a = model(collate([item]))
-        b = model(collate([{**item, "path": item["path"][perm]}]))
+        b = model(collate([{**item, "pathology": item["pathology"][perm]}]))
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
@@ -152,17 +152,17 @@ def test_transmil_baseline_reuses_the_shared_layer() -> None:
 
 
 @pytest.mark.parametrize("name", ["mlp", "snn"])
-def test_genomic_models_ignore_pathology_and_follow_the_omics(name: str) -> None:
+def test_genomics_models_ignore_pathology_and_follow_the_families(name: str) -> None:
     model = make_model(name).eval()
     items = make_items(3, seed=1)
     with torch.no_grad():
         base = model(collate(items))
-        without_path = model(collate([{**it, "path": None} for it in items]))
-        changed = model(collate([{**it, "omics": [v + 1.0 for v in it["omics"]]} for it in items]))
-    torch.testing.assert_close(base, without_path)
+        without_pathology = model(collate([{**it, "pathology": None} for it in items]))
+        changed = model(collate([{**it, "genomics": [v + 1.0 for v in it["genomics"]]} for it in items]))
+    torch.testing.assert_close(base, without_pathology)
     assert (changed - base).abs().max() > 1e-4
     with pytest.raises(ValueError, match="do not match"):
-        model(collate([{**it, "omics": [torch.zeros(d + 1) for d in FAMILY_DIMS]} for it in items]))
+        model(collate([{**it, "genomics": [torch.zeros(d + 1) for d in FAMILY_DIMS]} for it in items]))
 
 
 def test_snn_uses_lecun_normal_init_and_alpha_dropout() -> None:
@@ -178,23 +178,23 @@ def test_survpath_caps_patches_in_training_only() -> None:
     model = make_model("survpath", max_patches=8)
     seen: list[int] = []
     model.patch_proj.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].shape[0]))
-    item = {**make_items(1)[0], "path": torch.randn(30, PATH_DIM)}
+    item = {**make_items(1)[0], "pathology": torch.randn(30, PATHOLOGY_DIM)}
     model.train()
     model(collate([item]))
     model.eval()
     model(collate([item]))
-    small = {**item, "path": torch.randn(5, PATH_DIM)}
+    small = {**item, "pathology": torch.randn(5, PATHOLOGY_DIM)}
     model.train()
     model(collate([small]))
     assert seen == [8, 30, 5]
     # different epochs (seeds) draw different subsets
     model.train()
     torch.manual_seed(1)
-    a = model.sample_patches(item["path"])
+    a = model.sample_patches(item["pathology"])
     torch.manual_seed(2)
-    b = model.sample_patches(item["path"])
-    assert a.shape == b.shape == (8, PATH_DIM) and not torch.equal(a, b)
-    assert SurvPath(PATH_DIM, FAMILY_DIMS, dim=32, token_hidden=32, max_patches=None).max_patches is None
+    b = model.sample_patches(item["pathology"])
+    assert a.shape == b.shape == (8, PATHOLOGY_DIM) and not torch.equal(a, b)
+    assert SurvPath(PATHOLOGY_DIM, FAMILY_DIMS, dim=32, token_hidden=32, max_patches=None).max_patches is None
 
 
 def test_survpath_attention_has_no_patch_to_patch_block() -> None:
@@ -249,10 +249,10 @@ def test_cmta_uses_both_modalities() -> None:
     items = make_items(2, seed=5)
     with torch.no_grad():
         base = model(collate(items))
-        other_path = model(collate([{**it, "path": it["path"] * 2} for it in items]))
-        other_omics = model(collate([{**it, "omics": [v + 1 for v in it["omics"]]} for it in items]))
-    assert (other_path - base).abs().max() > 1e-4
-    assert (other_omics - base).abs().max() > 1e-4
+        other_pathology = model(collate([{**it, "pathology": it["pathology"] * 2} for it in items]))
+        other_genomics = model(collate([{**it, "genomics": [v + 1 for v in it["genomics"]]} for it in items]))
+    assert (other_pathology - base).abs().max() > 1e-4
+    assert (other_genomics - base).abs().max() > 1e-4
     assert isinstance(model, CMTA)
 
 
@@ -260,7 +260,7 @@ def test_input_kwargs_refuse_a_cohort_without_the_needed_modality() -> None:
     with pytest.raises(ValueError, match="no patch features"):
         model_class("abmil").input_kwargs(None, FAMILY_DIMS)
     with pytest.raises(ValueError, match="no gene family tokens"):
-        model_class("snn").input_kwargs(PATH_DIM, None)
+        model_class("snn").input_kwargs(PATHOLOGY_DIM, None)
     assert model_class("mlp").input_kwargs(None, FAMILY_DIMS) == {"family_dims": FAMILY_DIMS}
-    assert model_class("survpath").input_kwargs(PATH_DIM, FAMILY_DIMS) == {"path_dim": PATH_DIM,
+    assert model_class("survpath").input_kwargs(PATHOLOGY_DIM, FAMILY_DIMS) == {"pathology_dim": PATHOLOGY_DIM,
                                                                          "family_dims": FAMILY_DIMS}

@@ -8,15 +8,19 @@ from typing import Any
 
 import pytest
 import torch
+from baseline_helpers import FAMILY_DIMS, PATHOLOGY_DIM, K, make_items
 
 import mustsurv.models.baselines.ldcvae  # noqa: F401  (registers "ldcvae")
 from mustsurv.models import available_models, build_model, collate
 from mustsurv.models.baselines.ldcvae import LDCVAE, gaussian_kl, product_of_experts
 from mustsurv.models.baselines.missing import MissingModalityBaseline, strip_modality
 from mustsurv.models.batch import PatientItem
-from mustsurv.train.trainer import OptimConfig, load_checkpoint, save_checkpoint, train_epochs
-
-from baseline_helpers import FAMILY_DIMS, K, PATH_DIM, make_items
+from mustsurv.train.trainer import (
+    OptimConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_epochs,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -24,7 +28,7 @@ SMALL: dict[str, Any] = {"dim": 16, "latent_dim": 8, "token_hidden": 16}
 
 
 def kwargs(**overrides: Any) -> dict[str, Any]:
-    return {**LDCVAE.input_kwargs(PATH_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
+    return {**LDCVAE.input_kwargs(PATHOLOGY_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
 
 
 def make_model(seed: int = 0, **overrides: Any) -> LDCVAE:
@@ -34,8 +38,8 @@ def make_model(seed: int = 0, **overrides: Any) -> LDCVAE:
     return model
 
 
-def other_omics(items: list[PatientItem]) -> list[PatientItem]:
-    return [{**it, "omics": [v * -3 + 1 for v in it["omics"]]} for it in items]
+def other_genomics(items: list[PatientItem]) -> list[PatientItem]:
+    return [{**it, "genomics": [v * -3 + 1 for v in it["genomics"]]} for it in items]
 
 
 def test_registered_predicts_its_two_scenarios_and_refuses_missing_pathology() -> None:
@@ -74,9 +78,9 @@ def test_loss_has_every_term_and_one_trainer_step_changes_every_part() -> None:
     assert state.epochs_done == 1
     assert {"loss", "surv", "recon", "kl", "vib", "missing"} <= set(state.history[0])
     after = model.state_dict()
-    for part in ("path_encoder.embed.0.weight", "path_posterior.weight", "tokenizer.mlps.0.0.weight",
+    for part in ("pathology_encoder.embed.0.weight", "pathology_posterior.weight", "tokenizer.mlps.0.0.weight",
                  "family_posteriors.0.weight", "decoder_trunk.0.weight", "decoder_heads.5.weight",
-                 "genomic_proj.0.weight", "head.3.weight"):
+                 "genomics_proj.0.weight", "head.3.weight"):
         assert not torch.equal(before[part], after[part]), part
 
 
@@ -85,18 +89,18 @@ def test_missing_genomics_reads_only_the_slide_and_decodes_from_the_prior_mean()
     items = make_items(3, seed=1)
     with torch.no_grad():
         base = model.forward_scenario(collate(items), "missing_genomics")  # genomics still in the batch
-        changed_omics = model.forward_scenario(collate(other_omics(items)), "missing_genomics")
+        changed_genomics = model.forward_scenario(collate(other_genomics(items)), "missing_genomics")
         stripped = model.forward_scenario(strip_modality(collate(items), "missing_genomics"), "missing_genomics")
-        changed_path = model.forward_scenario(collate([{**it, "path": it["path"] + 1.0} for it in items]),
-                                              "missing_genomics")
+        changed_pathology = model.forward_scenario(
+            collate([{**it, "pathology": it["pathology"] + 1.0} for it in items]), "missing_genomics")
         h, prior = model.encode_pathology(collate(items))
         by_hand = model.logits_from(h, prior.mu, model.decode(prior.mu))
-    torch.testing.assert_close(base, changed_omics, atol=0, rtol=0)
+    torch.testing.assert_close(base, changed_genomics, atol=0, rtol=0)
     torch.testing.assert_close(base, stripped, atol=0, rtol=0)
-    torch.testing.assert_close(base, model.predict_logits(collate(other_omics(items)), "missing_genomics"), atol=0,
+    torch.testing.assert_close(base, model.predict_logits(collate(other_genomics(items)), "missing_genomics"), atol=0,
                                rtol=0)
     torch.testing.assert_close(base, by_hand)
-    assert (changed_path - base).abs().max() > 1e-4
+    assert (changed_pathology - base).abs().max() > 1e-4
 
 
 def test_complete_scenario_uses_both_modalities_and_the_joint_posterior() -> None:
@@ -105,13 +109,15 @@ def test_complete_scenario_uses_both_modalities_and_the_joint_posterior() -> Non
     batch = collate(items)
     with torch.no_grad():
         base = model.predict_logits(batch, "complete")
-        changed_omics = model.predict_logits(collate(other_omics(items)), "complete")
-        changed_path = model.predict_logits(collate([{**it, "path": it["path"] * 2} for it in items]), "complete")
+        changed_genomics = model.predict_logits(collate(other_genomics(items)), "complete")
+        changed_pathology = model.predict_logits(collate([{**it, "pathology": it["pathology"] * 2} for it in items]),
+                                                 "complete")
         h, prior = model.encode_pathology(batch)
         tokens, post = model.encode_genomics(batch, prior)
         by_hand = model.logits_from(h, post.mu, tokens)
         # the joint posterior is the product of the slide prior and the F family experts
-        experts = [model.path_posterior(h)] + [lin(tokens[:, k]) for k, lin in enumerate(model.family_posteriors)]
+        experts = [model.pathology_posterior(h)] + [lin(tokens[:, k])
+                                                    for k, lin in enumerate(model.family_posteriors)]
         mu = torch.stack([e.chunk(2, -1)[0] for e in experts])
         logvar = torch.stack([e.chunk(2, -1)[1].clamp(-8, 8) for e in experts])
         precision = logvar.neg().exp()
@@ -119,8 +125,8 @@ def test_complete_scenario_uses_both_modalities_and_the_joint_posterior() -> Non
     torch.testing.assert_close(post.mu, (precision * mu).sum(0) / precision.sum(0))
     torch.testing.assert_close(post.logvar, -precision.sum(0).log())
     assert (post.logvar < prior.logvar).all()  # genomics sharpens the slide prior
-    assert (changed_omics - base).abs().max() > 1e-4
-    assert (changed_path - base).abs().max() > 1e-4
+    assert (changed_genomics - base).abs().max() > 1e-4
+    assert (changed_pathology - base).abs().max() > 1e-4
 
 
 def test_product_of_experts_matches_the_closed_form() -> None:
@@ -185,7 +191,7 @@ def test_missing_rate_one_always_takes_the_missing_path_and_zero_never() -> None
             torch.manual_seed(5)
             _, logs_a = model.loss(collate(items))
             torch.manual_seed(5)
-            _, logs_b = model.loss(collate(other_omics(items)))
+            _, logs_b = model.loss(collate(other_genomics(items)))
         assert logs_a["missing"] == (1.0 if blind else 0.0)
         assert logs_a["recon"] != logs_b["recon"]  # the ELBO always reads the genomics
         assert (logs_a["surv"] == logs_b["surv"]) == blind

@@ -8,25 +8,30 @@ from typing import Any
 
 import pytest
 import torch
+from baseline_helpers import FAMILY_DIMS, PATHOLOGY_DIM, K, make_items, synthetic
 
 import mustsurv.models.baselines.m3care  # noqa: F401  (registers "m3care")
-from mustsurv.models import SCENARIOS, available_models, build_model, collate
+from mustsurv.models import available_models, build_model, collate
 from mustsurv.models.baselines.m3care import DeepKernel, M3Care, patient_key
 from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.batch import PatientItem
+from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.survival import c_index
-from mustsurv.train.trainer import OptimConfig, load_checkpoint, save_checkpoint, train_epochs
-
-from baseline_helpers import FAMILY_DIMS, K, PATH_DIM, make_items, synthetic
+from mustsurv.train.trainer import (
+    OptimConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_epochs,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-SMALL: dict[str, Any] = {"dim": 16, "omics_hidden": 16, "heads": 2, "kernel_dim": 8, "n_neighbors": 3,
+SMALL: dict[str, Any] = {"dim": 16, "genomics_hidden": 16, "heads": 2, "kernel_dim": 8, "n_neighbors": 3,
                          "bank_size": 16}
 
 
 def kwargs(**overrides: Any) -> dict[str, Any]:
-    return {**M3Care.input_kwargs(PATH_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
+    return {**M3Care.input_kwargs(PATHOLOGY_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
 
 
 def make_model(seed: int = 0, items: list[PatientItem] | None = None, **overrides: Any) -> M3Care:
@@ -82,8 +87,8 @@ def test_trainer_step_gives_finite_loss_changes_parameters_and_refreshes_the_ban
                          device=torch.device("cpu"))
     assert all(math.isfinite(v) for v in state.history[0].values()) and "missing" in state.history[0]
     params = dict(model.named_parameters())
-    for name in ("head.0.weight", "fusion.0.qkv.weight", "path_encoder.embed.0.weight",
-                 "omics_encoder.encoder.tokenizer.mlps.0.0.weight"):
+    for name in ("head.0.weight", "fusion.0.qkv.weight", "pathology_encoder.embed.0.weight",
+                 "genomics_encoder.encoder.tokenizer.mlps.0.0.weight"):
         assert (params[name] - before[name]).abs().max() > 0, name
     assert any((params[n] - before[n]).abs().max() > 0 for n in params if n.startswith("kernels."))
     # the training steps overwrote the 8 patients' entries (no new slots: they were already in the bank)
@@ -94,21 +99,21 @@ def test_trainer_step_gives_finite_loss_changes_parameters_and_refreshes_the_ban
 def test_missing_scenarios_read_only_the_available_modality() -> None:
     model = make_model()
     items = make_items(4, seed=2)
-    other_omics = [{**it, "omics": [3 * v + 1 for v in it["omics"]]} for it in items]
-    other_path = [{**it, "path": it["path"] * -2 + 0.5} for it in items]
-    no_omics = [{**it, "omics": None} for it in items]
-    no_path = [{**it, "path": None} for it in items]
+    other_genomics = [{**it, "genomics": [3 * v + 1 for v in it["genomics"]]} for it in items]
+    other_pathology = [{**it, "pathology": it["pathology"] * -2 + 0.5} for it in items]
+    no_genomics = [{**it, "genomics": None} for it in items]
+    no_pathology = [{**it, "pathology": None} for it in items]
     base_g = logits(model, items, "missing_genomics")
-    torch.testing.assert_close(base_g, logits(model, other_omics, "missing_genomics"), rtol=0, atol=0)
-    torch.testing.assert_close(base_g, logits(model, no_omics, "missing_genomics"), rtol=0, atol=0)
-    assert (logits(model, other_path, "missing_genomics") - base_g).abs().max() > 1e-4
+    torch.testing.assert_close(base_g, logits(model, other_genomics, "missing_genomics"), rtol=0, atol=0)
+    torch.testing.assert_close(base_g, logits(model, no_genomics, "missing_genomics"), rtol=0, atol=0)
+    assert (logits(model, other_pathology, "missing_genomics") - base_g).abs().max() > 1e-4
     base_p = logits(model, items, "missing_pathology")
-    torch.testing.assert_close(base_p, logits(model, other_path, "missing_pathology"), rtol=0, atol=0)
-    torch.testing.assert_close(base_p, logits(model, no_path, "missing_pathology"), rtol=0, atol=0)
-    assert (logits(model, other_omics, "missing_pathology") - base_p).abs().max() > 1e-4
+    torch.testing.assert_close(base_p, logits(model, other_pathology, "missing_pathology"), rtol=0, atol=0)
+    torch.testing.assert_close(base_p, logits(model, no_pathology, "missing_pathology"), rtol=0, atol=0)
+    assert (logits(model, other_genomics, "missing_pathology") - base_p).abs().max() > 1e-4
     base_c = logits(model, items, "complete")
-    assert (logits(model, other_omics, "complete") - base_c).abs().max() > 1e-4
-    assert (logits(model, other_path, "complete") - base_c).abs().max() > 1e-4
+    assert (logits(model, other_genomics, "complete") - base_c).abs().max() > 1e-4
+    assert (logits(model, other_pathology, "complete") - base_c).abs().max() > 1e-4
 
 
 def test_imputation_reads_the_bank_only_in_the_missing_scenarios() -> None:
@@ -121,7 +126,7 @@ def test_imputation_reads_the_bank_only_in_the_missing_scenarios() -> None:
     assert (logits(model, items, "missing_genomics") - miss_g).abs().max() > 1e-4
     assert (logits(model, items, "missing_pathology") - miss_p).abs().max() > 1e-4
     miss_g, miss_p = logits(model, items, "missing_genomics"), logits(model, items, "missing_pathology")
-    model.bank_path = model.bank_path * 0.5
+    model.bank_pathology = model.bank_pathology * 0.5
     torch.testing.assert_close(logits(model, items, "complete"), complete)
     assert (logits(model, items, "missing_genomics") - miss_g).abs().max() > 1e-4
     assert (logits(model, items, "missing_pathology") - miss_p).abs().max() > 1e-4
@@ -138,9 +143,9 @@ def test_neighbours_are_the_top_k_by_the_available_kernel_and_exclude_the_patien
     query = train[:1]  # a bank patient: its own entry must never be its neighbour
     batch = collate(query)
     with torch.no_grad():
-        h_p = model.encode_path(batch)
-        logk = model.similarity(h_p, "path", batch.patient_ids)
-        idx, w = model.neighbours(h_p, "path", batch.patient_ids)
+        h_p = model.encode_pathology(batch)
+        logk = model.similarity(h_p, "pathology", batch.patient_ids)
+        idx, w = model.neighbours(h_p, "pathology", batch.patient_ids)
     own = int(torch.nonzero(model.bank_key == patient_key(query[0]["patient_id"])).flatten())
     assert not torch.isfinite(logk[0, own]) and own not in idx[0].tolist()
     assert int(torch.isfinite(logk).sum()) == 7  # 8 bank patients minus itself; empty slots excluded
@@ -217,16 +222,16 @@ def test_bank_holds_eval_embeddings_and_respects_its_capacity() -> None:
     model.eval()
     with torch.no_grad():
         batch = collate(items[:1])
-        torch.testing.assert_close(model.bank_path[slot], model.encode_path(batch)[0])
-        torch.testing.assert_close(model.bank_genomics[slot], model.encode_omics(batch)[0])
+        torch.testing.assert_close(model.bank_pathology[slot], model.encode_pathology(batch)[0])
+        torch.testing.assert_close(model.bank_genomics[slot], model.encode_genomics(batch)[0])
     # a training step refreshes a stored patient's entry but inserts no patient into a full bank
     model.train()
     outsider = next(it for it in items if patient_key(it["patient_id"]) not in keys)
     stored = next(it for it in items if patient_key(it["patient_id"]) in keys)
-    old = model.bank_path[model.bank_key == patient_key(stored["patient_id"])].clone()
+    old = model.bank_pathology[model.bank_key == patient_key(stored["patient_id"])].clone()
     model.loss(collate([outsider, stored]))
     assert set(model.bank_key.tolist()) == keys
-    assert (model.bank_path[model.bank_key == patient_key(stored["patient_id"])] - old).abs().max() > 0
+    assert (model.bank_pathology[model.bank_key == patient_key(stored["patient_id"])] - old).abs().max() > 0
 
 
 def test_checkpoint_round_trip_predicts_identically(tmp_path: Path) -> None:
@@ -242,7 +247,7 @@ def test_checkpoint_round_trip_predicts_identically(tmp_path: Path) -> None:
     save_checkpoint(path, model, "m3care", kwargs())
     loaded, ckpt = load_checkpoint(path)
     assert ckpt["name"] == "m3care" and isinstance(loaded, M3Care)
-    torch.testing.assert_close(loaded.bank_path, model.bank_path)
+    torch.testing.assert_close(loaded.bank_pathology, model.bank_pathology)
     test = collate(make_items(5, seed=9))
     for scenario in SCENARIOS:
         torch.testing.assert_close(loaded.predict_logits(test, scenario), model.predict_logits(test, scenario),

@@ -14,8 +14,8 @@ FAMILIES = [3, 4, 5, 6, 7, 8]
 
 
 def tiny_must(**kw: object) -> MUST:
-    args = dict(family_dims=FAMILIES, path_dim=12, dim=32, rank=8, heads=4, num_landmarks=4,
-                genomic_hidden=16, ldm_layers=1, ldm_heads=2, ldm_timesteps=50)
+    args = dict(family_dims=FAMILIES, pathology_dim=12, dim=32, rank=8, heads=4, num_landmarks=4,
+                genomics_hidden=16, ldm_layers=1, ldm_heads=2, ldm_timesteps=50)
     args.update(kw)
     return build_model("must", **args)  # type: ignore[return-value]
 
@@ -23,8 +23,8 @@ def tiny_must(**kw: object) -> MUST:
 def tiny_items(n: int = 6, seed: int = 0) -> list[PatientItem]:
     g = torch.Generator().manual_seed(seed)
     return [
-        PatientItem(patient_id=f"P{i:02d}", path=torch.randn(5 + 3 * i, 12, generator=g),
-                    omics=[torch.randn(d, generator=g) for d in FAMILIES],
+        PatientItem(patient_id=f"P{i:02d}", pathology=torch.randn(5 + 3 * i, 12, generator=g),
+                    genomics=[torch.randn(d, generator=g) for d in FAMILIES],
                     time=float(10 + i), event=i % 2, bin=i % 4)
         for i in range(n)
     ]
@@ -62,8 +62,8 @@ class _ExactPathology(MUST):
     exact_g_p: torch.Tensor
     recorded_cond: torch.Tensor
 
-    def encode_path(self, bags):  # type: ignore[no-untyped-def]
-        g_p, u_p, h_p, mask = super().encode_path(bags)
+    def encode_pathology(self, bags):  # type: ignore[no-untyped-def]
+        g_p, u_p, h_p, mask = super().encode_pathology(bags)
         return self.exact_g_p, u_p, h_p, mask
 
     def sample_specific(self, modality, cond, patient_ids, n_samples=5, steps=50, seed=0):  # type: ignore[no-untyped-def]
@@ -73,8 +73,8 @@ class _ExactPathology(MUST):
 
 def test_recovered_shared_component_equals_c_hat_when_the_decomposition_is_exact() -> None:
     torch.manual_seed(0)
-    kwargs = dict(family_dims=FAMILIES, path_dim=12, dim=32, rank=8, heads=4, num_landmarks=4,
-                  genomic_hidden=16, ldm_layers=1, ldm_heads=2, ldm_timesteps=50)
+    kwargs = dict(family_dims=FAMILIES, pathology_dim=12, dim=32, rank=8, heads=4, num_landmarks=4,
+                  genomics_hidden=16, ldm_layers=1, ldm_heads=2, ldm_timesteps=50)
     model = _ExactPathology(**kwargs).eval()
     batch = collate(tiny_items(4))
     model.exact_g_p = torch.zeros(4, 32)
@@ -92,7 +92,7 @@ def test_recovered_shared_component_equals_c_hat_when_the_decomposition_is_exact
 
 def test_decomposition_norm_is_the_squared_l2_norm_or_its_mean_over_d() -> None:
     torch.manual_seed(0)
-    paper, mse = tiny_must(dropout=0.0, genomic_dropout=0.0).eval(), tiny_must(decomposition_norm="mse").eval()
+    paper, mse = tiny_must(dropout=0.0, genomics_dropout=0.0).eval(), tiny_must(decomposition_norm="mse").eval()
     mse.load_state_dict(paper.state_dict())
     batch = collate(tiny_items(3))
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_forward_backward_is_finite_in_both_stages() -> None:
 @pytest.mark.parametrize("stage", ["warmup", "main"])
 def test_a_few_optimiser_steps_reduce_the_loss(stage: str) -> None:
     torch.manual_seed(0)
-    model = tiny_must(dropout=0.0, genomic_dropout=0.0, warmup_sigma=0.0)
+    model = tiny_must(dropout=0.0, genomics_dropout=0.0, warmup_sigma=0.0)
     batch = collate(tiny_items(6))
     loss_fn = model.warmup_loss if stage == "warmup" else model.main_loss
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -137,10 +137,10 @@ def test_a_few_optimiser_steps_reduce_the_loss(stage: str) -> None:
 
 def test_warmup_places_g_in_its_modality_slot() -> None:
     torch.manual_seed(0)
-    model = tiny_must(dropout=0.0, genomic_dropout=0.0, warmup_sigma=0.0).eval()
+    model = tiny_must(dropout=0.0, genomics_dropout=0.0, warmup_sigma=0.0).eval()
     batch = collate(tiny_items(3))
     loss, logs = model.warmup_loss(batch)
-    g_g = model.encode_genomic(batch.omics)[0]
+    g_g = model.encode_genomics(batch.genomics)[0]
     logits = model.head_logits(torch.zeros_like(g_g), torch.zeros_like(g_g), g_g)
     from mustsurv.survival import nll_loss
 
@@ -164,7 +164,7 @@ def test_prediction_is_seeded_and_independent_of_batch_composition() -> None:
 def test_missing_modality_is_reported_by_patient() -> None:
     model = tiny_must().eval()
     items = tiny_items(2)
-    items[1]["omics"] = None
+    items[1]["genomics"] = None
     with pytest.raises(ValueError, match="P01"):
         model.predict_risk(collate(items), "complete")
     assert model.predict_risk(collate(items), "missing_genomics", n_samples=1, steps=2).shape == (2,)
@@ -181,10 +181,10 @@ def test_surrogate_ldm_condition_is_the_inference_time_condition() -> None:
     with torch.no_grad():
         d = shared.decompose(batch)
     a, b = shared.ldm_targets(batch), surrogate.ldm_targets(batch)
-    torch.testing.assert_close(a["genomic"][1], d.c_gp_hat)
-    torch.testing.assert_close(b["genomic"][1], d.g_p - d.u_p_hat)
-    torch.testing.assert_close(b["path"][1], d.g_g - d.u_g_hat)
-    torch.testing.assert_close(a["path"][0], b["path"][0])  # same targets û
+    torch.testing.assert_close(a["genomics"][1], d.c_gp_hat)
+    torch.testing.assert_close(b["genomics"][1], d.g_p - d.u_p_hat)
+    torch.testing.assert_close(b["pathology"][1], d.g_g - d.u_g_hat)
+    torch.testing.assert_close(a["pathology"][0], b["pathology"][0])  # same targets û
     with pytest.raises(ValueError, match="ldm_condition"):
         tiny_must(ldm_condition="both")
 
@@ -193,30 +193,30 @@ def test_unpaired_patients_take_the_survival_loss_with_a_zero_specific_component
     """Supplement §8.2: a patient without genomics contributes NLL(φ([û_P; g_P − û_P; 0])) only, weighted as
     one patient of the batch, so the grouped loss equals the mean of the per-patient losses."""
     torch.manual_seed(0)
-    model = tiny_must(dropout=0.0, genomic_dropout=0.0).eval()
+    model = tiny_must(dropout=0.0, genomics_dropout=0.0).eval()
     items = tiny_items(4)
-    items[1]["omics"] = None
-    items[3]["path"] = None
+    items[1]["genomics"] = None
+    items[3]["pathology"] = None
     from mustsurv.survival import nll_loss
 
     loss, logs = model.main_loss(collate(items))
     per_patient = [model.main_loss(collate([it]))[0] for it in items]
     assert loss.item() == pytest.approx(torch.stack(per_patient).mean().item(), rel=1e-5)
     single = collate([items[1]])
-    g, u = model.encode_path(single.path)[:2]
+    g, u = model.encode_pathology(single.pathology)[:2]
     u_hat = model.project_specific(u)
     expected = nll_loss(model.head_logits(u_hat, g - u_hat, torch.zeros_like(u_hat)), single.bins, single.event)
     assert per_patient[1].item() == pytest.approx(expected.item(), rel=1e-6)
     assert per_patient[1].item() == pytest.approx(model.main_loss(single)[1]["surv"], rel=1e-6)
     loss.backward()  # the unpaired patients' modalities get gradients too
-    assert model.genomic.tokenizer.mlps[0][0].weight.grad.abs().sum() > 0
+    assert model.genomics.tokenizer.mlps[0][0].weight.grad.abs().sum() > 0
 
 
 def test_zero_specific_inference_replaces_the_sample_by_zeros() -> None:
     torch.manual_seed(0)
     model = tiny_must().eval()
     batch = collate(tiny_items(3))
-    g, u = model.encode_path(batch.path)[:2]
+    g, u = model.encode_pathology(batch.pathology)[:2]
     u_hat = model.project_specific(u)
     expected = model.head_logits(u_hat, g - u_hat, torch.zeros_like(u_hat))
     torch.testing.assert_close(model.predict_logits(batch, "missing_genomics", specific="zero"), expected)
@@ -229,7 +229,7 @@ def test_zero_specific_inference_replaces_the_sample_by_zeros() -> None:
 def test_ldm_without_class_token_ignores_the_class_token() -> None:
     """ldm_cls=False (Table 3(b)): the ε-predictor reads [x_t; ĉ; t] only."""
     torch.manual_seed(0)
-    with_cls, without = tiny_must().ldm_genomic.denoiser, tiny_must(ldm_cls=False).ldm_genomic.denoiser
+    with_cls, without = tiny_must().ldm_genomics.denoiser, tiny_must(ldm_cls=False).ldm_genomics.denoiser
     torch.nn.init.normal_(with_cls.out.weight), torch.nn.init.normal_(without.out.weight)
     z, c = torch.randn(3, 32), torch.randn(3, 32)
     t = torch.tensor([1, 10, 40])
@@ -240,7 +240,7 @@ def test_ldm_without_class_token_ignores_the_class_token() -> None:
 
 
 def test_checkpointing_large_bags_gives_the_same_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bags above ``checkpoint_patches`` recompute TransMIL's two segments, the specific path and the
+    """Bags above ``checkpoint_patches`` recompute TransMIL's two segments, the pathology-specific layer and the
     cross-attention in backward: the stage-2 loss and every gradient equal the plain model's (dropout
     included), for a batch that mixes a large and a small bag; evaluation never checkpoints."""
     import mustsurv.models.must as must_module
@@ -253,7 +253,7 @@ def test_checkpointing_large_bags_gives_the_same_loss_and_gradients(monkeypatch:
     real = must_module.checkpoint
     monkeypatch.setattr(must_module, "checkpoint", lambda fn, *a, **k: calls.append(getattr(fn, "__name__", type(fn).__name__)) or real(fn, *a, **k))
     items = tiny_items(2)
-    items[1]["path"] = torch.randn(45, 12)  # above 20 patches: the batch's padded length checkpoints too
+    items[1]["pathology"] = torch.randn(45, 12)  # above 20 patches: the batch's padded length checkpoints too
     batch = collate(items)
     results = []
     for model in (plain, ckpt):
@@ -261,7 +261,7 @@ def test_checkpointing_large_bags_gives_the_same_loss_and_gradients(monkeypatch:
         loss, _ = model.main_loss(batch)
         loss.backward()
         results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
-    assert calls.count("_specific_path") == 1 and len(calls) == 3  # the large bag, then both cross-attentions
+    assert calls.count("_specific_pathology") == 1 and len(calls) == 3  # the large bag, then both cross-attentions
     torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-6)
     assert results[0][1].keys() == results[1][1].keys() and len(results[0][1]) > 20
     for name, grad in results[0][1].items():

@@ -8,22 +8,27 @@ from typing import Any
 
 import pytest
 import torch
+from baseline_helpers import FAMILY_DIMS, PATHOLOGY_DIM, K, make_items
 
 import mustsurv.models.baselines.shaspec  # noqa: F401  (registers "shaspec")
-from mustsurv.models import SCENARIOS, available_models, build_model, collate
+from mustsurv.models import available_models, build_model, collate
 from mustsurv.models.baselines.missing import MissingModalityBaseline, strip_modality
 from mustsurv.models.baselines.shaspec import ShaSpec, symmetric_kl
-from mustsurv.train.trainer import OptimConfig, load_checkpoint, save_checkpoint, train_epochs
-
-from baseline_helpers import FAMILY_DIMS, K, PATH_DIM, make_items
+from mustsurv.study.vocabulary import SCENARIOS
+from mustsurv.train.trainer import (
+    OptimConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_epochs,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-SMALL: dict[str, Any] = {"dim": 16, "omics_hidden": 16, "heads": 2}
+SMALL: dict[str, Any] = {"dim": 16, "genomics_hidden": 16, "heads": 2}
 
 
 def kwargs(**overrides: Any) -> dict[str, Any]:
-    return {**ShaSpec.input_kwargs(PATH_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
+    return {**ShaSpec.input_kwargs(PATHOLOGY_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
 
 
 def make_model(seed: int = 0, **overrides: Any) -> ShaSpec:
@@ -71,9 +76,9 @@ def test_loss_has_every_term_and_one_trainer_step_changes_every_part() -> None:
     assert state.epochs_done == 1
     assert {"loss", "surv", "align", "domain", "dropped"} <= set(state.history[0])
     after = model.state_dict()
-    for part in ("path_embed.embed.0.weight", "omics_embed.encoder.tokenizer.mlps.0.0.weight", "shared.0.weight",
-                 "specific.pathology.0.weight", "specific.genomics.0.weight", "domain_classifier.weight",
-                 "fusion.weight", "head.3.weight"):
+    for part in ("pathology_embed.embed.0.weight", "genomics_embed.encoder.tokenizer.mlps.0.0.weight",
+                 "shared.0.weight", "specific.pathology.0.weight", "specific.genomics.0.weight",
+                 "domain_classifier.weight", "fusion.weight", "head.3.weight"):
         assert not torch.equal(before[part], after[part]), part
 
 
@@ -82,11 +87,11 @@ def test_missing_scenario_reads_only_the_kept_modality(scenario: str) -> None:
     model = make_model().eval()
     items = make_items(3, seed=1)
     if scenario == "missing_genomics":
-        other_removed = [{**it, "omics": [v * -3 + 1 for v in it["omics"]]} for it in items]
-        other_kept = [{**it, "path": it["path"] + 1.0} for it in items]
+        other_removed = [{**it, "genomics": [v * -3 + 1 for v in it["genomics"]]} for it in items]
+        other_kept = [{**it, "pathology": it["pathology"] + 1.0} for it in items]
     else:
-        other_removed = [{**it, "path": it["path"] * 5 - 2} for it in items]
-        other_kept = [{**it, "omics": [v + 1.0 for v in it["omics"]]} for it in items]
+        other_removed = [{**it, "pathology": it["pathology"] * 5 - 2} for it in items]
+        other_kept = [{**it, "genomics": [v + 1.0 for v in it["genomics"]]} for it in items]
     with torch.no_grad():
         base = model.forward_scenario(collate(items), scenario)  # the batch still holds both modalities
         removed_changed = model.forward_scenario(collate(other_removed), scenario)
@@ -103,11 +108,12 @@ def test_complete_scenario_uses_both_modalities() -> None:
     items = make_items(3, seed=2)
     with torch.no_grad():
         base = model.predict_logits(collate(items), "complete")
-        other_path = model.predict_logits(collate([{**it, "path": it["path"] * 2} for it in items]), "complete")
-        other_omics = model.predict_logits(collate([{**it, "omics": [v + 1 for v in it["omics"]]} for it in items]),
-                                           "complete")
-    assert (other_path - base).abs().max() > 1e-4
-    assert (other_omics - base).abs().max() > 1e-4
+        other_pathology = model.predict_logits(collate([{**it, "pathology": it["pathology"] * 2} for it in items]),
+                                               "complete")
+        other_genomics = model.predict_logits(
+            collate([{**it, "genomics": [v + 1 for v in it["genomics"]]} for it in items]), "complete")
+    assert (other_pathology - base).abs().max() > 1e-4
+    assert (other_genomics - base).abs().max() > 1e-4
 
 
 def test_a_missing_modality_is_replaced_by_the_shared_feature_of_the_available_one() -> None:
@@ -119,18 +125,18 @@ def test_a_missing_modality_is_replaced_by_the_shared_feature_of_the_available_o
         no_p = model.features(strip_modality(batch, "missing_pathology"),
                               *model.scenario_masks(4, "missing_pathology"))
         # the shared feature is the shared encoder on the modality's input embedding
-        torch.testing.assert_close(full.shared_path, model.shared(model.path_embed(model.bags(batch))))
-        torch.testing.assert_close(full.shared_omics, model.shared(model.omics_embed(model.families(batch))))
+        torch.testing.assert_close(full.shared_pathology, model.shared(model.pathology_embed(model.bags(batch))))
+        torch.testing.assert_close(full.shared_genomics, model.shared(model.genomics_embed(model.families(batch))))
         # complete: residual fusion of each modality's own shared and specific feature
-        torch.testing.assert_close(full.fused_path, full.shared_path + model.fusion(
-            torch.cat([full.shared_path, full.specific_path], dim=-1)))
+        torch.testing.assert_close(full.fused_pathology, full.shared_pathology + model.fusion(
+            torch.cat([full.shared_pathology, full.specific_pathology], dim=-1)))
     # missing genomics: the genomic slot holds the pathology shared feature, the pathology slot is unchanged
-    torch.testing.assert_close(no_g.fused_omics, full.shared_path, atol=0, rtol=0)
-    torch.testing.assert_close(no_g.fused_path, full.fused_path)
-    assert not no_g.keep_omics.any() and float(no_g.specific_omics.abs().max()) == 0.0
+    torch.testing.assert_close(no_g.fused_genomics, full.shared_pathology, atol=0, rtol=0)
+    torch.testing.assert_close(no_g.fused_pathology, full.fused_pathology)
+    assert not no_g.keep_genomics.any() and float(no_g.specific_genomics.abs().max()) == 0.0
     # missing pathology: the pathology slot holds the genomic shared feature
-    torch.testing.assert_close(no_p.fused_path, full.shared_omics, atol=0, rtol=0)
-    torch.testing.assert_close(no_p.fused_omics, full.fused_omics)
+    torch.testing.assert_close(no_p.fused_pathology, full.shared_genomics, atol=0, rtol=0)
+    torch.testing.assert_close(no_p.fused_genomics, full.fused_genomics)
     # and the head reads exactly these features
     torch.testing.assert_close(model.logits_from(no_g), model.predict_logits(batch, "missing_genomics"))
     torch.testing.assert_close(model.logits_from(no_p), model.predict_logits(batch, "missing_pathology"))
@@ -143,12 +149,12 @@ def test_one_shared_encoder_for_both_modalities_and_separate_specific_ones() -> 
     handle = model.shared.register_forward_hook(lambda _m, inp, _out: calls.append(inp[0]))
     with torch.no_grad():
         feats = model.features(batch, *model.scenario_masks(3, "complete"))
-        path_in = model.path_embed(model.bags(batch))
-        omics_in = model.omics_embed(model.families(batch))
+        pathology_in = model.pathology_embed(model.bags(batch))
+        genomics_in = model.genomics_embed(model.families(batch))
     handle.remove()
     assert len(calls) == 2  # the same module encodes both modalities
-    torch.testing.assert_close(calls[0], path_in)
-    torch.testing.assert_close(calls[1], omics_in)
+    torch.testing.assert_close(calls[0], pathology_in)
+    torch.testing.assert_close(calls[1], genomics_in)
     spec_p, spec_g = model.specific["pathology"], model.specific["genomics"]
     assert spec_p is not spec_g
     assert {id(p) for p in spec_p.parameters()}.isdisjoint(id(p) for p in spec_g.parameters())
@@ -156,15 +162,15 @@ def test_one_shared_encoder_for_both_modalities_and_separate_specific_ones() -> 
     with torch.no_grad():
         model.shared[0].weight.add_(0.5 * torch.randn_like(model.shared[0].weight))
         moved = model.features(batch, *model.scenario_masks(3, "complete"))
-    assert (moved.shared_path - feats.shared_path).abs().max() > 1e-4
-    assert (moved.shared_omics - feats.shared_omics).abs().max() > 1e-4
-    torch.testing.assert_close(moved.specific_path, feats.specific_path)
+    assert (moved.shared_pathology - feats.shared_pathology).abs().max() > 1e-4
+    assert (moved.shared_genomics - feats.shared_genomics).abs().max() > 1e-4
+    torch.testing.assert_close(moved.specific_pathology, feats.specific_pathology)
     with torch.no_grad():
         spec_p[0].weight.add_(0.5 * torch.randn_like(spec_p[0].weight))
         moved2 = model.features(batch, *model.scenario_masks(3, "complete"))
-    assert (moved2.specific_path - moved.specific_path).abs().max() > 1e-4
-    torch.testing.assert_close(moved2.specific_omics, moved.specific_omics)
-    torch.testing.assert_close(moved2.shared_path, moved.shared_path)
+    assert (moved2.specific_pathology - moved.specific_pathology).abs().max() > 1e-4
+    torch.testing.assert_close(moved2.specific_genomics, moved.specific_genomics)
+    torch.testing.assert_close(moved2.shared_pathology, moved.shared_pathology)
 
 
 def test_domain_classifier_targets_are_the_modality_labels_and_it_learns() -> None:
@@ -178,8 +184,8 @@ def test_domain_classifier_targets_are_the_modality_labels_and_it_learns() -> No
         # pathology (label 0) costs softplus(-8), genomics (label 1) softplus(8); averaged over both
         expected = 0.5 * (math.log1p(math.exp(-8.0)) + math.log1p(math.exp(8.0)))
         torch.testing.assert_close(per_patient, torch.full((6,), expected))
-        only_path = model.features(batch, *model.scenario_masks(6, "missing_genomics"))
-        torch.testing.assert_close(model.domain_loss(only_path), torch.full((6,), math.log1p(math.exp(-8.0))))
+        only_pathology = model.features(batch, *model.scenario_masks(6, "missing_genomics"))
+        torch.testing.assert_close(model.domain_loss(only_pathology), torch.full((6,), math.log1p(math.exp(-8.0))))
     # a toy problem: training on the domain loss alone separates the two modalities' specific features
     torch.manual_seed(0)
     model = make_model(seed=1, dropout=0.0).eval()
@@ -202,10 +208,10 @@ def test_alignment_loss_is_symmetric_kl_and_zero_without_a_pair() -> None:
     torch.testing.assert_close(symmetric_kl(a, a), torch.zeros(3))
     model = make_model().eval()
     batch = collate(make_items(4, seed=6))
-    keep_path = torch.tensor([True, True, False, True])
-    keep_omics = torch.tensor([True, False, True, True])
+    keep_pathology = torch.tensor([True, True, False, True])
+    keep_genomics = torch.tensor([True, False, True, True])
     with torch.no_grad():
-        feats = model.features(batch, keep_path, keep_omics)
+        feats = model.features(batch, keep_pathology, keep_genomics)
         align = model.alignment_loss(feats)
     assert float(align[1]) == 0.0 and float(align[2]) == 0.0
     assert float(align[0]) > 0 and float(align[3]) > 0
@@ -236,13 +242,14 @@ def test_a_dropped_modality_is_not_read_in_training() -> None:
     model = make_model(dropout=0.0, modality_dropout=1.0).train()
     items = make_items(6, seed=7)
     torch.manual_seed(11)
-    keep_path, keep_omics = model.draw_dropout(6)
-    poisoned = [{**it, "path": it["path"] if kp else torch.full_like(it["path"], float("nan")),
-                 "omics": it["omics"] if kg else [torch.full_like(v, float("nan")) for v in it["omics"]]}
-                for it, kp, kg in zip(items, keep_path.tolist(), keep_omics.tolist())]
+    keep_pathology, keep_genomics = model.draw_dropout(6)
+    poisoned = [{**it, "pathology": it["pathology"] if kp else torch.full_like(it["pathology"], float("nan")),
+                 "genomics": it["genomics"] if kg else [torch.full_like(v, float("nan")) for v in it["genomics"]]}
+                for it, kp, kg in zip(items, keep_pathology.tolist(), keep_genomics.tolist())]
     batch = collate(poisoned)
     with torch.no_grad():
-        expected = model.survival_loss(model.logits_from(model.features(batch, keep_path, keep_omics)), batch)
+        feats = model.features(batch, keep_pathology, keep_genomics)
+        expected = model.survival_loss(model.logits_from(feats), batch)
         torch.manual_seed(11)  # the loss draws the same dropout
         loss, logs = model.loss(batch)
     assert math.isfinite(float(loss)) and logs["dropped"] == 1.0

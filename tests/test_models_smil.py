@@ -8,24 +8,29 @@ from typing import Any
 
 import pytest
 import torch
+from baseline_helpers import FAMILY_DIMS, PATHOLOGY_DIM, K, make_items, synthetic
 
 import mustsurv.models.baselines.smil  # noqa: F401  (registers "smil")
-from mustsurv.models import SCENARIOS, available_models, build_model, collate
+from mustsurv.models import available_models, build_model, collate
 from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.baselines.smil import SMIL, kmeans, lloyd, patient_key
 from mustsurv.models.batch import PatientItem
+from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.survival import c_index
-from mustsurv.train.trainer import OptimConfig, load_checkpoint, save_checkpoint, train_epochs
-
-from baseline_helpers import FAMILY_DIMS, K, PATH_DIM, make_items, synthetic
+from mustsurv.train.trainer import (
+    OptimConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_epochs,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
-SMALL: dict[str, Any] = {"dim": 16, "omics_hidden": 16, "heads": 2, "n_priors": 4, "meta_size": 6}
+SMALL: dict[str, Any] = {"dim": 16, "genomics_hidden": 16, "heads": 2, "n_priors": 4, "meta_size": 6}
 
 
 def kwargs(**overrides: Any) -> dict[str, Any]:
-    return {**SMIL.input_kwargs(PATH_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
+    return {**SMIL.input_kwargs(PATHOLOGY_DIM, FAMILY_DIMS), **SMALL, "n_bins": K, **overrides}
 
 
 def make_model(seed: int = 0, items: list[PatientItem] | None = None, **overrides: Any) -> SMIL:
@@ -72,8 +77,8 @@ def test_trainer_step_gives_finite_loss_and_changes_parameters() -> None:
                          device=torch.device("cpu"))
     logs = state.history[0]
     assert all(math.isfinite(v) for v in logs.values()) and {"surv", "kl", "recon", "missing"} <= set(logs)
-    for name in ("head.fc1.weight", "recon_genomics.0.weight", "recon_path.0.weight",
-                 "regularizer.log_sigma.weight", "path_encoder.embed.0.weight"):
+    for name in ("head.fc1.weight", "recon_genomics.0.weight", "recon_pathology.0.weight",
+                 "regularizer.log_sigma.weight", "pathology_encoder.embed.0.weight"):
         assert (dict(model.named_parameters())[name] - before[name]).abs().max() > 0, name
     assert (model.priors_genomics - priors_before).abs().max() > 0  # online k-means moved the priors
     assert int(model.meta_valid.sum()) == 6  # the replay ring holds the last meta_size patients
@@ -82,24 +87,24 @@ def test_trainer_step_gives_finite_loss_and_changes_parameters() -> None:
 def test_missing_scenarios_read_only_the_available_modality() -> None:
     model = make_model()
     items = make_items(4, seed=2)
-    other_omics = [{**it, "omics": [3 * v + 1 for v in it["omics"]]} for it in items]
-    other_path = [{**it, "path": it["path"] * -2 + 0.5} for it in items]
-    no_omics = [{**it, "omics": None} for it in items]
-    no_path = [{**it, "path": None} for it in items]
+    other_genomics = [{**it, "genomics": [3 * v + 1 for v in it["genomics"]]} for it in items]
+    other_pathology = [{**it, "pathology": it["pathology"] * -2 + 0.5} for it in items]
+    no_genomics = [{**it, "genomics": None} for it in items]
+    no_pathology = [{**it, "pathology": None} for it in items]
     base_g = logits(model, items, "missing_genomics")
-    torch.testing.assert_close(base_g, logits(model, other_omics, "missing_genomics"), rtol=0, atol=0)
-    torch.testing.assert_close(base_g, logits(model, no_omics, "missing_genomics"), rtol=0, atol=0)
-    assert (logits(model, other_path, "missing_genomics") - base_g).abs().max() > 1e-4
+    torch.testing.assert_close(base_g, logits(model, other_genomics, "missing_genomics"), rtol=0, atol=0)
+    torch.testing.assert_close(base_g, logits(model, no_genomics, "missing_genomics"), rtol=0, atol=0)
+    assert (logits(model, other_pathology, "missing_genomics") - base_g).abs().max() > 1e-4
     base_p = logits(model, items, "missing_pathology")
-    torch.testing.assert_close(base_p, logits(model, other_path, "missing_pathology"), rtol=0, atol=0)
-    torch.testing.assert_close(base_p, logits(model, no_path, "missing_pathology"), rtol=0, atol=0)
-    assert (logits(model, other_omics, "missing_pathology") - base_p).abs().max() > 1e-4
+    torch.testing.assert_close(base_p, logits(model, other_pathology, "missing_pathology"), rtol=0, atol=0)
+    torch.testing.assert_close(base_p, logits(model, no_pathology, "missing_pathology"), rtol=0, atol=0)
+    assert (logits(model, other_genomics, "missing_pathology") - base_p).abs().max() > 1e-4
     # the complete scenario reads both
     base_c = logits(model, items, "complete")
-    assert (logits(model, other_omics, "complete") - base_c).abs().max() > 1e-4
-    assert (logits(model, other_path, "complete") - base_c).abs().max() > 1e-4
+    assert (logits(model, other_genomics, "complete") - base_c).abs().max() > 1e-4
+    assert (logits(model, other_pathology, "complete") - base_c).abs().max() > 1e-4
     with pytest.raises(ValueError, match="needs genomics"):
-        logits(model, no_omics, "complete")
+        logits(model, no_genomics, "complete")
 
 
 def test_reconstruction_is_a_convex_combination_of_the_priors_and_drives_the_missing_output() -> None:
@@ -107,7 +112,7 @@ def test_reconstruction_is_a_convex_combination_of_the_priors_and_drives_the_mis
     items = make_items(4, seed=3)
     batch = collate(items)
     with torch.no_grad():
-        h_p = model.encode_path(batch)
+        h_p = model.encode_pathology(batch)
         w = model.prior_weights(h_p, "genomics")
         assert w.shape == (4, SMALL["n_priors"]) and torch.allclose(w.sum(1), torch.ones(4))
         torch.testing.assert_close(model.reconstruct(h_p, "genomics"), w @ model.priors_genomics)
@@ -116,7 +121,7 @@ def test_reconstruction_is_a_convex_combination_of_the_priors_and_drives_the_mis
     torch.testing.assert_close(logits(model, items, "complete"), complete)
     torch.testing.assert_close(logits(model, items, "missing_pathology"), miss_p)
     assert (logits(model, items, "missing_genomics") - miss_g).abs().max() > 1e-4
-    model.priors_path = model.priors_path * 0.0
+    model.priors_pathology = model.priors_pathology * 0.0
     assert (logits(model, items, "missing_pathology") - miss_p).abs().max() > 1e-4
     torch.testing.assert_close(logits(model, items, "complete"), complete)
 
@@ -141,7 +146,7 @@ def test_missing_rate_is_honoured(rate: float) -> None:
     assert logs["missing"] == rate
     loss.backward()
     # the reconstruction networks are trained by the survival loss only through the missing path
-    grads = [p.grad for p in model.recon_genomics.parameters()] + [p.grad for p in model.recon_path.parameters()]
+    grads = [p.grad for p in model.recon_genomics.parameters()] + [p.grad for p in model.recon_pathology.parameters()]
     has_grad = any(g is not None and g.abs().max() > 0 for g in grads)
     assert has_grad == (rate == 1.0)
 
@@ -206,17 +211,17 @@ def test_prepare_fits_priors_to_embeddings_and_finish_refines_them() -> None:
     for k in assign.unique().tolist():
         torch.testing.assert_close(model.priors_genomics[k], h_g[assign == k].mean(0), atol=1e-4, rtol=1e-4)
     model.train()
-    old = model.priors_path.clone()
+    old = model.priors_pathology.clone()
     nearest = torch.cdist(h_p[:1], old).argmin()
     model._update_priors(h_p[:1], h_g[:1])
-    moved = (model.priors_path - old).norm(dim=1)
+    moved = (model.priors_pathology - old).norm(dim=1)
     assert float(moved[nearest]) > 0 and float(moved.sum() - moved[nearest]) == 0.0
     expected = old[nearest] + model.prior_momentum * (h_p[0] - old[nearest])
-    torch.testing.assert_close(model.priors_path[nearest], expected)
+    torch.testing.assert_close(model.priors_pathology[nearest], expected)
     model.finish(items)
-    assign = torch.cdist(h_p, model.priors_path).argmin(1)
+    assign = torch.cdist(h_p, model.priors_pathology).argmin(1)
     for k in assign.unique().tolist():
-        torch.testing.assert_close(model.priors_path[k], h_p[assign == k].mean(0), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(model.priors_pathology[k], h_p[assign == k].mean(0), atol=1e-4, rtol=1e-4)
 
 
 def test_checkpoint_round_trip_predicts_identically(tmp_path: Path) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mustsurv.models.layers.transmil import PPEG, NystromAttention, TransMIL, iterative_pinv
+from mustsurv.models.layers.transmil import (
+    PPEG,
+    NystromAttention,
+    TransMIL,
+    iterative_pinv,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

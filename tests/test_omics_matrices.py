@@ -9,7 +9,6 @@ import pytest
 from mustsurv.omics.matrices import read_cnv, read_maf, read_rna
 from mustsurv.omics.tables import OmicsInputError, read_table
 
-
 P1, P2, P3 = "TCGA-AA-0001", "TCGA-AA-0002", "TCGA-AA-0003"
 
 

@@ -11,7 +11,6 @@ import pytest
 from mustsurv.omics.survival import DAYS_PER_MONTH, read_clinical, read_mcat_csv
 from mustsurv.omics.tables import OmicsInputError
 
-
 P1, P2, P3 = "TCGA-AA-0001", "TCGA-AA-0002", "TCGA-AA-0003"
 
 
@@ -55,7 +54,7 @@ def test_clinical_mcat_censorship(tmp_path):
         (f"PATIENT_ID\tAGE\n{P1}\t60\n", "no survival columns"),
         (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t5\t1:DECEASED\n{P1}\t9\t0:LIVING\n", "conflicting"),
         (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t-5\t1:DECEASED\n", "negative"),
-        (f"AGE\tOS_MONTHS\tOS_STATUS\n60\t5\t1:DECEASED\n", "no patient id column"),
+        ("AGE\tOS_MONTHS\tOS_STATUS\n60\t5\t1:DECEASED\n", "no patient id column"),
     ],
 )
 def test_clinical_bad_input(tmp_path, text, message):

@@ -7,7 +7,13 @@ import pytest
 
 from mustsurv.omics.families import expand_families, read_families
 from mustsurv.omics.tables import OmicsInputError
-from mustsurv.omics.tokens import assemble_features, build_tokens, make_tokens, read_tokens, write_tokens
+from mustsurv.omics.tokens import (
+    assemble_features,
+    build_tokens,
+    make_tokens,
+    read_tokens,
+    write_tokens,
+)
 
 P1, P2, P3 = "TCGA-AA-0001", "TCGA-AA-0002", "TCGA-AA-0003"
 FAMILIES = {"Tumor Suppressor Genes": ["TP53", "RB1"], "Oncogenes": ["KRAS", "TP53"]}

@@ -10,13 +10,18 @@ import pytest
 import torch
 from slides_helpers import corrupt_tile, demo_image, write_slide
 
-from mustsurv.config import ConfigError, check_config
 import mustsurv.slides.embed as embed_module
+from mustsurv.config import ConfigError, check_config
 from mustsurv.slides.embed import EmbedParams, _batches, embed_slide, region_groups
 from mustsurv.slides.encoders import build_encoder
 from mustsurv.slides.reader import SlideError, open_slide
 from mustsurv.slides.steps import summary_step
-from mustsurv.slides.summary import FeatureFileError, build_summary, feature_file_info, read_summary
+from mustsurv.slides.summary import (
+    FeatureFileError,
+    build_summary,
+    feature_file_info,
+    read_summary,
+)
 from mustsurv.slides.tiling import TileParams, Tiles, tile_slide
 from mustsurv.slides.tissue import SegmentParams, segment_slide
 

@@ -6,7 +6,12 @@ import pytest
 import timm
 import torch
 
-from mustsurv.slides.encoders import EncoderWeightsError, available, build_encoder, get_spec
+from mustsurv.slides.encoders import (
+    EncoderWeightsError,
+    available,
+    build_encoder,
+    get_spec,
+)
 from mustsurv.slides.encoders.uni2_h import UNI2_H_KWARGS
 
 

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from slides_helpers import corrupt_tile, demo_image, write_slide, write_tiff_without_mpp
 
-from mustsurv.slides.reader import MissingMPPError, SlideError, SlideReadError, open_slide, plan_read
+from mustsurv.slides.reader import (
+    MissingMPPError,
+    SlideError,
+    SlideReadError,
+    open_slide,
+    plan_read,
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,14 @@ import pytest
 from slides_helpers import demo_image, write_slide
 
 from mustsurv.slides.reader import SlideError, open_slide
-from mustsurv.slides.tiling import TileParams, block_order, read_coords, tile_slide, tissue_fractions, write_coords
+from mustsurv.slides.tiling import (
+    TileParams,
+    block_order,
+    read_coords,
+    tile_slide,
+    tissue_fractions,
+    write_coords,
+)
 from mustsurv.slides.tissue import SegmentParams, segment_slide
 
 

@@ -25,7 +25,7 @@ from mustsurv.train import (
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 FAMILIES = [4, 4, 4, 4, 4, 4]
-KWARGS = dict(family_dims=FAMILIES, path_dim=8, dim=16, rank=4, heads=2, num_landmarks=4, genomic_hidden=16,
+KWARGS = dict(family_dims=FAMILIES, pathology_dim=8, dim=16, rank=4, heads=2, num_landmarks=4, genomics_hidden=16,
               ldm_layers=1, ldm_heads=2, ldm_timesteps=200)
 
 
@@ -35,11 +35,11 @@ def planted_cohort(n: int = 16, seed: int = 0) -> list[PatientItem]:
     items = []
     risk = torch.linspace(-1.5, 1.5, n)[torch.randperm(n, generator=g)]
     for i, r in enumerate(risk.tolist()):
-        path = torch.randn(6 + i % 5, 8, generator=g) * 0.5 + r
-        omics = [torch.randn(4, generator=g) * 0.5 + r * (k % 2 * 2 - 1) for k in range(6)]
+        bag = torch.randn(6 + i % 5, 8, generator=g) * 0.5 + r
+        families = [torch.randn(4, generator=g) * 0.5 + r * (k % 2 * 2 - 1) for k in range(6)]
         time = float(torch.exp(torch.tensor(-r)) * 10)
-        items.append(PatientItem(patient_id=f"P{i:02d}", path=path, omics=omics, time=time, event=int(i % 4 != 0),
-                                 bin=0))
+        items.append(PatientItem(patient_id=f"P{i:02d}", pathology=bag, genomics=families, time=time,
+                                 event=int(i % 4 != 0), bin=0))
     order = sorted(range(n), key=lambda j: items[j]["time"])
     for rank, j in enumerate(order):
         items[j]["bin"] = rank * 4 // n
@@ -53,8 +53,9 @@ def _params(model: torch.nn.Module) -> torch.Tensor:
 def test_grouped_accumulation_gives_the_same_gradient_as_batch_size_one() -> None:
     items = planted_cohort(6)
     torch.manual_seed(0)
-    model = build_model("must", **KWARGS, dropout=0.0, genomic_dropout=0.0, warmup_sigma=0.0).double()
-    items64 = [PatientItem(**{**it, "path": it["path"].double(), "omics": [o.double() for o in it["omics"]]})
+    model = build_model("must", **KWARGS, dropout=0.0, genomics_dropout=0.0, warmup_sigma=0.0).double()
+    items64 = [PatientItem(**{**it, "pathology": it["pathology"].double(),
+                              "genomics": [o.double() for o in it["genomics"]]})
                for it in items]
     grads = []
     for grouped in (False, True):
@@ -96,12 +97,12 @@ def test_three_stages_learn_the_planted_signal_and_checkpoints_reproduce_predict
     assert h2.history[-1]["decomp"] < h2.history[0]["decomp"]
     frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("ldm_")}
     h3 = train_stage3(model, items, steps=30, lr=1e-3, batch_size=8)
-    assert set(h3) == {"path", "genomic"}
+    assert list(h3) == ["pathology", "genomics"]  # stage 3 trains the pathology model first
     for k, v in model.state_dict().items():  # stage 3 leaves the main model untouched
         if not k.startswith("ldm_"):
             torch.testing.assert_close(v, frozen[k])
     preds = predict(model, items, n_samples=2, steps=5, seed=3)
-    assert list(preds.columns) == ["patient", "scenario", "risk", "time", "event"]
+    assert list(preds.columns) == ["patient_id", "scenario", "risk", "time", "event"]
     assert len(preds) == 3 * len(items)
     complete = preds[preds.scenario == "complete"]
     score = c_index(complete.time, complete.event, complete.risk)
@@ -130,6 +131,6 @@ def test_bad_checkpoint_and_empty_training_set_are_reported(tmp_path: Path) -> N
     model = build_model("must", **KWARGS)
     items = planted_cohort(4)
     for it in items:
-        it["omics"] = None
+        it["genomics"] = None
     with pytest.raises(ValueError, match="paired"):
         train_stage2(model, items, OptimConfig(epochs=1))  # type: ignore[arg-type]

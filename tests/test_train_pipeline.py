@@ -36,4 +36,4 @@ def test_stale_progress_is_removed_fresh_progress_kept(tmp_path):
 
 def test_must_kwargs_put_data_sizes_before_config():
     kw = must_kwargs([3, 4, 5, 6, 7, 8], 192, 4, {"dim": 32, "rank": 8})
-    assert kw == {"family_dims": [3, 4, 5, 6, 7, 8], "path_dim": 192, "n_bins": 4, "dim": 32, "rank": 8}
+    assert kw == {"family_dims": [3, 4, 5, 6, 7, 8], "pathology_dim": 192, "n_bins": 4, "dim": 32, "rank": 8}

@@ -12,7 +12,7 @@ survival = read_survival(clinical=inp.clinical if "clinical" in keys else None,
                          mcat_csv=inp.mcat_csv if "mcat_csv" in keys else None)
 table = build_cohort_table(
     survival,
-    omics_patients=read_tokens(inp.tokens).patients if "tokens" in keys else None,
+    genomics_patients=read_tokens(inp.tokens).patients if "tokens" in keys else None,
     summary=read_summary(inp.summary) if "summary" in keys else None,
     source=snakemake.wildcards.cohort,
 )

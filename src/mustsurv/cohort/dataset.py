@@ -14,11 +14,11 @@ slide summary are resolved against the current working directory (the workflow's
 Item ``ds[i]`` (one patient, in sorted patient order)::
 
     {"patient_id": str,
-     "path": torch.FloatTensor (N, D) | None,      # all usable slides' features concatenated
-     "omics": list of F torch.FloatTensor (d_k,) | None,   # fold-wise scaled family tokens
+     "pathology": torch.FloatTensor (N, D) | None,      # all usable slides' features concatenated
+     "genomics": list of F torch.FloatTensor (d_k,) | None,   # fold-wise scaled family tokens
      "time": float (months), "event": int (1 = death observed), "bin": int (0..K-1)}
 
-Attributes: ``family_sizes`` (list of d_k), ``family_names``, ``path_dim`` (D, or None when no patient
+Attributes: ``family_sizes`` (list of d_k), ``family_names``, ``pathology_dim`` (D, or None when no patient
 of the cohort has slides), ``bin_edges`` (K+1 floats, last inf), ``n_bins``, ``patients``, ``scaler``,
 ``store``. Omics tokens are scaled once at construction; bags are read from disk on first access and
 then served from the in-memory :class:`~mustsurv.cohort.store.FeatureStore` (pass one ``store`` to
@@ -39,7 +39,12 @@ from torch.utils.data import Dataset
 
 from mustsurv.cohort.splits import assign_bins, read_fold
 from mustsurv.cohort.store import FeatureStore, FoldScaler, feature_dim
-from mustsurv.cohort.table import HAS_GENOMICS, HAS_PATHOLOGY, CohortInputError, read_cohort_table
+from mustsurv.cohort.table import (
+    HAS_GENOMICS,
+    HAS_PATHOLOGY,
+    CohortInputError,
+    read_cohort_table,
+)
 from mustsurv.omics.tokens import read_tokens
 from mustsurv.slides.summary import read_summary
 from mustsurv.study.vocabulary import PATIENT_ID
@@ -70,8 +75,8 @@ class CohortFoldDataset(Dataset):
         self.time = rows["time"].to_numpy(dtype=float)
         self.event = rows["event"].to_numpy(dtype=int)
         self.bins = assign_bins(self.time, self.bin_edges)
-        self.has_P = rows[HAS_PATHOLOGY].to_numpy(dtype=bool)
-        self.has_G = rows[HAS_GENOMICS].to_numpy(dtype=bool)
+        self.has_pathology = rows[HAS_PATHOLOGY].to_numpy(dtype=bool)
+        self.has_genomics = rows[HAS_GENOMICS].to_numpy(dtype=bool)
 
         self._omics: dict[str, list[torch.Tensor]] = {}
         self.family_names: list[str] = []
@@ -79,27 +84,27 @@ class CohortFoldDataset(Dataset):
         self.scaler = scaler
         if tokens_h5 is not None:
             self._load_omics(tokens_h5, cohort_tsv, part)
-        elif self.has_G.any():
+        elif self.has_genomics.any():
             raise CohortInputError(f"{cohort_tsv}: patients have genomics (has_genomics = 1) but no tokens.h5 was "
                                    f"given.")
 
         self.store = store if store is not None else FeatureStore()
         self._paths: dict[str, list[str]] = {}
-        self.path_dim: int | None = None
+        self.pathology_dim: int | None = None
         if summary_tsv is not None:
             self._index_slides(summary_tsv, rows)
-        elif self.has_P.any():
+        elif self.has_pathology.any():
             raise CohortInputError(f"{cohort_tsv}: patients have slides (has_pathology = 1) but no slide summary was "
                                    f"given.")
         log.info("fold %s %s: %d patient(s), %d with pathology, %d with genomics, bins %s", fold.get("fold"), part,
-                 len(patients), int(self.has_P.sum()), int(self.has_G.sum()), np.bincount(self.bins,
+                 len(patients), int(self.has_pathology.sum()), int(self.has_genomics.sum()), np.bincount(self.bins,
                                                                                        minlength=self.n_bins).tolist())
 
     def _load_omics(self, tokens_h5: str | Path, cohort_tsv: str | Path, part: str) -> None:
         tokens = read_tokens(tokens_h5)
         self.family_names, self.family_sizes = tokens.family_names, tokens.family_sizes
         row_of = tokens.row_of()
-        g_patients = [p for p, g in zip(self.patients, self.has_G) if g]
+        g_patients = [p for p, g in zip(self.patients, self.has_genomics) if g]
         missing = [p for p in g_patients if p not in row_of]
         if missing:
             raise CohortInputError(f"{cohort_tsv}: {len(missing)} patient(s) with has_genomics = 1 are not in "
@@ -118,7 +123,7 @@ class CohortFoldDataset(Dataset):
 
     def _index_slides(self, summary_tsv: str | Path, rows: pd.DataFrame) -> None:
         summary = read_summary(summary_tsv, report=False).set_index("slide_id")
-        for p, has_p, slides in zip(self.patients, self.has_P, rows["slides"]):
+        for p, has_p, slides in zip(self.patients, self.has_pathology, rows["slides"]):
             if not has_p:
                 continue
             ids = [s for s in str(slides).split(",") if s]
@@ -130,7 +135,7 @@ class CohortFoldDataset(Dataset):
         usable = [str(f) for f in summary.loc[summary["usable"], "features"]]
         first = next(iter(self._paths.values()), None)
         probe = first[0] if first else next((f for f in usable if Path(f).is_file()), None)
-        self.path_dim = feature_dim(probe) if probe is not None else None
+        self.pathology_dim = feature_dim(probe) if probe is not None else None
 
     def __len__(self) -> int:
         return len(self.patients)
@@ -139,8 +144,8 @@ class CohortFoldDataset(Dataset):
         p = self.patients[i]
         return {
             "patient_id": p,
-            "path": self.store.get(p, self._paths[p]) if p in self._paths else None,
-            "omics": self._omics.get(p),
+            "pathology": self.store.get(p, self._paths[p]) if p in self._paths else None,
+            "genomics": self._omics.get(p),
             "time": float(self.time[i]),
             "event": int(self.event[i]),
             "bin": int(self.bins[i]),

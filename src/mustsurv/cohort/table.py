@@ -48,11 +48,11 @@ def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | Non
     raise CohortInputError("no survival source: configure `clinical` or `mcat_csv` for the cohort.")
 
 
-def build_cohort_table(survival: pd.DataFrame, omics_patients: list[str] | set[str] | None = None,
+def build_cohort_table(survival: pd.DataFrame, genomics_patients: list[str] | set[str] | None = None,
                        summary: pd.DataFrame | None = None, source: str = "survival") -> pd.DataFrame:
     """Assemble the cohort table (columns :data:`COLUMNS`) from survival, tokens' patients and the slide summary.
 
-    ``survival`` has columns patient_id, time (months), event (NaN allowed = unknown); ``omics_patients`` are
+    ``survival`` has columns patient_id, time (months), event (NaN allowed = unknown); ``genomics_patients`` are
     the rows of tokens.h5 (None = the cohort has no genomics); ``summary`` is
     :func:`mustsurv.slides.summary.read_summary`'s frame (None = the cohort has no slides).
     """
@@ -61,7 +61,7 @@ def build_cohort_table(survival: pd.DataFrame, omics_patients: list[str] | set[s
     if n_nosurv:
         log.warning("%s: %d patient(s) without survival time or event dropped (e.g. %s)", source, n_nosurv,
                     survival.loc[survival[["time", "event"]].isna().any(axis=1), PATIENT_ID].iloc[0])
-    omics = set(omics_patients or ())
+    omics = set(genomics_patients or ())
     slides: dict[str, list[str]] = {}
     if summary is not None:
         for pid, sid in zip(summary.loc[summary["usable"], PATIENT_ID], summary.loc[summary["usable"], "slide_id"]):

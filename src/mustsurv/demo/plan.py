@@ -96,7 +96,7 @@ class PatientSpec:
     eta: float
     time_months: float
     event: int
-    has_omics: bool
+    has_genomics: bool
     slides: tuple[SlideSpec, ...] = field(default_factory=tuple)
 
 
@@ -194,7 +194,7 @@ def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
                 eta=float(eta[i]),
                 time_months=float(time[i]),
                 event=int(event[i]),
-                has_omics=not bool(missing_g[i]),
+                has_genomics=not bool(missing_g[i]),
                 slides=tuple(slides),
             )
         )

@@ -47,8 +47,8 @@ def _write_tsv(df: pd.DataFrame, path: Path, header_lines: list[str] | None = No
             df.to_csv(fh, sep="\t", index=False, lineterminator="\n")
 
 
-def _omics_patients(plan: StudyPlan) -> list:
-    return [p for p in plan.patients if p.has_omics]
+def _genomics_patients(plan: StudyPlan) -> list:
+    return [p for p in plan.patients if p.has_genomics]
 
 
 def write_clinical(plan: StudyPlan, path: Path) -> None:
@@ -69,7 +69,7 @@ def write_clinical(plan: StudyPlan, path: Path) -> None:
 
 
 def _gene_matrix(plan: StudyPlan, values: np.ndarray, genes: list[str]) -> pd.DataFrame:
-    samples = [_sample(p.patient_id) for p in _omics_patients(plan)]
+    samples = [_sample(p.patient_id) for p in _genomics_patients(plan)]
     df = pd.DataFrame(values.T, columns=samples)
     df.insert(0, "Entrez_Gene_Id", "")
     df.insert(0, "Hugo_Symbol", genes)
@@ -79,7 +79,7 @@ def _gene_matrix(plan: StudyPlan, values: np.ndarray, genes: list[str]) -> pd.Da
 def write_rna_cnv(plan: StudyPlan, rna_path: Path, cnv_path: Path) -> None:
     rng = np.random.default_rng([plan.settings.seed, 7])
     genes = all_family_genes() + UNASSIGNED
-    pats = _omics_patients(plan)
+    pats = _genomics_patients(plan)
     z = np.array([[p.shared, p.genomics] for p in pats])  # (n, 2)
     n_genes = len(genes)
     load = rng.normal(0, 1.0, size=(2, n_genes)) * (rng.uniform(size=(2, n_genes)) < 0.3)
@@ -103,7 +103,7 @@ def write_maf(plan: StudyPlan, path: Path) -> None:
     genes = all_family_genes()
     drivers = ["TP53", "KRAS", "PIK3CA", "FGFR3", "KDM6A", "ARID1A", "RB1", "EGFR"]
     rows = []
-    for p in _omics_patients(plan):
+    for p in _genomics_patients(plan):
         hit = set(rng.choice(genes, size=rng.poisson(6), replace=False).tolist())
         prob = 1 / (1 + np.exp(-(1.4 * p.genomics - 0.8)))
         hit |= {g for g in drivers if rng.uniform() < prob}

@@ -35,7 +35,7 @@ def decomposition_cosines(model, dataset: Sequence[PatientItem], batch_size: int
     """Per complete patient: the cosines of :data:`PAIRS` (N,) and the cosine map (N, 2, 6)."""
     model.eval()
     device = next(model.parameters()).device
-    items = [it for it in dataset if it["path"] is not None and it["omics"] is not None]
+    items = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
     out: dict[str, list[np.ndarray]] = {k: [] for k in [*PAIRS, "cosine_map"]}
     for start in range(0, len(items), batch_size):
         d = model.decompose(collate(items[start : start + batch_size]).to(device))

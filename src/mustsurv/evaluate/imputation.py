@@ -55,7 +55,7 @@ class Components:
 def components(model: MUST, items: Sequence[PatientItem], batch_size: int = 16) -> Components:
     """:class:`Components` of the complete patients among ``items`` (in order), model in eval mode."""
     model.eval()
-    complete = [it for it in items if it["path"] is not None and it["omics"] is not None]
+    complete = [it for it in items if it["pathology"] is not None and it["genomics"] is not None]
     if not complete:
         raise ValueError("no patient has both modalities; the imputation analysis needs complete patients")
     parts = [model.decompose(collate(complete[s:s + batch_size])) for s in range(0, len(complete), batch_size)]

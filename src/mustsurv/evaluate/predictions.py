@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.io import atomic_path
+from mustsurv.study.vocabulary import PATIENT_ID, SCENARIOS
 
-SCENARIOS: tuple[str, ...] = ("complete", "missing_genomics", "missing_pathology")
-COLUMNS: tuple[str, ...] = ("patient_id", "scenario", "risk", "time", "event")
+COLUMNS: tuple[str, ...] = (PATIENT_ID, "scenario", "risk", "time", "event")
 
 
 def write_predictions(df: pd.DataFrame, path: str | Path) -> None:
@@ -27,7 +27,7 @@ def write_predictions(df: pd.DataFrame, path: str | Path) -> None:
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read and validate a predictions table."""
-    df = pd.read_csv(path, sep="\t", dtype={"patient_id": str, "scenario": str})
+    df = pd.read_csv(path, sep="\t", dtype={PATIENT_ID: str, "scenario": str})
     check_predictions(df, str(path))
     return df
 

@@ -13,7 +13,14 @@ from mustsurv.cohort.table import read_cohort_table
 from mustsurv.evaluate.decomposition import cosine_map_figure, ecdf_figure
 from mustsurv.evaluate.km import km_figure
 from mustsurv.evaluate.predictions import read_predictions
-from mustsurv.evaluate.tables import ORACLE, PredictionFile, add_ranks, fold_cindices, oracle_cindices, paper_table
+from mustsurv.evaluate.tables import (
+    ORACLE,
+    PredictionFile,
+    add_ranks,
+    fold_cindices,
+    oracle_cindices,
+    paper_table,
+)
 from mustsurv.study.methods import dagger_of, table_methods
 from mustsurv.study.vocabulary import PATIENT_ID
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mustsurv.evaluate.predictions import SCENARIOS, read_predictions
+from mustsurv.evaluate.predictions import read_predictions
 from mustsurv.io import atomic_path
+from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.survival.metrics import c_index
 
 MARKS = {"complete": ("●", "●"), "missing_genomics": ("●", "○"), "missing_pathology": ("○", "●")}

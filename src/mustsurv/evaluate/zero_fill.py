@@ -10,6 +10,7 @@ import torch
 
 from mustsurv.models.batch import PatientItem, collate
 from mustsurv.models.must import MUST
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY
 from mustsurv.survival.metrics import c_index
 
 Modality = Literal["pathology", "genomics"]
@@ -19,13 +20,13 @@ def zero_filled(items: Sequence[PatientItem], modality: Modality) -> list[Patien
     """Copies of the complete ``items`` with ``modality``'s tensors set to zeros of the same shapes."""
     out = []
     for it in items:
-        if it["path"] is None or it["omics"] is None:
+        if it["pathology"] is None or it["genomics"] is None:
             continue
         new = dict(it)
-        if modality == "pathology":
-            new["path"] = torch.zeros_like(it["path"])
-        elif modality == "genomics":
-            new["omics"] = [torch.zeros_like(v) for v in it["omics"]]
+        if modality == PATHOLOGY:
+            new["pathology"] = torch.zeros_like(it["pathology"])
+        elif modality == GENOMICS:
+            new["genomics"] = [torch.zeros_like(v) for v in it["genomics"]]
         else:
             raise ValueError(f"modality is 'pathology' or 'genomics', not {modality!r}")
         out.append(new)

@@ -1,13 +1,12 @@
 """Models: a registry of survival methods, shared layers, MUST and its latent diffusion models."""
 
-from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
-from mustsurv.models.must import MUST, SCENARIOS, Decomposition
-from mustsurv.models.registry import available_models, build_model, register_model
 from mustsurv.models import baselines  # noqa: F401,E402  (registers the Table 1 baselines)
+from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
+from mustsurv.models.must import MUST, Decomposition
+from mustsurv.models.registry import available_models, build_model, register_model
 
 __all__ = [
     "MUST",
-    "SCENARIOS",
     "Decomposition",
     "PatientItem",
     "SurvivalBatch",

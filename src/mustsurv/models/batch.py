@@ -12,14 +12,14 @@ from torch import Tensor
 class PatientItem(TypedDict):
     """One patient as a dataset yields it.
 
-    ``path``: (N, D_path) patch features of all the patient's slides, or None when absent;
-    ``omics``: the six family vectors, each (d_k,), or None when absent; ``time`` observed time,
+    ``pathology``: (N, D_path) patch features of all the patient's slides, or None when absent;
+    ``genomics``: the six family vectors, each (d_k,), or None when absent; ``time`` observed time,
     ``event`` 1 = death observed, ``bin`` the discrete time bin (0..K-1).
     """
 
     patient_id: str
-    path: Tensor | None
-    omics: list[Tensor] | None
+    pathology: Tensor | None
+    genomics: list[Tensor] | None
     time: float
     event: int
     bin: int
@@ -31,18 +31,18 @@ class SurvivalBatch:
 
     Attributes:
         patient_ids: B identifiers.
-        path: B bags, each (N_i, D_path) or None.
-        omics: one (B, d_k) tensor per family (zeros where ``has_omics`` is False), or None if no
+        pathology: B bags, each (N_i, D_path) or None.
+        genomics: one (B, d_k) tensor per family (zeros where ``has_genomics`` is False), or None if no
             patient of the batch has genomics.
-        has_path, has_omics: (B,) bool availability masks.
+        has_pathology, has_genomics: (B,) bool availability masks.
         time: (B,) float, event: (B,) long, bins: (B,) long.
     """
 
     patient_ids: list[str]
-    path: list[Tensor | None]
-    omics: list[Tensor] | None
-    has_path: Tensor
-    has_omics: Tensor
+    pathology: list[Tensor | None]
+    genomics: list[Tensor] | None
+    has_pathology: Tensor
+    has_genomics: Tensor
     time: Tensor
     event: Tensor
     bins: Tensor
@@ -54,10 +54,10 @@ class SurvivalBatch:
         """Copy of the batch with every tensor on ``device``."""
         return SurvivalBatch(
             patient_ids=self.patient_ids,
-            path=[None if p is None else p.to(device) for p in self.path],
-            omics=None if self.omics is None else [o.to(device) for o in self.omics],
-            has_path=self.has_path.to(device),
-            has_omics=self.has_omics.to(device),
+            pathology=[None if p is None else p.to(device) for p in self.pathology],
+            genomics=None if self.genomics is None else [o.to(device) for o in self.genomics],
+            has_pathology=self.has_pathology.to(device),
+            has_genomics=self.has_genomics.to(device),
             time=self.time.to(device),
             event=self.event.to(device),
             bins=self.bins.to(device),
@@ -73,15 +73,15 @@ def collate(items: Sequence[PatientItem]) -> SurvivalBatch:
     """Collate patient dicts into a :class:`SurvivalBatch` (bags stay a list: lengths differ)."""
     if not items:
         raise ValueError("cannot collate an empty list of patients")
-    has_omics = [it["omics"] is not None for it in items]
-    omics: list[Tensor] | None = None
-    if any(has_omics):
-        template = next(it["omics"] for it in items if it["omics"] is not None)
-        omics = []
+    has_genomics = [it["genomics"] is not None for it in items]
+    genomics: list[Tensor] | None = None
+    if any(has_genomics):
+        template = next(it["genomics"] for it in items if it["genomics"] is not None)
+        genomics = []
         for k, ref in enumerate(template):
             rows = []
             for it in items:
-                vecs = it["omics"]
+                vecs = it["genomics"]
                 if vecs is None:
                     rows.append(torch.zeros_like(_floating(ref)))
                     continue
@@ -91,13 +91,13 @@ def collate(items: Sequence[PatientItem]) -> SurvivalBatch:
                         f"{[tuple(v.shape) for v in vecs]}, expected {[tuple(v.shape) for v in template]}"
                     )
                 rows.append(_floating(vecs[k]))
-            omics.append(torch.stack(rows))
+            genomics.append(torch.stack(rows))
     return SurvivalBatch(
         patient_ids=[str(it["patient_id"]) for it in items],
-        path=[None if it["path"] is None else _floating(it["path"]) for it in items],
-        omics=omics,
-        has_path=torch.tensor([it["path"] is not None for it in items]),
-        has_omics=torch.tensor(has_omics),
+        pathology=[None if it["pathology"] is None else _floating(it["pathology"]) for it in items],
+        genomics=genomics,
+        has_pathology=torch.tensor([it["pathology"] is not None for it in items]),
+        has_genomics=torch.tensor(has_genomics),
         time=torch.tensor([float(it["time"]) for it in items]),
         event=torch.tensor([int(it["event"]) for it in items]),
         bins=torch.tensor([int(it["bin"]) for it in items]),
@@ -109,10 +109,10 @@ def subset(batch: SurvivalBatch, rows: Sequence[int]) -> SurvivalBatch:
     idx = torch.as_tensor(list(rows), dtype=torch.long, device=batch.bins.device)
     return SurvivalBatch(
         patient_ids=[batch.patient_ids[i] for i in rows],
-        path=[batch.path[i] for i in rows],
-        omics=None if batch.omics is None else [o[idx] for o in batch.omics],
-        has_path=batch.has_path[idx],
-        has_omics=batch.has_omics[idx],
+        pathology=[batch.pathology[i] for i in rows],
+        genomics=None if batch.genomics is None else [o[idx] for o in batch.genomics],
+        has_pathology=batch.has_pathology[idx],
+        has_genomics=batch.has_genomics[idx],
         time=batch.time[idx],
         event=batch.event[idx],
         bins=batch.bins[idx],

@@ -36,14 +36,18 @@ from torch.utils.checkpoint import checkpoint
 
 from mustsurv.models.batch import SurvivalBatch, subset
 from mustsurv.models.diffusion import ConditionalLatentDiffusion
-from mustsurv.models.genomic import GenomicEncoder
+from mustsurv.models.genomics import GenomicsEncoder
 from mustsurv.models.layers.attention import CrossAttentionPool, SelfAttentionBlock
 from mustsurv.models.layers.transmil import TransLayer, TransMIL, checkpointing
 from mustsurv.models.registry import register_model
+from mustsurv.study.vocabulary import (
+    GENOMICS,
+    MODALITIES,
+    PATHOLOGY,
+    SCENARIOS,
+    Scenario,
+)
 from mustsurv.survival import nll_loss, risk_from_hazards
-
-Scenario = Literal["complete", "missing_genomics", "missing_pathology"]
-SCENARIOS: tuple[Scenario, ...] = ("complete", "missing_genomics", "missing_pathology")
 
 
 @dataclass
@@ -77,22 +81,22 @@ def patient_generator(seed: int, patient_id: str, device: torch.device | str = "
 
 @register_model("must")
 class MUST(nn.Module):
-    """The MUST model with its two conditional latent diffusion models (``ldm_path``, ``ldm_genomic``)."""
+    """The MUST model with its two conditional latent diffusion models (``ldm_pathology``, ``ldm_genomics``)."""
 
     def __init__(
         self,
         family_dims: Sequence[int],
-        path_dim: int = 1536,
+        pathology_dim: int = 1536,
         dim: int = 256,
         rank: int = 64,
         n_bins: int = 4,
         heads: int = 8,
         num_landmarks: int | None = None,
         pinv_iterations: int = 6,
-        genomic_hidden: int = 256,
-        genomic_layers: int = 1,
+        genomics_hidden: int = 256,
+        genomics_layers: int = 1,
         dropout: float = 0.1,
-        genomic_dropout: float = 0.25,
+        genomics_dropout: float = 0.25,
         warmup_sigma: float = 0.1,
         warmup_slot: Literal["modality", "first"] = "modality",
         lambda_dec: float = 1.0,
@@ -126,7 +130,7 @@ class MUST(nn.Module):
         latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
         ``ldm_cls`` False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
         ``checkpoint_patches``: bags with more patches train with activation checkpointing (TransMIL, the
-        specific path and the cross-attention recompute their activations in backward: same gradients, far
+        pathology-specific layer and the cross-attention recompute their activations in backward: same gradients, far
         less memory; None = never). ``decomposition_norm``: Eq. 13–14
         as squared L2 norms (paper) or as mean squared errors over the D dimensions.
         """
@@ -146,14 +150,15 @@ class MUST(nn.Module):
         self.warmup_sigma, self.warmup_slot = warmup_sigma, warmup_slot
         self.lambda_dec, self.lambda_sh, self.lambda_orth, self.alpha = lambda_dec, lambda_sh, lambda_orth, alpha
         # pathology branch
-        self.transmil = TransMIL(path_dim, dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_patches)
+        self.transmil = TransMIL(pathology_dim, dim, heads, num_landmarks, pinv_iterations, dropout,
+                                 checkpoint_patches)
         self.cls_u_p = nn.Parameter(torch.randn(dim) * 0.02)
-        self.specific_path = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_patches)
+        self.specific_pathology = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout, checkpoint_patches)
         self.norm_u_p = nn.LayerNorm(dim)
-        # genomic branch
-        self.genomic = GenomicEncoder(family_dims, dim, genomic_hidden, heads, genomic_layers, genomic_dropout)
+        # genomics branch
+        self.genomics = GenomicsEncoder(family_dims, dim, genomics_hidden, heads, genomics_layers, genomics_dropout)
         self.cls_u_g = nn.Parameter(torch.randn(dim) * 0.02)
-        self.specific_genomic = SelfAttentionBlock(dim, heads, dropout=dropout)
+        self.specific_genomics = SelfAttentionBlock(dim, heads, dropout=dropout)
         self.norm_u_g = nn.LayerNorm(dim)
         # cross-modal interaction and shared subspace
         self.cross_pg = CrossAttentionPool(dim, heads, dropout)
@@ -165,8 +170,8 @@ class MUST(nn.Module):
         ldm = dict(dim=dim, layers=ldm_layers, heads=ldm_heads, timesteps=ldm_timesteps, schedule=ldm_schedule,
                    beta_start=ldm_beta_start, beta_end=ldm_beta_end, clip_x0=ldm_clip_x0,
                    mlp_ratio=ldm_mlp_ratio, use_cls=ldm_cls, prediction=ldm_prediction)
-        self.ldm_path = ConditionalLatentDiffusion(**ldm)
-        self.ldm_genomic = ConditionalLatentDiffusion(**ldm)
+        self.ldm_pathology = ConditionalLatentDiffusion(**ldm)
+        self.ldm_genomics = ConditionalLatentDiffusion(**ldm)
 
     # ------------------------------------------------------------------ subspace
     def basis(self) -> Tensor:
@@ -188,7 +193,7 @@ class MUST(nn.Module):
         return x - self.project_shared(x)
 
     # ------------------------------------------------------------------ encoders
-    def encode_path(self, bags: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def encode_pathology(self, bags: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """B bags (N_i, D_path) -> g_P (B, D), u_P (B, D), padded tokens H_P (B, N_max, D), mask (B, N_max).
 
         Each bag goes through TransMIL on its own (the square padding, landmarks and PPEG grid depend
@@ -198,7 +203,8 @@ class MUST(nn.Module):
         for bag in bags:
             g_i, h_i = self.transmil(bag)
             big = checkpointing(self, bag.shape[0], self.checkpoint_patches)
-            u.append(checkpoint(self._specific_path, h_i, use_reentrant=False) if big else self._specific_path(h_i))
+            u.append(checkpoint(self._specific_pathology, h_i, use_reentrant=False) if big
+                     else self._specific_pathology(h_i))
             g.append(g_i)
             tokens.append(h_i)
         lengths = torch.tensor([t.shape[0] for t in tokens], device=tokens[0].device)
@@ -206,33 +212,33 @@ class MUST(nn.Module):
         mask = torch.arange(padded.shape[1], device=padded.device)[None] < lengths[:, None]
         return torch.stack(g), torch.stack(u), padded, mask
 
-    def _specific_path(self, tokens: Tensor) -> Tensor:
+    def _specific_pathology(self, tokens: Tensor) -> Tensor:
         """u_P (D,): the output at [CLS_uP] of the specific self-attention over a bag's tokens (N, D)."""
         x = torch.cat([self.cls_u_p.view(1, 1, -1), tokens.unsqueeze(0)], dim=1)
-        return self.norm_u_p(self.specific_path(x)[0, 0])
+        return self.norm_u_p(self.specific_pathology(x)[0, 0])
 
-    def encode_genomic(self, omics: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def encode_genomics(self, genomics: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """F tensors (B, d_k) -> g_G (B, D), u_G (B, D), tokens H_G (B, F, D)."""
-        g, tokens = self.genomic(omics)
+        g, tokens = self.genomics(genomics)
         x = torch.cat([self.cls_u_g.view(1, 1, -1).expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        u = self.norm_u_g(self.specific_genomic(x)[:, 0])
+        u = self.norm_u_g(self.specific_genomics(x)[:, 0])
         return g, u, tokens
 
     @staticmethod
-    def _require(batch: SurvivalBatch, path: bool, omics: bool, what: str) -> None:
+    def _require(batch: SurvivalBatch, pathology: bool, genomics: bool, what: str) -> None:
         missing = [
-            pid for pid, hp, ho in zip(batch.patient_ids, batch.has_path.tolist(), batch.has_omics.tolist())
-            if (path and not hp) or (omics and not ho)
+            pid for pid, hp, hg in zip(batch.patient_ids, batch.has_pathology.tolist(), batch.has_genomics.tolist())
+            if (pathology and not hp) or (genomics and not hg)
         ]
         if missing:
-            need = " and ".join(n for n, flag in (("pathology", path), ("genomics", omics)) if flag)
+            need = " and ".join(n for n, flag in ((PATHOLOGY, pathology), (GENOMICS, genomics)) if flag)
             raise ValueError(f"{what} needs {need} for every patient; missing for {', '.join(missing[:10])}")
 
     def decompose(self, batch: SurvivalBatch) -> Decomposition:
         """All representations for complete patients (both modalities present)."""
         self._require(batch, True, True, "the full MUST forward pass")
-        g_p, u_p, h_p, mask_p = self.encode_path([p for p in batch.path if p is not None])
-        g_g, u_g, h_g = self.encode_genomic(batch.omics or [])
+        g_p, u_p, h_p, mask_p = self.encode_pathology([p for p in batch.pathology if p is not None])
+        g_g, u_g, h_g = self.encode_genomics(batch.genomics or [])
         if checkpointing(self, h_p.shape[1], self.checkpoint_patches):  # recomputed in backward, as the bags
             c_pg = checkpoint(self.cross_pg, h_p, h_g, mask_p, use_reentrant=False)
             c_gp = checkpoint(self.cross_gp, h_g, h_p, None, mask_p, use_reentrant=False)
@@ -255,15 +261,15 @@ class MUST(nn.Module):
         the patients that have the modality (mean over them)."""
         terms: dict[str, Tensor] = {}
         sigma = self.warmup_sigma
-        if bool(batch.has_path.any()):
-            idx = batch.has_path.nonzero().view(-1)
-            g_p = self.encode_path([batch.path[i] for i in idx.tolist()])[0]
+        if bool(batch.has_pathology.any()):
+            idx = batch.has_pathology.nonzero().view(-1)
+            g_p = self.encode_pathology([batch.pathology[i] for i in idx.tolist()])[0]
             eps = sigma * torch.randn(g_p.shape[0], 2 * self.dim, device=g_p.device, dtype=g_p.dtype)
             logits = self.head(torch.cat([g_p, eps], dim=1))
             terms["surv_p"] = nll_loss(logits, batch.bins[idx], batch.event[idx], self.alpha)
-        if bool(batch.has_omics.any()):
-            idx = batch.has_omics.nonzero().view(-1)
-            g_g = self.encode_genomic([o[idx] for o in batch.omics or []])[0]
+        if bool(batch.has_genomics.any()):
+            idx = batch.has_genomics.nonzero().view(-1)
+            g_g = self.encode_genomics([o[idx] for o in batch.genomics or []])[0]
             eps = sigma * torch.randn(g_g.shape[0], 2 * self.dim, device=g_g.device, dtype=g_g.dtype)
             x = torch.cat([eps, g_g] if self.warmup_slot == "modality" else [g_g, eps], dim=1)
             terms["surv_g"] = nll_loss(self.head(x), batch.bins[idx], batch.event[idx], self.alpha)
@@ -279,11 +285,11 @@ class MUST(nn.Module):
         a zero tensor for the missing û and c̃ = g_avail − û_avail as the shared component. Every term is a
         mean of per-patient terms over the batch (a paired-only term is 0 for an unpaired patient), so the
         grouped and the bs-1 forms still give the same gradient."""
-        paired = batch.has_path & batch.has_omics
+        paired = batch.has_pathology & batch.has_genomics
         n = len(batch)
         if bool(paired.all()):
             return self._paired_loss(batch)
-        if not bool((batch.has_path | batch.has_omics).all()):
+        if not bool((batch.has_pathology | batch.has_genomics).all()):
             raise ValueError(f"patients {batch.patient_ids} include one with neither pathology nor genomics")
         total = torch.zeros((), device=batch.bins.device)
         sums = {"surv": 0.0, "decomp": 0.0, "shared": 0.0, "orth": 0.0}
@@ -292,8 +298,8 @@ class MUST(nn.Module):
             loss, logs = self._paired_loss(sub)
             total = total + loss * len(sub) / n
             sums = {k: v * len(sub) / n for k, v in logs.items()}
-        for scenario, rows in (("missing_genomics", batch.has_path & ~batch.has_omics),
-                               ("missing_pathology", batch.has_omics & ~batch.has_path)):
+        for scenario, rows in (("missing_genomics", batch.has_pathology & ~batch.has_genomics),
+                               ("missing_pathology", batch.has_genomics & ~batch.has_pathology)):
             if bool(rows.any()):
                 sub = subset(batch, rows.nonzero().view(-1).tolist())
                 surv = nll_loss(self.unpaired_logits(sub, scenario), sub.bins, sub.event, self.alpha)
@@ -304,10 +310,10 @@ class MUST(nn.Module):
     def unpaired_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
         """φ([û_P; c̃; 0]) (``missing_genomics``) or φ([0; c̃; û_G]) (``missing_pathology``), (B, K)."""
         if scenario == "missing_genomics":
-            g, u = self.encode_path([p for p in batch.path if p is not None])[:2]
+            g, u = self.encode_pathology([p for p in batch.pathology if p is not None])[:2]
             u_hat = self.project_specific(u)
             return self.head_logits(u_hat, g - u_hat, torch.zeros_like(u_hat))
-        g, u = self.encode_genomic(batch.omics or [])[:2]
+        g, u = self.encode_genomics(batch.genomics or [])[:2]
         u_hat = self.project_specific(u)
         return self.head_logits(torch.zeros_like(u_hat), g - u_hat, u_hat)
 
@@ -332,27 +338,27 @@ class MUST(nn.Module):
         return loss, {k: float(v.detach()) for k, v in logs.items()}
 
     def ldm_targets(self, batch: SurvivalBatch) -> dict[str, tuple[Tensor, Tensor]]:
-        """Stage-3 training pairs per modality: ``{"path": (û_P, cond_P), "genomic": (û_G, cond_G)}``, each
-        (B, D). The condition comes from the *other* modality, as at inference when this one is missing:
+        """Stage-3 training pairs per modality: ``{"pathology": (û_P, cond_P), "genomics": (û_G, cond_G)}``,
+        each (B, D). The condition comes from the *other* modality, as at inference when this one is missing:
         ĉ_{P<-G} / ĉ_{G<-P} (``ldm_condition="shared"``) or c̃ = g_G − û_G / g_P − û_P (``"surrogate"``)."""
         with torch.no_grad():
             d = self.decompose(batch)
         if self.ldm_condition == "surrogate":
-            return {"path": (d.u_p_hat, d.g_g - d.u_g_hat), "genomic": (d.u_g_hat, d.g_p - d.u_p_hat)}
-        return {"path": (d.u_p_hat, d.c_pg_hat), "genomic": (d.u_g_hat, d.c_gp_hat)}
+            return {PATHOLOGY: (d.u_p_hat, d.g_g - d.u_g_hat), GENOMICS: (d.u_g_hat, d.g_p - d.u_p_hat)}
+        return {PATHOLOGY: (d.u_p_hat, d.c_pg_hat), GENOMICS: (d.u_g_hat, d.c_gp_hat)}
 
     def ldm_loss(self, modality: str, z0: Tensor, cond: Tensor,
                  generator: torch.Generator | None = None) -> Tensor:
-        """ε-prediction loss (Eq. 19) of the ``modality`` ("path" or "genomic") diffusion model."""
+        """ε-prediction loss (Eq. 19) of the ``modality`` ("pathology" or "genomics") diffusion model."""
         ldm, cls = self._ldm(modality)
         return ldm.loss(z0, cond, cls.detach(), generator)
 
     def _ldm(self, modality: str) -> tuple[ConditionalLatentDiffusion, Tensor]:
-        if modality == "path":
-            return self.ldm_path, self.cls_u_p
-        if modality == "genomic":
-            return self.ldm_genomic, self.cls_u_g
-        raise ValueError(f"modality must be 'path' or 'genomic', got {modality!r}")
+        if modality == PATHOLOGY:
+            return self.ldm_pathology, self.cls_u_p
+        if modality == GENOMICS:
+            return self.ldm_genomics, self.cls_u_g
+        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
 
     # ------------------------------------------------------------------ inference
     def sample_specific(
@@ -391,19 +397,19 @@ class MUST(nn.Module):
             return self.head_logits(d.u_p_hat, d.c_hat, d.u_g_hat)
         if scenario == "missing_genomics":
             self._require(batch, True, False, "the missing-genomics scenario")
-            g_p, u_p = self.encode_path([p for p in batch.path if p is not None])[:2]
+            g_p, u_p = self.encode_pathology([p for p in batch.pathology if p is not None])[:2]
             u_p_hat = self.project_specific(u_p)
             c_tilde = g_p - u_p_hat
             u_g = (torch.zeros_like(c_tilde) if specific == "zero"
-                   else self.sample_specific("genomic", c_tilde, batch.patient_ids, n_samples, steps, seed))
+                   else self.sample_specific(GENOMICS, c_tilde, batch.patient_ids, n_samples, steps, seed))
             return self.head_logits(u_p_hat, c_tilde, u_g)
         if scenario == "missing_pathology":
             self._require(batch, False, True, "the missing-pathology scenario")
-            g_g, u_g = self.encode_genomic(batch.omics or [])[:2]
+            g_g, u_g = self.encode_genomics(batch.genomics or [])[:2]
             u_g_hat = self.project_specific(u_g)
             c_tilde = g_g - u_g_hat
             u_p = (torch.zeros_like(c_tilde) if specific == "zero"
-                   else self.sample_specific("path", c_tilde, batch.patient_ids, n_samples, steps, seed))
+                   else self.sample_specific(PATHOLOGY, c_tilde, batch.patient_ids, n_samples, steps, seed))
             return self.head_logits(u_p, c_tilde, u_g_hat)
         raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 

@@ -31,7 +31,12 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.barcodes import is_normal, patient_of, sample_rank, sample_type
-from mustsurv.omics.tables import OmicsInputError, read_table, report_nonfinite, to_float
+from mustsurv.omics.tables import (
+    OmicsInputError,
+    read_table,
+    report_nonfinite,
+    to_float,
+)
 from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)

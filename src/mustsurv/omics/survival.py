@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.barcodes import patient_of
-from mustsurv.omics.tables import DATA_TYPES, OmicsInputError, read_table, report_nonfinite, to_float
+from mustsurv.omics.tables import (
+    DATA_TYPES,
+    OmicsInputError,
+    read_table,
+    report_nonfinite,
+    to_float,
+)
 from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)

@@ -10,19 +10,30 @@ from typing import Any
 from mustsurv.cohort.slides import read_sheet
 from mustsurv.slides.batch import run_batch
 from mustsurv.slides.reader import open_slide
-from mustsurv.study.vocabulary import PATIENT_ID
-from mustsurv.slides.summary import STATUS_EMPTY, STATUS_FAILED, build_summary, feature_file_error, write_summary
-from mustsurv.slides.tiling import TileParams, Tiles, failed_tiles, tile_slide, write_coords
+from mustsurv.slides.summary import (
+    STATUS_EMPTY,
+    STATUS_FAILED,
+    build_summary,
+    feature_file_error,
+    write_summary,
+)
+from mustsurv.slides.tiling import (
+    TileParams,
+    failed_tiles,
+    tile_slide,
+    write_coords,
+)
 from mustsurv.slides.tissue import (
+    SegmentParams,
     failed_geojson,
     failed_qc_image,
-    SegmentParams,
     qc_image,
     read_geojson,
     segment_slide,
     write_geojson,
     write_png,
 )
+from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger("mustsurv.slides")
 

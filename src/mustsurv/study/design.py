@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from mustsurv.study import layout
 from mustsurv.study.methods import method_info, scenarios_of
-from mustsurv.study.runs import MAIN_RUN, AblationTable, Run, Variant, ablation_tables, must_runs
+from mustsurv.study.runs import (
+    MAIN_RUN,
+    AblationTable,
+    Run,
+    Variant,
+    ablation_tables,
+    must_runs,
+)
 
 if TYPE_CHECKING:
     from mustsurv.demo.plan import StudyPlan

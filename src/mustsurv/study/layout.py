@@ -90,6 +90,13 @@ def folds(cohort: Part, ks: Iterable[int]) -> list[str]:
     return [fold(cohort, k) for k in ks]
 
 
+def fold_inputs(cohort: Part, k: Part) -> dict[str, str]:
+    """What a fold's datasets are read from (``mustsurv.train.data.fold_datasets``'s arguments): the cohort
+    table, the fold file, the tokens and the slide summary of a cohort with both modalities."""
+    return {"cohort_tsv": cohort_table(cohort), "split_json": fold(cohort, k), "tokens_h5": tokens(cohort),
+            "summary_tsv": slide_summary(cohort)}
+
+
 # --- slides --------------------------------------------------------------------------------------
 
 def slides_dir(cohort: Part) -> str:

@@ -15,7 +15,14 @@ import pandas as pd
 import torch
 
 from mustsurv.models.batch import PatientItem, collate
-from mustsurv.models.must import MUST, SCENARIOS, Scenario
+from mustsurv.models.must import MUST
+from mustsurv.study.vocabulary import (
+    GENOMICS,
+    PATHOLOGY,
+    PATIENT_ID,
+    SCENARIOS,
+    Scenario,
+)
 from mustsurv.train.trainer import OptimConfig, TrainState, train_epochs
 
 log = logging.getLogger(__name__)
@@ -23,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
     """The patients having both pathology and genomics (MUST trains on complete pairs by default)."""
-    kept = [it for it in dataset if it["path"] is not None and it["omics"] is not None]
+    kept = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
     if len(kept) < len(dataset):
         log.warning("MUST training uses %d of %d patients: the others lack a modality", len(kept), len(dataset))
     if not kept:
@@ -35,8 +42,8 @@ def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[Pa
     """Complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality."""
     if not unpaired:
         return complete_patients(dataset)
-    kept = [it for it in dataset if it["path"] is not None or it["omics"] is not None]
-    if not any(it["path"] is not None and it["omics"] is not None for it in kept):
+    kept = [it for it in dataset if it["pathology"] is not None or it["genomics"] is not None]
+    if not any(it["pathology"] is not None and it["genomics"] is not None for it in kept):
         raise ValueError("no training patient has both pathology and genomics; the decomposition needs pairs")
     return kept
 
@@ -44,7 +51,7 @@ def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[Pa
 def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[PatientItem]:
     """A copy of ``items`` where round(``fraction`` · n) complete patients, drawn with ``seed``, lose one
     modality: the first half of the draw loses genomics, the rest pathology (supplement §8.2)."""
-    complete = [i for i, it in enumerate(items) if it["path"] is not None and it["omics"] is not None]
+    complete = [i for i, it in enumerate(items) if it[PATHOLOGY] is not None and it[GENOMICS] is not None]
     n_drop = round(fraction * len(items))
     if n_drop > len(complete) - 2:
         raise ValueError(f"cannot unpair {n_drop} of {len(items)} patients: at least two pairs must remain")
@@ -52,7 +59,7 @@ def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[Pat
     chosen = [complete[i] for i in torch.randperm(len(complete), generator=gen)[:n_drop].tolist()]
     out = [dict(it) for it in items]
     for j, i in enumerate(chosen):
-        out[i]["omics" if j < (n_drop + 1) // 2 else "path"] = None
+        out[i][GENOMICS if j < (n_drop + 1) // 2 else PATHOLOGY] = None
     return out  # type: ignore[return-value]
 
 
@@ -93,7 +100,7 @@ def ldm_training_pairs(
     model.eval()
     items = complete_patients(dataset)
     device = next(model.parameters()).device
-    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"path": [], "genomic": []}
+    parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {PATHOLOGY: [], GENOMICS: []}
     for start in range(0, len(items), batch_size):
         pairs = model.ldm_targets(collate(items[start : start + batch_size]).to(device))
         for key, value in pairs.items():
@@ -110,7 +117,7 @@ def train_stage3(
     batch_size: int = 32,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Stage 3: freeze the model and train ``ldm_path`` and ``ldm_genomic`` for ``steps`` steps each
+    """Stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for ``steps`` steps each
     (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
 
     Returns the loss of every 1 % of the steps per modality (for the log)."""
@@ -151,11 +158,11 @@ def train_stage3(
 def scenario_available(item: PatientItem, scenario: Scenario) -> bool:
     """Whether the patient has the modalities the scenario keeps."""
     if scenario == "complete":
-        return item["path"] is not None and item["omics"] is not None
+        return item["pathology"] is not None and item["genomics"] is not None
     if scenario == "missing_genomics":
-        return item["path"] is not None
+        return item["pathology"] is not None
     if scenario == "missing_pathology":
-        return item["omics"] is not None
+        return item["genomics"] is not None
     raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
 
@@ -170,7 +177,7 @@ def predict(
     seed: int = 0,
     specific: str = "ldm",
 ) -> pd.DataFrame:
-    """Risk per patient and scenario: columns ``patient, scenario, risk, time, event``.
+    """Risk per patient and scenario: columns ``patient_id, scenario, risk, time, event``.
 
     A patient appears in a scenario only if it has the modalities the scenario keeps. Sampling noise is
     seeded per patient, so results do not depend on ``batch_size`` or the order of the patients.
@@ -186,8 +193,8 @@ def predict(
             chunk = items[start : start + batch_size]
             risk = model.predict_risk(collate(chunk).to(device), scenario, n_samples, steps, seed, **extra).cpu()
             rows += [
-                {"patient": it["patient_id"], "scenario": scenario, "risk": float(r),
+                {PATIENT_ID: it["patient_id"], "scenario": scenario, "risk": float(r),
                  "time": float(it["time"]), "event": int(it["event"])}
                 for it, r in zip(chunk, risk.tolist())
             ]
-    return pd.DataFrame(rows, columns=["patient", "scenario", "risk", "time", "event"])
+    return pd.DataFrame(rows, columns=[PATIENT_ID, "scenario", "risk", "time", "event"])

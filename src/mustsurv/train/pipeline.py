@@ -18,15 +18,22 @@ import torch
 
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.evaluate.decomposition import decomposition_cosines
-from mustsurv.evaluate.predictions import SCENARIOS, write_predictions
+from mustsurv.evaluate.predictions import write_predictions
 from mustsurv.io import atomic_path
 from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.must import MUST
 from mustsurv.models.registry import build_model, model_class
 from mustsurv.study.runs import MAIN, Variant
+from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.train.data import fold_datasets
-from mustsurv.train.must import predict, train_stage1, train_stage2, train_stage3, unpair
+from mustsurv.train.must import (
+    predict,
+    train_stage1,
+    train_stage2,
+    train_stage3,
+    unpair,
+)
 from mustsurv.train.trainer import (
     OptimConfig,
     default_device,
@@ -50,9 +57,11 @@ def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
     return progress
 
 
-def must_kwargs(family_sizes: list[int], path_dim: int, n_bins: int, model_cfg: dict[str, Any]) -> dict[str, Any]:
+def must_kwargs(family_sizes: list[int], pathology_dim: int, n_bins: int,
+                model_cfg: dict[str, Any]) -> dict[str, Any]:
     """Constructor kwargs of the MUST model for a fold (data-dependent sizes + the config's ``must.model``)."""
-    return {"family_dims": list(family_sizes), "path_dim": int(path_dim), "n_bins": int(n_bins), **model_cfg}
+    return {"family_dims": list(family_sizes), "pathology_dim": int(pathology_dim), "n_bins": int(n_bins),
+            **model_cfg}
 
 
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
@@ -71,12 +80,12 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
     device = default_device()
     train, _ = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
                                 store=store)
-    if train.path_dim is None or not train.family_sizes:
+    if train.pathology_dim is None or not train.family_sizes:
         raise ValueError(f"{data['cohort']}: MUST needs both slides and genomics in the cohort")
     unpaired = variant.unpaired > 0
     items = unpair(list(train), variant.unpaired, seed + fold) if unpaired else train
     progress = fresh_progress(out, [*data.values(), previous])
-    kwargs = must_kwargs(train.family_sizes, train.path_dim, train.n_bins, variant.model_config(cfg["model"]))
+    kwargs = must_kwargs(train.family_sizes, train.pathology_dim, train.n_bins, variant.model_config(cfg["model"]))
     if stage == 1:
         model = build_model("must", **kwargs).to(device)
         history = []
@@ -129,7 +138,7 @@ def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: 
                                      (("missing_genomics", "missing_pathology"), "zero", out_no_ldm)):
         if out is not None:
             pred = predict(model, test, scenarios, specific=specific, **sampling)
-            write_predictions(pred.rename(columns={"patient": "patient_id"}), out)
+            write_predictions(pred, out)
 
 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
@@ -166,7 +175,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     items = [it for it in train if cls.accepts(it)]
     if not items:
         raise ValueError(f"{data['cohort']}: no training patient has the modalities {method} needs")
-    kwargs = {**cls.input_kwargs(train.path_dim, train.family_sizes), "n_bins": train.n_bins, **cfg["model"]}
+    kwargs = {**cls.input_kwargs(train.pathology_dim, train.family_sizes), "n_bins": train.n_bins, **cfg["model"]}
     model = build_model(method, **kwargs).to(device)
     progress = fresh_progress(out_ckpt, list(data.values()))
     hooks = isinstance(model, MissingModalityBaseline)
@@ -181,6 +190,6 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history})
     progress.unlink(missing_ok=True)
     pred = predict(model, test, cls.scenarios, seed=seed)
-    write_predictions(pred.rename(columns={"patient": "patient_id"}), out_tsv)
+    write_predictions(pred, out_tsv)
     log.info("%s: trained on %d of %d training patients; predicted %d test rows", method, len(items), len(train),
              len(pred))

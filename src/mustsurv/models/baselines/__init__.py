@@ -14,12 +14,12 @@ from mustsurv.models.baselines.cmta import CMTA
 from mustsurv.models.baselines.ldcvae import LDCVAE
 from mustsurv.models.baselines.m3care import M3Care
 from mustsurv.models.baselines.missing import MissingModalityBaseline
-from mustsurv.models.baselines.mlp import GenomicMLP
+from mustsurv.models.baselines.mlp import GenomicsMLP
 from mustsurv.models.baselines.shaspec import ShaSpec
 from mustsurv.models.baselines.smil import SMIL
 from mustsurv.models.baselines.snn import SNN
 from mustsurv.models.baselines.survpath import SurvPath
 from mustsurv.models.baselines.transmil import TransMILSurv
 
-__all__ = ["ABMIL", "CMTA", "LDCVAE", "SMIL", "SNN", "BaselineModel", "GenomicMLP", "M3Care",
+__all__ = ["ABMIL", "CMTA", "LDCVAE", "SMIL", "SNN", "BaselineModel", "GenomicsMLP", "M3Care",
            "MissingModalityBaseline", "ShaSpec", "SurvPath", "TransMILSurv"]

@@ -8,7 +8,7 @@ patch features -> Linear(D_path, 512) + ReLU + dropout -> gated attention
 Dropout 0.25 everywhere (after the embedding, inside both attention branches and after ρ), Xavier-normal
 initialisation as in MCAT.
 
-Adaptations: the input dimension follows the patch encoder (``path_dim``: 1536 for UNI2-h, 192 for the
+Adaptations: the input dimension follows the patch encoder (``pathology_dim``: 1536 for UNI2-h, 192 for the
 demo encoder) instead of MCAT's 1024. Evaluated in the ``missing_genomics`` scenario (pathology present),
 the only one whose inputs it reads.
 """
@@ -43,11 +43,11 @@ class ABMIL(BaselineModel):
     scenarios = ("missing_genomics",)
     uses_pathology = True
 
-    def __init__(self, path_dim: int = 1536, hidden_dim: int = 512, attn_dim: int = 256, head_dim: int = 256,
+    def __init__(self, pathology_dim: int = 1536, hidden_dim: int = 512, attn_dim: int = 256, head_dim: int = 256,
                  dropout: float = 0.25, n_bins: int = 4, alpha: float = 0.0) -> None:
         super().__init__(n_bins, alpha)
-        self.path_dim = path_dim
-        self.embed = nn.Sequential(nn.Linear(path_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.pathology_dim = pathology_dim
+        self.embed = nn.Sequential(nn.Linear(pathology_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout))
         self.attention = GatedAttention(hidden_dim, attn_dim, dropout)
         self.rho = nn.Sequential(nn.Linear(hidden_dim, head_dim), nn.ReLU(), nn.Dropout(dropout))
         self.classifier = nn.Linear(head_dim, n_bins)

@@ -13,7 +13,7 @@ A baseline is an ``nn.Module`` whose ``forward(batch)`` maps a :class:`SurvivalB
   ``same_modalities`` (the ``†`` marker: the model needs the same modalities at training
   and inference);
 * ``accepts(item)`` (whether a patient has every input the model reads, to select training patients)
-  and ``input_kwargs(path_dim, family_dims)`` (the data-dependent constructor arguments).
+  and ``input_kwargs(pathology_dim, family_dims)`` (the data-dependent constructor arguments).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from mustsurv.models.batch import PatientItem, SurvivalBatch
-from mustsurv.models.must import SCENARIOS, Scenario
+from mustsurv.study.vocabulary import SCENARIOS, Scenario
 from mustsurv.survival import nll_loss, risk_from_hazards
 
 
@@ -49,7 +49,7 @@ class BaselineModel(nn.Module, ABC):
     uses_pathology: ClassVar[bool] = False
     uses_genomics: ClassVar[bool] = False
     same_modalities: ClassVar[bool] = True
-    path_dim: int  # D_path of the patch features; set by the models that read pathology
+    pathology_dim: int  # D_path of the patch features; set by the models that read pathology
 
     def __init__(self, n_bins: int = 4, alpha: float = 0.0) -> None:
         """``n_bins`` K hazard logits per patient; ``alpha`` the uncensored up-weighting of the NLL."""
@@ -63,19 +63,19 @@ class BaselineModel(nn.Module, ABC):
     @classmethod
     def accepts(cls, item: PatientItem) -> bool:
         """Whether the patient has every modality the model reads."""
-        return (not cls.uses_pathology or item["path"] is not None) and (
-            not cls.uses_genomics or item["omics"] is not None
+        return (not cls.uses_pathology or item["pathology"] is not None) and (
+            not cls.uses_genomics or item["genomics"] is not None
         )
 
     @classmethod
-    def input_kwargs(cls, path_dim: int | None, family_dims: Sequence[int] | None) -> dict[str, Any]:
-        """Constructor arguments that come from the data: ``path_dim`` (D_path of the patch features)
-        for pathology models, ``family_dims`` (d_k of the F gene families) for genomic models."""
+    def input_kwargs(cls, pathology_dim: int | None, family_dims: Sequence[int] | None) -> dict[str, Any]:
+        """Constructor arguments that come from the data: ``pathology_dim`` (D_path of the patch features)
+        for pathology models, ``family_dims`` (d_k of the F gene families) for genomics models."""
         kwargs: dict[str, Any] = {}
         if cls.uses_pathology:
-            if not path_dim:
+            if not pathology_dim:
                 raise ValueError(f"{cls.__name__} reads pathology, but the cohort has no patch features")
-            kwargs["path_dim"] = int(path_dim)
+            kwargs["pathology_dim"] = int(pathology_dim)
         if cls.uses_genomics:
             if not family_dims:
                 raise ValueError(f"{cls.__name__} reads genomics, but the cohort has no gene family tokens")
@@ -84,26 +84,26 @@ class BaselineModel(nn.Module, ABC):
 
     def bags(self, batch: SurvivalBatch) -> list[Tensor]:
         """The B pathology bags (N_i, D_path); a clear error if a patient has none."""
-        missing = [pid for pid, p in zip(batch.patient_ids, batch.path) if p is None]
+        missing = [pid for pid, p in zip(batch.patient_ids, batch.pathology) if p is None]
         if missing:
             raise ValueError(f"{type(self).__name__} needs pathology; patients without slides: "
                              f"{', '.join(missing[:10])} (select training patients with .accepts())")
-        bags = [p for p in batch.path if p is not None]
+        bags = [p for p in batch.pathology if p is not None]
         for pid, bag in zip(batch.patient_ids, bags):
-            if bag.ndim != 2 or bag.shape[0] == 0 or bag.shape[1] != self.path_dim:
-                raise ValueError(f"patient {pid}: a bag must be a non-empty (N, {self.path_dim}) matrix of patch "
-                                 f"features, got shape {tuple(bag.shape)}; rebuild the model for this encoder's "
-                                 f"feature size")
+            if bag.ndim != 2 or bag.shape[0] == 0 or bag.shape[1] != self.pathology_dim:
+                raise ValueError(f"patient {pid}: a bag must be a non-empty (N, {self.pathology_dim}) matrix of "
+                                 f"patch features, got shape {tuple(bag.shape)}; rebuild the model for this "
+                                 f"encoder's feature size")
         return bags
 
     def families(self, batch: SurvivalBatch) -> list[Tensor]:
         """The F family tensors (B, d_k); a clear error if a patient has no genomics."""
-        missing = [pid for pid, has in zip(batch.patient_ids, batch.has_omics.tolist()) if not has]
-        if batch.omics is None or missing:
+        missing = [pid for pid, has in zip(batch.patient_ids, batch.has_genomics.tolist()) if not has]
+        if batch.genomics is None or missing:
             missing = missing or list(batch.patient_ids)
             raise ValueError(f"{type(self).__name__} needs genomics; patients without it: "
                              f"{', '.join(missing[:10])} (select training patients with .accepts())")
-        return list(batch.omics)
+        return list(batch.genomics)
 
     # ------------------------------------------------------------------ model
     @abstractmethod

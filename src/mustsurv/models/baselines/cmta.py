@@ -20,7 +20,7 @@ Per modality an encoder-decoder pair of transformers:
 Adaptations: the TransMIL layer is the shared :class:`mustsurv.models.layers.transmil.TransMIL`, whose
 input projection (Linear + ReLU + dropout) also sits in front of the pathology decoder (CMTA's decoder
 takes the 256-d translated tokens directly); the family SNN is the shared
-:class:`mustsurv.models.genomic.FamilyTokenizer`; the concat fusion is used (CMTA's default; its
+:class:`mustsurv.models.genomics.FamilyTokenizer`; the concat fusion is used (CMTA's default; its
 bilinear option is not provided). Xavier-normal initialisation of the linear layers as in CMTA.
 Patients are encoded one at a time for the pathology parts (bags differ in length) and batched for
 the genomic parts. α per cohort in the authors' scripts: 1.0 (BLCA, GBMLGG, UCEC), 100 (BRCA),
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from mustsurv.models.baselines.base import BaselineModel, xavier_init
 from mustsurv.models.batch import SurvivalBatch
-from mustsurv.models.genomic import FamilyTokenizer
+from mustsurv.models.genomics import FamilyTokenizer
 from mustsurv.models.layers.transmil import TransLayer, TransMIL
 from mustsurv.models.registry import register_model
 
@@ -68,7 +68,7 @@ class CMTA(BaselineModel):
     uses_pathology = True
     uses_genomics = True
 
-    def __init__(self, path_dim: int, family_dims: Sequence[int], dim: int = 256, token_hidden: int = 1024,
+    def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, token_hidden: int = 1024,
                  heads: int = 8, cross_heads: int = 1, num_landmarks: int | None = None, pinv_iterations: int = 6,
                  dropout: float = 0.1, token_dropout: float = 0.25, alignment_weight: float = 1.0,
                  n_bins: int = 4, alpha: float = 0.0) -> None:
@@ -76,14 +76,14 @@ class CMTA(BaselineModel):
         uncensored up-weighting of the survival NLL, as for every model."""
         super().__init__(n_bins, alpha)
         self.alignment_weight = alignment_weight
-        self.path_dim = path_dim
-        self.path_encoder = TransMIL(path_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
-        self.path_decoder = TransMIL(dim, dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.pathology_dim = pathology_dim
+        self.pathology_encoder = TransMIL(pathology_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.pathology_decoder = TransMIL(dim, dim, heads, num_landmarks, pinv_iterations, dropout)
         self.tokenizer = FamilyTokenizer(family_dims, dim, token_hidden, token_dropout)
-        self.genomic_encoder = TokenTransformer(dim, heads, num_landmarks, pinv_iterations, dropout)
-        self.genomic_decoder = TokenTransformer(dim, heads, num_landmarks, pinv_iterations, dropout)
-        self.path_from_genomic = nn.MultiheadAttention(dim, cross_heads, batch_first=True)
-        self.genomic_from_path = nn.MultiheadAttention(dim, cross_heads, batch_first=True)
+        self.genomics_encoder = TokenTransformer(dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.genomics_decoder = TokenTransformer(dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.pathology_from_genomics = nn.MultiheadAttention(dim, cross_heads, batch_first=True)
+        self.genomics_from_pathology = nn.MultiheadAttention(dim, cross_heads, batch_first=True)
         self.fusion = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         self.classifier = nn.Linear(dim, n_bins)
         xavier_init(self)
@@ -91,16 +91,17 @@ class CMTA(BaselineModel):
     def encode(self, batch: SurvivalBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Hazard logits (B, K) and the class tokens p_enc, p_dec, g_enc, g_dec, each (B, D)."""
         bags = self.bags(batch)
-        g_enc, g_tokens = self.genomic_encoder(self.tokenizer(self.families(batch)))  # (B, D), (B, F, D)
+        g_enc, g_tokens = self.genomics_encoder(self.tokenizer(self.families(batch)))  # (B, D), (B, F, D)
         p_enc, p_dec, translated_g = [], [], []
         for i, bag in enumerate(bags):
-            cls_i, p_tokens = self.path_encoder(bag)  # (D,), (N, D)
+            cls_i, p_tokens = self.pathology_encoder(bag)  # (D,), (N, D)
             p_tokens, g_i = p_tokens.unsqueeze(0), g_tokens[i : i + 1]
-            p_from_g = self.path_from_genomic(p_tokens, g_i, g_i, need_weights=False)[0]  # (1, N, D)
-            translated_g.append(self.genomic_from_path(g_i, p_tokens, p_tokens, need_weights=False)[0])  # (1, F, D)
+            p_from_g = self.pathology_from_genomics(p_tokens, g_i, g_i, need_weights=False)[0]  # (1, N, D)
+            g_from_p = self.genomics_from_pathology(g_i, p_tokens, p_tokens, need_weights=False)[0]  # (1, F, D)
+            translated_g.append(g_from_p)
             p_enc.append(cls_i)
-            p_dec.append(self.path_decoder(p_from_g[0])[0])
-        g_dec = self.genomic_decoder(torch.cat(translated_g))[0]
+            p_dec.append(self.pathology_decoder(p_from_g[0])[0])
+        g_dec = self.genomics_decoder(torch.cat(translated_g))[0]
         p_enc_t, p_dec_t = torch.stack(p_enc), torch.stack(p_dec)
         fused = self.fusion(torch.cat([(p_enc_t + p_dec_t) / 2, (g_enc + g_dec) / 2], dim=1))
         return self.classifier(fused), p_enc_t, p_dec_t, g_enc, g_dec

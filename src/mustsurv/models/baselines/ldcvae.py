@@ -17,7 +17,7 @@ Architecture here (B patients, F gene families, latent size L):
 
 * pathology: :class:`~mustsurv.models.baselines.missing.BagEncoder` -> h_P (B, dim);
   Linear(dim, 2L) -> p(z | P) = N(μ_P, diag exp(logvar_P));
-* genomics: :class:`~mustsurv.models.genomic.FamilyTokenizer` -> family embeddings e (B, F, dim); one
+* genomics: :class:`~mustsurv.models.genomics.FamilyTokenizer` -> family embeddings e (B, F, dim); one
   Linear(dim, 2L) per family -> F experts q(z | g_k);
 * joint posterior q(z | G, P) = PoE(p(z | P), q(z | g_1), …, q(z | g_F)): precision-weighted mean,
   summed precision (:func:`product_of_experts`);
@@ -52,9 +52,9 @@ from torch import Tensor, nn
 from mustsurv.models.baselines.base import xavier_init
 from mustsurv.models.baselines.missing import BagEncoder, MissingModalityBaseline
 from mustsurv.models.batch import SurvivalBatch
-from mustsurv.models.genomic import FamilyTokenizer
-from mustsurv.models.must import Scenario
+from mustsurv.models.genomics import FamilyTokenizer
 from mustsurv.models.registry import register_model
+from mustsurv.study.vocabulary import Scenario
 
 LOGVAR_RANGE = (-8.0, 8.0)
 
@@ -95,13 +95,13 @@ class LDCVAE(MissingModalityBaseline):
 
     scenarios = ("complete", "missing_genomics")
 
-    def __init__(self, path_dim: int, family_dims: Sequence[int], dim: int = 256, latent_dim: int = 128,
+    def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, latent_dim: int = 128,
                  token_hidden: int = 256, dropout: float = 0.25, missing_rate: float = 0.5,
                  recon_weight: float = 1.0, kl_weight: float = 1.0, vib_weight: float = 0.01, n_bins: int = 4,
                  alpha: float = 0.0) -> None:
         """
         Args:
-            path_dim: D_path of the patch features.
+            pathology_dim: D_path of the patch features.
             family_dims: d_k of the F gene-family vectors.
             dim: width of the slide representation and of the family embeddings.
             latent_dim: L, size of the genomic latent z.
@@ -116,7 +116,7 @@ class LDCVAE(MissingModalityBaseline):
         super().__init__(n_bins, alpha)
         if not 0.0 <= missing_rate <= 1.0:
             raise ValueError(f"missing_rate must be in [0, 1], got {missing_rate}")
-        self.path_dim = int(path_dim)
+        self.pathology_dim = int(pathology_dim)
         self.family_dims = tuple(int(d) for d in family_dims)
         self.dim = dim
         self.latent_dim = latent_dim
@@ -125,13 +125,13 @@ class LDCVAE(MissingModalityBaseline):
         self.kl_weight = float(kl_weight)
         self.vib_weight = float(vib_weight)
         n_fam = len(self.family_dims)
-        self.path_encoder = BagEncoder(self.path_dim, dim, dropout=dropout)
-        self.path_posterior = nn.Linear(dim, 2 * latent_dim)
+        self.pathology_encoder = BagEncoder(self.pathology_dim, dim, dropout=dropout)
+        self.pathology_posterior = nn.Linear(dim, 2 * latent_dim)
         self.tokenizer = FamilyTokenizer(self.family_dims, dim, token_hidden, dropout)
         self.family_posteriors = nn.ModuleList(nn.Linear(dim, 2 * latent_dim) for _ in range(n_fam))
         self.decoder_trunk = nn.Sequential(nn.Linear(latent_dim, dim), nn.ELU())
         self.decoder_heads = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_fam))
-        self.genomic_proj = nn.Sequential(nn.Linear(n_fam * dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.genomics_proj = nn.Sequential(nn.Linear(n_fam * dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.head = nn.Sequential(nn.Linear(2 * dim + latent_dim, dim), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(dim, n_bins))
         xavier_init(self)
@@ -139,8 +139,8 @@ class LDCVAE(MissingModalityBaseline):
     # ------------------------------------------------------------------ parts
     def encode_pathology(self, batch: SurvivalBatch) -> tuple[Tensor, Gaussian]:
         """Bags -> slide representation h_P (B, dim) and the conditional prior p(z | P) (B, L)."""
-        h = self.path_encoder(self.bags(batch))
-        return h, _gaussian(self.path_posterior(h))
+        h = self.pathology_encoder(self.bags(batch))
+        return h, _gaussian(self.pathology_posterior(h))
 
     def encode_genomics(self, batch: SurvivalBatch, prior: Gaussian) -> tuple[Tensor, Gaussian]:
         """Families -> embeddings e (B, F, dim) and the joint posterior q(z | G, P) (B, L), the product of
@@ -168,7 +168,7 @@ class LDCVAE(MissingModalityBaseline):
 
     def logits_from(self, h: Tensor, z: Tensor, families: Tensor) -> Tensor:
         """Hazard logits (B, K) from h_P (B, dim), z (B, L) and family embeddings (B, F, dim)."""
-        g = self.genomic_proj(families.flatten(1))
+        g = self.genomics_proj(families.flatten(1))
         return self.head(torch.cat([h, z, g], dim=-1))
 
     # ------------------------------------------------------------------ training

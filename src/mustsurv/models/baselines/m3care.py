@@ -11,13 +11,13 @@ modality; a transformer over the modality tokens to capture the multimodal inter
 
 This implementation (shapes: B patients, D = ``dim``, S = ``bank_size``, k = ``n_neighbors``):
 
-* encoders: :class:`BagEncoder` -> h_P (B, D) and :class:`OmicsEncoder` -> h_G (B, D), shared with the
+* encoders: :class:`BagEncoder` -> h_P (B, D) and :class:`FamilyEncoder` -> h_G (B, D), shared with the
   other Table 2 baselines;
 * kernel of modality m (one per modality, all parameters learned through the survival loss):
   ``log κ_m(x, y) = log((1 − δ_m) exp(−‖φ_m(x) − φ_m(y)‖² / (2 σ_m²)) + δ_m) − ‖x − y‖² / (2 τ_m²)``
   with φ_m = Linear(D, kd) + ReLU + Linear(kd, kd) (kd = ``kernel_dim``), squared distances averaged
   over the coordinates, σ_m, τ_m learned bandwidths and δ_m = sigmoid(learned);
-* memory bank (buffers, saved in the state_dict): ``bank_path`` / ``bank_genomics`` (S, D) embeddings
+* memory bank (buffers, saved in the state_dict): ``bank_pathology`` / ``bank_genomics`` (S, D) embeddings
   of training patients, ``bank_key`` (S,) a CRC-32 key of the patient id, ``bank_valid`` (S,) bool.
   :meth:`M3Care.prepare` fills it with the initial eval-mode embeddings of the training patients, every
   training step overwrites the batch patients' entries with their detached (train-mode) embeddings, and
@@ -69,13 +69,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mustsurv.models.baselines.base import xavier_init
-from mustsurv.models.baselines.missing import BagEncoder, MissingModalityBaseline, OmicsEncoder, draw_missing
+from mustsurv.models.baselines.missing import (
+    BagEncoder,
+    FamilyEncoder,
+    MissingModalityBaseline,
+    draw_missing,
+)
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
 from mustsurv.models.layers.attention import SelfAttentionBlock
-from mustsurv.models.must import Scenario
 from mustsurv.models.registry import register_model
-
-MODALITIES = ("path", "genomics")
+from mustsurv.study.vocabulary import GENOMICS, MODALITIES, PATHOLOGY, Scenario
 
 
 def patient_key(patient_id: str) -> int:
@@ -112,14 +115,14 @@ class DeepKernel(nn.Module):
 class M3Care(MissingModalityBaseline):
     """M3Care on a bag (N_i, D_path) and F family vectors per patient; see the module docstring."""
 
-    def __init__(self, path_dim: int, family_dims: Sequence[int], dim: int = 256, omics_hidden: int = 256,
+    def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, genomics_hidden: int = 256,
                  heads: int = 4, fusion_layers: int = 1, kernel_dim: int = 64, n_neighbors: int = 8,
                  bank_size: int = 1024, missing_rate: float = 0.5, genomics_share: float = 0.5,
                  dropout: float = 0.25, n_bins: int = 4, alpha: float = 0.0) -> None:
         """
         Args:
-            path_dim: D_path of the patch features; family_dims: d_k of the F gene families.
-            dim: embedding width D; omics_hidden: hidden width of the family SNNs; heads: attention heads
+            pathology_dim: D_path of the patch features; family_dims: d_k of the F gene families.
+            dim: embedding width D; genomics_hidden: hidden width of the family SNNs; heads: attention heads
                 of the genomic encoder and the fusion transformer; fusion_layers: its blocks.
             kernel_dim: width of the similarity kernels' projections.
             n_neighbors: k, neighbours of a patient in the graph (top-k of the kernel).
@@ -135,15 +138,15 @@ class M3Care(MissingModalityBaseline):
         for name, value in (("missing_rate", missing_rate), ("genomics_share", genomics_share)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        self.path_dim = path_dim
+        self.pathology_dim = pathology_dim
         self.dim = dim
         self.n_neighbors = int(n_neighbors)
         self.bank_size = int(bank_size)
         self.missing_rate = float(missing_rate)
         self.genomics_share = float(genomics_share)
 
-        self.path_encoder = BagEncoder(path_dim, dim, dropout=dropout)
-        self.omics_encoder = OmicsEncoder(family_dims, dim, omics_hidden, heads, dropout)
+        self.pathology_encoder = BagEncoder(pathology_dim, dim, dropout=dropout)
+        self.genomics_encoder = FamilyEncoder(family_dims, dim, genomics_hidden, heads, dropout)
         self.kernels = nn.ModuleDict({m: DeepKernel(dim, kernel_dim) for m in MODALITIES})
         self.graph = nn.ModuleDict({m: nn.Linear(dim, dim) for m in MODALITIES})
         self.graph_dropout = nn.Dropout(dropout)
@@ -154,28 +157,28 @@ class M3Care(MissingModalityBaseline):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, n_bins))
         xavier_init(self)
-        self.register_buffer("bank_path", torch.zeros(bank_size, dim))
+        self.register_buffer("bank_pathology", torch.zeros(bank_size, dim))
         self.register_buffer("bank_genomics", torch.zeros(bank_size, dim))
         self.register_buffer("bank_key", torch.full((bank_size,), -1, dtype=torch.long))
         self.register_buffer("bank_valid", torch.zeros(bank_size, dtype=torch.bool))
 
     # ------------------------------------------------------------------ encoders
-    def encode_path(self, batch: SurvivalBatch) -> Tensor:
+    def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
         """h_P (B, D) from the B bags."""
-        return self.path_encoder(self.bags(batch))
+        return self.pathology_encoder(self.bags(batch))
 
-    def encode_omics(self, batch: SurvivalBatch) -> Tensor:
+    def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
         """h_G (B, D) from the F family tensors."""
-        return self.omics_encoder(self.families(batch))
+        return self.genomics_encoder(self.families(batch))
 
     def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """Per-patient simulated missingness for training (:func:`~mustsurv.models.baselines.missing.draw_missing`
-        with ``missing_rate`` and ``genomics_share``): (drop_genomics (n,), drop_path (n,))."""
+        with ``missing_rate`` and ``genomics_share``): (drop_genomics (n,), drop_pathology (n,))."""
         return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     # ------------------------------------------------------------------ imputation
     def _bank(self, modality: str) -> Tensor:
-        return self.bank_path if modality == "path" else self.bank_genomics
+        return self.bank_pathology if modality == PATHOLOGY else self.bank_genomics
 
     def similarity(self, available: Tensor, modality: str, patient_ids: Sequence[str]) -> Tensor:
         """log κ_modality between the queries ``available`` (B, D) and every bank patient -> (B, S);
@@ -199,7 +202,7 @@ class M3Care(MissingModalityBaseline):
     def impute(self, available: Tensor, available_modality: str, patient_ids: Sequence[str]) -> Tensor:
         """Latent imputation (B, D) of the other modality from ``available`` (B, D) of
         ``available_modality``: graph aggregation of the bank neighbours' embeddings + residual GCN layer."""
-        missing = "genomics" if available_modality == "path" else "path"
+        missing = GENOMICS if available_modality == PATHOLOGY else PATHOLOGY
         idx, w = self.neighbours(available, available_modality, patient_ids)
         agg = (w[..., None] * self._bank(missing)[idx]).sum(dim=1)  # (B, D)
         return agg + self.graph_dropout(F.gelu(self.graph[missing](agg)))
@@ -220,13 +223,13 @@ class M3Care(MissingModalityBaseline):
         yes = torch.ones(b, dtype=torch.bool, device=self.bank_valid.device)
         no = torch.zeros_like(yes)
         if scenario == "complete":
-            return self.fuse(self.encode_path(batch), self.encode_omics(batch), no, no)
+            return self.fuse(self.encode_pathology(batch), self.encode_genomics(batch), no, no)
         if scenario == "missing_genomics":
-            h_p = self.encode_path(batch)
-            return self.fuse(h_p, self.impute(h_p, "path", batch.patient_ids), no, yes)
+            h_p = self.encode_pathology(batch)
+            return self.fuse(h_p, self.impute(h_p, PATHOLOGY, batch.patient_ids), no, yes)
         if scenario == "missing_pathology":
-            h_g = self.encode_omics(batch)
-            return self.fuse(self.impute(h_g, "genomics", batch.patient_ids), h_g, yes, no)
+            h_g = self.encode_genomics(batch)
+            return self.fuse(self.impute(h_g, GENOMICS, batch.patient_ids), h_g, yes, no)
         self.check_scenario(scenario)
         raise AssertionError("unreachable")
 
@@ -235,7 +238,7 @@ class M3Care(MissingModalityBaseline):
         """Batch-mean survival NLL with simulated missingness (training mode; in eval mode the complete
         logits); both modalities must be in ``batch``. In training mode the batch's detached embeddings
         then overwrite their bank entries."""
-        h_p, h_g = self.encode_path(batch), self.encode_omics(batch)
+        h_p, h_g = self.encode_pathology(batch), self.encode_genomics(batch)
         b = h_p.shape[0]
         drop_g = drop_p = torch.zeros(b, dtype=torch.bool, device=h_p.device)
         if self.training:
@@ -244,10 +247,10 @@ class M3Care(MissingModalityBaseline):
         ids = batch.patient_ids
         if bool(drop_g.any()):
             rows = torch.nonzero(drop_g).flatten()
-            f_g = f_g.index_put((rows,), self.impute(h_p[rows], "path", [ids[i] for i in rows.tolist()]))
+            f_g = f_g.index_put((rows,), self.impute(h_p[rows], PATHOLOGY, [ids[i] for i in rows.tolist()]))
         if bool(drop_p.any()):
             rows = torch.nonzero(drop_p).flatten()
-            f_p = f_p.index_put((rows,), self.impute(h_g[rows], "genomics", [ids[i] for i in rows.tolist()]))
+            f_p = f_p.index_put((rows,), self.impute(h_g[rows], GENOMICS, [ids[i] for i in rows.tolist()]))
         surv = self.survival_loss(self.fuse(f_p, f_g, drop_p, drop_g), batch)
         if self.training:
             self.write_bank(ids, h_p.detach(), h_g.detach(), insert=False)
@@ -275,10 +278,10 @@ class M3Care(MissingModalityBaseline):
                 slots.append(slot)
         if not slots:
             return
-        device = self.bank_path.device
+        device = self.bank_pathology.device
         slot_t = torch.tensor(slots, device=device)
         row_t = torch.tensor(rows, device=h_p.device)
-        self.bank_path = self.bank_path.index_copy(0, slot_t, h_p[row_t].to(self.bank_path.dtype))
+        self.bank_pathology = self.bank_pathology.index_copy(0, slot_t, h_p[row_t].to(self.bank_pathology.dtype))
         self.bank_genomics = self.bank_genomics.index_copy(0, slot_t, h_g[row_t].to(self.bank_genomics.dtype))
         self.bank_key = self.bank_key.index_copy(0, slot_t, torch.tensor([patient_key(patient_ids[r]) for r in rows],
                                                                        device=device))
@@ -293,15 +296,15 @@ class M3Care(MissingModalityBaseline):
             items = [items[i] for i in picks]
         self.bank_valid = torch.zeros_like(self.bank_valid)
         self.bank_key = torch.full_like(self.bank_key, -1)
-        self.bank_path = torch.zeros_like(self.bank_path)
+        self.bank_pathology = torch.zeros_like(self.bank_pathology)
         self.bank_genomics = torch.zeros_like(self.bank_genomics)
         was_training = self.training
         self.eval()
-        device = self.bank_path.device
+        device = self.bank_pathology.device
         for start in range(0, len(items), chunk):
             part = list(items[start:start + chunk])
             batch = collate(part).to(device)
-            self.write_bank(batch.patient_ids, self.encode_path(batch), self.encode_omics(batch), insert=True)
+            self.write_bank(batch.patient_ids, self.encode_pathology(batch), self.encode_genomics(batch), insert=True)
         self.train(was_training)
 
     def prepare(self, items: Sequence[PatientItem]) -> None:

@@ -9,8 +9,8 @@ Shared encoders, so the four methods differ only in how they handle a missing mo
 
 * :class:`BagEncoder`: patch features (N_i, D_path) -> Linear + ReLU + dropout -> gated attention
   pooling (ABMIL) -> (dim,) per patient.
-* :class:`OmicsEncoder`: the six family vectors -> SNN family tokens -> self-attention with a class
-  token (:class:`~mustsurv.models.genomic.GenomicEncoder`) -> (B, dim).
+* :class:`FamilyEncoder`: the six family vectors -> SNN family tokens -> self-attention with a class
+  token (:class:`~mustsurv.models.genomics.GenomicsEncoder`) -> (B, dim).
 """
 
 from __future__ import annotations
@@ -25,23 +25,23 @@ from torch import Tensor, nn
 from mustsurv.models.baselines.abmil import GatedAttention
 from mustsurv.models.baselines.base import BaselineModel
 from mustsurv.models.batch import PatientItem, SurvivalBatch
-from mustsurv.models.genomic import GenomicEncoder
-from mustsurv.models.must import SCENARIOS, Scenario
+from mustsurv.models.genomics import GenomicsEncoder
+from mustsurv.study.vocabulary import SCENARIOS, Scenario
 
 
 def strip_modality(batch: SurvivalBatch, scenario: Scenario) -> SurvivalBatch:
-    """The batch with the modality ``scenario`` removes set to absent (bags None / omics None)."""
+    """The batch with the modality ``scenario`` removes set to absent (bags None / family tensors None)."""
     if scenario == "missing_genomics":
-        return replace(batch, omics=None, has_omics=torch.zeros_like(batch.has_omics))
+        return replace(batch, genomics=None, has_genomics=torch.zeros_like(batch.has_genomics))
     if scenario == "missing_pathology":
-        return replace(batch, path=[None] * len(batch), has_path=torch.zeros_like(batch.has_path))
+        return replace(batch, pathology=[None] * len(batch), has_pathology=torch.zeros_like(batch.has_pathology))
     if scenario == "complete":
         return batch
     raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
 
 def draw_missing(n: int, rate: float, genomics_share: float, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """Simulated missingness for n training patients: (drop_genomics (n,), drop_path (n,)) bool, never
+    """Simulated missingness for n training patients: (drop_genomics (n,), drop_pathology (n,)) bool, never
     both. A patient is dropped with probability ``rate`` (``torch.rand < rate``: rate 1 drops everyone)
     and then loses genomics with probability ``genomics_share``, else pathology."""
     missing = torch.rand(n, device=device) < rate
@@ -52,10 +52,11 @@ def draw_missing(n: int, rate: float, genomics_share: float, device: torch.devic
 class BagEncoder(nn.Module):
     """Bags (N_i, D_path) -> gated-attention pooled embeddings (B, dim)."""
 
-    def __init__(self, path_dim: int, dim: int = 256, attn_dim: int | None = None, dropout: float = 0.25) -> None:
+    def __init__(self, pathology_dim: int, dim: int = 256, attn_dim: int | None = None,
+                 dropout: float = 0.25) -> None:
         super().__init__()
-        self.path_dim = path_dim
-        self.embed = nn.Sequential(nn.Linear(path_dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.pathology_dim = pathology_dim
+        self.embed = nn.Sequential(nn.Linear(pathology_dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.attention = GatedAttention(dim, attn_dim or dim // 2, dropout)
 
     def forward(self, bags: Sequence[Tensor]) -> Tensor:
@@ -67,16 +68,16 @@ class BagEncoder(nn.Module):
         return torch.stack(out)
 
 
-class OmicsEncoder(nn.Module):
+class FamilyEncoder(nn.Module):
     """F family tensors (B, d_k) -> (B, dim): SNN family tokens + self-attention, the class token's output."""
 
     def __init__(self, family_dims: Sequence[int], dim: int = 256, hidden: int = 256, heads: int = 4,
                  dropout: float = 0.25) -> None:
         super().__init__()
-        self.encoder = GenomicEncoder(family_dims, dim, hidden, heads, layers=1, dropout=dropout)
+        self.encoder = GenomicsEncoder(family_dims, dim, hidden, heads, layers=1, dropout=dropout)
 
-    def forward(self, omics: Sequence[Tensor]) -> Tensor:
-        return self.encoder(omics)[0]
+    def forward(self, genomics: Sequence[Tensor]) -> Tensor:
+        return self.encoder(genomics)[0]
 
 
 class MissingModalityBaseline(BaselineModel):

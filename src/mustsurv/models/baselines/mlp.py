@@ -22,7 +22,7 @@ from mustsurv.models.registry import register_model
 
 
 @register_model("mlp")
-class GenomicMLP(BaselineModel):
+class GenomicsMLP(BaselineModel):
     """Two-layer ReLU MLP on the concatenated family vectors (B, Σ d_k) -> (B, K)."""
 
     scenarios = ("missing_pathology",)

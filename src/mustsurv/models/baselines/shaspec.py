@@ -22,14 +22,14 @@ logits (survival NLL as L_task):
 
 * pathology input embedding: :class:`~mustsurv.models.baselines.missing.BagEncoder` (patch features ->
   Linear + ReLU + dropout -> gated-attention pooling) -> (B, dim);
-* genomics input embedding: :class:`~mustsurv.models.baselines.missing.OmicsEncoder` (SNN family
+* genomics input embedding: :class:`~mustsurv.models.baselines.missing.FamilyEncoder` (SNN family
   tokens -> self-attention with a class token) -> (B, dim);
 * shared encoder and the two specific encoders: Linear(dim, dim) + ReLU + dropout each;
 * domain classifier: Linear(dim, 2) (label 0 = pathology, 1 = genomics);
-* head: [f_path; f_genomics] (2 dim) -> Linear(2 dim, dim) + ReLU + dropout -> Linear(dim, K).
+* head: [f_pathology; f_genomics] (2 dim) -> Linear(2 dim, dim) + ReLU + dropout -> Linear(dim, K).
 
 Adaptations: ShaSpec's encoders are CNNs on co-registered images; here the modality-specific input
-embeddings above (MIL pooling for the bag, family tokens for the omics) come first, and the shared and
+embeddings above (MIL pooling for the bag, family tokens for the genomics) come first, and the shared and
 specific encoders are small MLPs on their outputs, the shared one a single module applied to both
 modalities. L_dao is the symmetric KL divergence between the softmax-normalised shared features of the
 two modalities of a patient; L_dco the cross-entropy of the domain classifier averaged over the
@@ -52,13 +52,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mustsurv.models.baselines.base import xavier_init
-from mustsurv.models.baselines.missing import BagEncoder, MissingModalityBaseline, OmicsEncoder
+from mustsurv.models.baselines.missing import (
+    BagEncoder,
+    FamilyEncoder,
+    MissingModalityBaseline,
+)
 from mustsurv.models.batch import SurvivalBatch
-from mustsurv.models.must import Scenario
 from mustsurv.models.registry import register_model
-
-#: Domain-classification labels: index of each modality.
-MODALITIES: tuple[str, str] = ("pathology", "genomics")
+from mustsurv.study.vocabulary import GENOMICS, MODALITIES, PATHOLOGY, Scenario
 
 
 class ShaSpecFeatures(NamedTuple):
@@ -69,14 +70,14 @@ class ShaSpecFeatures(NamedTuple):
     modality's shared feature where it is not; ``keep_*`` (B,) bool.
     """
 
-    shared_path: Tensor
-    specific_path: Tensor
-    shared_omics: Tensor
-    specific_omics: Tensor
-    fused_path: Tensor
-    fused_omics: Tensor
-    keep_path: Tensor
-    keep_omics: Tensor
+    shared_pathology: Tensor
+    specific_pathology: Tensor
+    shared_genomics: Tensor
+    specific_genomics: Tensor
+    fused_pathology: Tensor
+    fused_genomics: Tensor
+    keep_pathology: Tensor
+    keep_genomics: Tensor
 
 
 def symmetric_kl(a: Tensor, b: Tensor) -> Tensor:
@@ -93,15 +94,15 @@ def _encoder(dim: int, dropout: float) -> nn.Sequential:
 class ShaSpec(MissingModalityBaseline):
     """ShaSpec on a bag (N_i, D_path) and F family vectors per patient; evaluated in every scenario."""
 
-    def __init__(self, path_dim: int, family_dims: Sequence[int], dim: int = 256, omics_hidden: int = 256,
+    def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, genomics_hidden: int = 256,
                  heads: int = 4, dropout: float = 0.25, modality_dropout: float = 0.5, align_weight: float = 0.1,
                  domain_weight: float = 0.1, n_bins: int = 4, alpha: float = 0.0) -> None:
         """
         Args:
-            path_dim: D_path of the patch features.
+            pathology_dim: D_path of the patch features.
             family_dims: d_k of the F gene-family vectors.
             dim: width of every feature (input embeddings, shared, specific and fused features).
-            omics_hidden: hidden width of the family SNNs; ``heads``: attention heads of the omics encoder.
+            genomics_hidden: hidden width of the family SNNs; ``heads``: attention heads of the genomics encoder.
             dropout: dropout rate of every layer.
             modality_dropout: probability that a training patient loses one modality (0 = never).
             align_weight: α, weight of the distribution-alignment loss on the shared features.
@@ -111,14 +112,14 @@ class ShaSpec(MissingModalityBaseline):
         super().__init__(n_bins, alpha)
         if not 0.0 <= modality_dropout <= 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1], got {modality_dropout}")
-        self.path_dim = int(path_dim)
+        self.pathology_dim = int(pathology_dim)
         self.family_dims = tuple(int(d) for d in family_dims)
         self.dim = dim
         self.modality_dropout = float(modality_dropout)
         self.align_weight = float(align_weight)
         self.domain_weight = float(domain_weight)
-        self.path_embed = BagEncoder(self.path_dim, dim, dropout=dropout)
-        self.omics_embed = OmicsEncoder(self.family_dims, dim, omics_hidden, heads, dropout)
+        self.pathology_embed = BagEncoder(self.pathology_dim, dim, dropout=dropout)
+        self.genomics_embed = FamilyEncoder(self.family_dims, dim, genomics_hidden, heads, dropout)
         self.shared = _encoder(dim, dropout)
         self.specific = nn.ModuleDict({m: _encoder(dim, dropout) for m in MODALITIES})
         self.domain_classifier = nn.Linear(dim, len(MODALITIES))
@@ -138,55 +139,57 @@ class ShaSpec(MissingModalityBaseline):
         rows = keep.nonzero().flatten().tolist()
         if not rows:
             return None
-        sub = replace(batch, patient_ids=[batch.patient_ids[i] for i in rows], path=[batch.path[i] for i in rows])
-        return self.path_embed(self.bags(sub))
+        sub = replace(batch, patient_ids=[batch.patient_ids[i] for i in rows],
+                      pathology=[batch.pathology[i] for i in rows])
+        return self.pathology_embed(self.bags(sub))
 
     def embed_genomics(self, batch: SurvivalBatch, keep: Tensor) -> Tensor | None:
-        """Omics embeddings (n, dim) of the n patients with ``keep`` (B,) True, or None if n = 0; only
+        """Genomics embeddings (n, dim) of the n patients with ``keep`` (B,) True, or None if n = 0; only
         their rows of the family tensors are read."""
         rows = keep.nonzero().flatten()
         if rows.numel() == 0:
             return None
         sub = replace(batch, patient_ids=[batch.patient_ids[i] for i in rows.tolist()],
-                      has_omics=batch.has_omics[rows.to(batch.has_omics.device)],
-                      omics=None if batch.omics is None else [o[rows.to(o.device)] for o in batch.omics])
-        return self.omics_embed(self.families(sub))
+                      has_genomics=batch.has_genomics[rows.to(batch.has_genomics.device)],
+                      genomics=None if batch.genomics is None else [o[rows.to(o.device)] for o in batch.genomics])
+        return self.genomics_embed(self.families(sub))
 
-    def features(self, batch: SurvivalBatch, keep_path: Tensor, keep_omics: Tensor) -> ShaSpecFeatures:
-        """Shared, specific and fused features (B, dim) with the modalities ``keep_path`` / ``keep_omics``
+    def features(self, batch: SurvivalBatch, keep_pathology: Tensor, keep_genomics: Tensor) -> ShaSpecFeatures:
+        """Shared, specific and fused features (B, dim) with the modalities ``keep_pathology`` / ``keep_genomics``
         (B,) bool; a patient must keep at least one. A modality a patient does not keep is never read."""
         b = len(batch)
         device = self.fusion.weight.device
-        keep_path, keep_omics = keep_path.to(device).bool(), keep_omics.to(device).bool()
-        if keep_path.shape != (b,) or keep_omics.shape != (b,):
-            raise ValueError(f"keep masks must be ({b},), got {tuple(keep_path.shape)} and {tuple(keep_omics.shape)}")
-        if not bool((keep_path | keep_omics).all()):
+        keep_pathology, keep_genomics = keep_pathology.to(device).bool(), keep_genomics.to(device).bool()
+        if keep_pathology.shape != (b,) or keep_genomics.shape != (b,):
+            raise ValueError(f"keep masks must be ({b},), got {tuple(keep_pathology.shape)} and "
+                             f"{tuple(keep_genomics.shape)}")
+        if not bool((keep_pathology | keep_genomics).all()):
             raise ValueError("every patient needs at least one modality")
         zeros = self.fusion.weight.new_zeros(b, self.dim)
         parts: dict[str, tuple[Tensor, Tensor]] = {}
-        for name, keep, embed in (("pathology", keep_path, self.embed_pathology),
-                                  ("genomics", keep_omics, self.embed_genomics)):
+        for name, keep, embed in ((PATHOLOGY, keep_pathology, self.embed_pathology),
+                                  (GENOMICS, keep_genomics, self.embed_genomics)):
             h = embed(batch, keep)
             if h is None:
                 parts[name] = (zeros, zeros)
                 continue
             rows = keep.nonzero().flatten()
             parts[name] = (self._scatter(rows, self.shared(h), b), self._scatter(rows, self.specific[name](h), b))
-        (r_p, s_p), (r_g, s_g) = parts["pathology"], parts["genomics"]
+        (r_p, s_p), (r_g, s_g) = parts[PATHOLOGY], parts[GENOMICS]
         own_p = r_p + self.fusion(torch.cat([r_p, s_p], dim=-1))
         own_g = r_g + self.fusion(torch.cat([r_g, s_g], dim=-1))
         # a missing modality's feature: the shared feature of the available one
-        f_p = torch.where(keep_path[:, None], own_p, r_g)
-        f_g = torch.where(keep_omics[:, None], own_g, r_p)
-        return ShaSpecFeatures(r_p, s_p, r_g, s_g, f_p, f_g, keep_path, keep_omics)
+        f_p = torch.where(keep_pathology[:, None], own_p, r_g)
+        f_g = torch.where(keep_genomics[:, None], own_g, r_p)
+        return ShaSpecFeatures(r_p, s_p, r_g, s_g, f_p, f_g, keep_pathology, keep_genomics)
 
     def logits_from(self, feats: ShaSpecFeatures) -> Tensor:
         """Hazard logits (B, K) from the fused features."""
-        return self.head(torch.cat([feats.fused_path, feats.fused_omics], dim=-1))
+        return self.head(torch.cat([feats.fused_pathology, feats.fused_genomics], dim=-1))
 
     @staticmethod
     def scenario_masks(batch_size: int, scenario: Scenario) -> tuple[Tensor, Tensor]:
-        """(keep_path, keep_omics) (B,) bool of ``scenario``."""
+        """(keep_pathology, keep_genomics) (B,) bool of ``scenario``."""
         ones = torch.ones(batch_size, dtype=torch.bool)
         if scenario == "complete":
             return ones, ones.clone()
@@ -197,32 +200,32 @@ class ShaSpec(MissingModalityBaseline):
         raise ValueError(f"unknown scenario {scenario!r}")
 
     def draw_dropout(self, batch_size: int) -> tuple[Tensor, Tensor]:
-        """Training modality dropout: (keep_path, keep_omics) (B,) bool. Each patient loses one modality
+        """Training modality dropout: (keep_pathology, keep_genomics) (B,) bool. Each patient loses one modality
         with probability ``modality_dropout`` (``torch.rand < rate``), pathology or genomics with equal
         chance; at most one modality is dropped."""
         drop = torch.rand(batch_size) < self.modality_dropout
-        drop_path = torch.rand(batch_size) < 0.5
-        return ~(drop & drop_path), ~(drop & ~drop_path)
+        drop_pathology = torch.rand(batch_size) < 0.5
+        return ~(drop & drop_pathology), ~(drop & ~drop_pathology)
 
     # ------------------------------------------------------------------ losses
     def alignment_loss(self, feats: ShaSpecFeatures) -> Tensor:
         """Per-patient distribution alignment (B,): symmetric KL between the two shared features; 0 for
         a patient that lacks one of them."""
-        both = feats.keep_path & feats.keep_omics
-        kl = symmetric_kl(feats.shared_path, feats.shared_omics)
+        both = feats.keep_pathology & feats.keep_genomics
+        kl = symmetric_kl(feats.shared_pathology, feats.shared_genomics)
         return torch.where(both, kl, torch.zeros_like(kl))
 
     def domain_loss(self, feats: ShaSpecFeatures) -> Tensor:
         """Per-patient domain classification (B,): cross-entropy of the classifier on each kept specific
         feature against its modality's label (0 pathology, 1 genomics), averaged over the kept ones."""
-        b = feats.keep_path.shape[0]
-        total = feats.fused_path.new_zeros(b)
-        for label, (spec, keep) in enumerate(((feats.specific_path, feats.keep_path),
-                                              (feats.specific_omics, feats.keep_omics))):
+        b = feats.keep_pathology.shape[0]
+        total = feats.fused_pathology.new_zeros(b)
+        for label, (spec, keep) in enumerate(((feats.specific_pathology, feats.keep_pathology),
+                                              (feats.specific_genomics, feats.keep_genomics))):
             target = torch.full((b,), label, dtype=torch.long, device=spec.device)
             ce = F.cross_entropy(self.domain_classifier(spec), target, reduction="none")
             total = total + torch.where(keep, ce, torch.zeros_like(ce))
-        return total / (feats.keep_path.float() + feats.keep_omics.float())
+        return total / (feats.keep_pathology.float() + feats.keep_genomics.float())
 
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
         """Survival NLL + α L_dao + β L_dco, each a batch mean of per-patient terms; in training mode each
@@ -230,15 +233,15 @@ class ShaSpec(MissingModalityBaseline):
         (the fraction of patients that lost a modality)."""
         b = len(batch)
         if self.training:
-            keep_path, keep_omics = self.draw_dropout(b)
+            keep_pathology, keep_genomics = self.draw_dropout(b)
         else:
-            keep_path, keep_omics = self.scenario_masks(b, "complete")
-        feats = self.features(batch, keep_path, keep_omics)
+            keep_pathology, keep_genomics = self.scenario_masks(b, "complete")
+        feats = self.features(batch, keep_pathology, keep_genomics)
         surv = self.survival_loss(self.logits_from(feats), batch)
         align = self.alignment_loss(feats).mean()
         domain = self.domain_loss(feats).mean()
         loss = surv + self.align_weight * align + self.domain_weight * domain
-        dropped = float((~(feats.keep_path & feats.keep_omics)).float().mean())
+        dropped = float((~(feats.keep_pathology & feats.keep_genomics)).float().mean())
         return loss, {"surv": float(surv.detach()), "align": float(align.detach()),
                       "domain": float(domain.detach()), "dropped": dropped}
 
@@ -246,5 +249,5 @@ class ShaSpec(MissingModalityBaseline):
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
         """Hazard logits (B, K) reading only the modalities ``scenario`` keeps; a missing modality's
         fused feature is the available modality's shared feature."""
-        keep_path, keep_omics = self.scenario_masks(len(batch), scenario)
-        return self.logits_from(self.features(batch, keep_path, keep_omics))
+        keep_pathology, keep_genomics = self.scenario_masks(len(batch), scenario)
+        return self.logits_from(self.features(batch, keep_pathology, keep_genomics))

@@ -14,14 +14,14 @@ Modality", AAAI 2021. Two ideas on top of a multimodal main network:
 
 This implementation (shapes: B patients, D = ``dim``, C = ``n_priors``, K = ``n_bins``):
 
-* encoders: :class:`BagEncoder` (gated-attention pooling) -> h_P (B, D) and :class:`OmicsEncoder`
+* encoders: :class:`BagEncoder` (gated-attention pooling) -> h_P (B, D) and :class:`FamilyEncoder`
   (family SNN tokens + self-attention) -> h_G (B, D), shared with the other Table 2 baselines;
-* priors: buffers ``priors_path`` / ``priors_genomics`` (C, D), k-means centroids of the training
+* priors: buffers ``priors_pathology`` / ``priors_genomics`` (C, D), k-means centroids of the training
   patients' pathology / genomic embeddings (fitted in :meth:`SMIL.prepare`, tracked during training
   by an online k-means step on the batch's detached embeddings, refined by Lloyd iterations on the
   final eval-mode embeddings in :meth:`SMIL.finish`);
 * reconstruction, both directions: ĥ_G = softmax(φ_c^{P->G}(h_P)) · priors_genomics,
-  ĥ_P = softmax(φ_c^{G->P}(h_G)) · priors_path (φ_c an MLP D -> D -> C);
+  ĥ_P = softmax(φ_c^{G->P}(h_G)) · priors_pathology (φ_c an MLP D -> D -> C);
 * fusion x = [h_P; h_G] (2D) with a missing modality replaced by its reconstruction; regulariser
   φ_r(x) -> (μ, log σ) (2D each); training perturbation x ⊙ softplus(μ + σ ε), ε ~ N(0, I); the
   deterministic feature x ⊙ softplus(μ) at inference and in the outer loss;
@@ -74,10 +74,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mustsurv.models.baselines.base import xavier_init
-from mustsurv.models.baselines.missing import BagEncoder, MissingModalityBaseline, OmicsEncoder, draw_missing
+from mustsurv.models.baselines.missing import (
+    BagEncoder,
+    FamilyEncoder,
+    MissingModalityBaseline,
+    draw_missing,
+)
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
-from mustsurv.models.must import Scenario
 from mustsurv.models.registry import register_model
+from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY, Scenario
 from mustsurv.survival import nll_loss
 
 
@@ -182,15 +187,15 @@ class FeatureRegularizer(nn.Module):
 class SMIL(MissingModalityBaseline):
     """SMIL on a bag (N_i, D_path) and F family vectors per patient; see the module docstring."""
 
-    def __init__(self, path_dim: int, family_dims: Sequence[int], dim: int = 256, omics_hidden: int = 256,
+    def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, genomics_hidden: int = 256,
                  heads: int = 4, dropout: float = 0.25, n_priors: int = 16, missing_rate: float = 0.5,
                  genomics_share: float = 0.5, inner_lr: float = 0.05, meta_size: int = 16, kl_weight: float = 1e-3,
                  recon_weight: float = 1.0, prior_momentum: float = 0.1, kmeans_iters: int = 25,
                  n_bins: int = 4, alpha: float = 0.0) -> None:
         """
         Args:
-            path_dim: D_path of the patch features; family_dims: d_k of the F gene families.
-            dim: embedding width D; omics_hidden: hidden width of the family SNNs; heads: attention heads
+            pathology_dim: D_path of the patch features; family_dims: d_k of the F gene families.
+            dim: embedding width D; genomics_hidden: hidden width of the family SNNs; heads: attention heads
                 of the genomic encoder; dropout: dropout of encoders, φ_c, φ_r and head.
             n_priors: C, number of modality priors (k-means centroids) per modality.
             missing_rate: probability that a training patient takes the missing path.
@@ -210,7 +215,7 @@ class SMIL(MissingModalityBaseline):
                             ("prior_momentum", prior_momentum)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        self.path_dim = path_dim
+        self.pathology_dim = pathology_dim
         self.dim = dim
         self.n_priors = n_priors
         self.missing_rate = float(missing_rate)
@@ -221,17 +226,17 @@ class SMIL(MissingModalityBaseline):
         self.prior_momentum = float(prior_momentum)
         self.kmeans_iters = int(kmeans_iters)
 
-        self.path_encoder = BagEncoder(path_dim, dim, dropout=dropout)
-        self.omics_encoder = OmicsEncoder(family_dims, dim, omics_hidden, heads, dropout)
+        self.pathology_encoder = BagEncoder(pathology_dim, dim, dropout=dropout)
+        self.genomics_encoder = FamilyEncoder(family_dims, dim, genomics_hidden, heads, dropout)
         # φ_c, one per direction: available embedding (B, D) -> prior logits (B, C)
         self.recon_genomics = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout),
                                             nn.Linear(dim, n_priors))
-        self.recon_path = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout),
+        self.recon_pathology = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout),
                                         nn.Linear(dim, n_priors))
         self.regularizer = FeatureRegularizer(2 * dim, dim, dropout)
         self.head = FunctionalHead(2 * dim, dim, n_bins, dropout)
         xavier_init(self)
-        self.register_buffer("priors_path", torch.zeros(n_priors, dim))
+        self.register_buffer("priors_pathology", torch.zeros(n_priors, dim))
         self.register_buffer("priors_genomics", torch.zeros(n_priors, dim))
         self.register_buffer("priors_ready", torch.zeros((), dtype=torch.bool))
         # replay memory of the last ``meta_size`` training patients: the meta-train set of the inner step
@@ -243,23 +248,23 @@ class SMIL(MissingModalityBaseline):
         self.register_buffer("meta_ptr", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ encoders and reconstruction
-    def encode_path(self, batch: SurvivalBatch) -> Tensor:
+    def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
         """h_P (B, D) from the B bags."""
-        return self.path_encoder(self.bags(batch))
+        return self.pathology_encoder(self.bags(batch))
 
-    def encode_omics(self, batch: SurvivalBatch) -> Tensor:
+    def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
         """h_G (B, D) from the F family tensors."""
-        return self.omics_encoder(self.families(batch))
+        return self.genomics_encoder(self.families(batch))
 
     def prior_weights(self, available: Tensor, target: str) -> Tensor:
-        """Weights over the C priors of ``target`` ("genomics" or "path") from the other modality's
+        """Weights over the C priors of ``target`` ("genomics" or "pathology") from the other modality's
         embedding ``available`` (B, D) -> (B, C), rows summing to 1."""
-        net = self.recon_genomics if target == "genomics" else self.recon_path
+        net = self.recon_genomics if target == GENOMICS else self.recon_pathology
         return torch.softmax(net(available), dim=-1)
 
     def reconstruct(self, available: Tensor, target: str) -> Tensor:
         """ĥ_target = weights · priors_target: (B, D) from the available embedding (B, D)."""
-        priors = self.priors_genomics if target == "genomics" else self.priors_path
+        priors = self.priors_genomics if target == GENOMICS else self.priors_pathology
         return self.prior_weights(available, target) @ priors
 
     def regularized(self, x: Tensor, stochastic: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -271,20 +276,20 @@ class SMIL(MissingModalityBaseline):
 
     def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """Per-patient simulated missingness for training (:func:`~mustsurv.models.baselines.missing.draw_missing`
-        with ``missing_rate`` and ``genomics_share``): (drop_genomics (n,), drop_path (n,))."""
+        with ``missing_rate`` and ``genomics_share``): (drop_genomics (n,), drop_pathology (n,))."""
         return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     # ------------------------------------------------------------------ inference
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
         """Hazard logits (B, K); reads only the modalities ``scenario`` keeps."""
         if scenario == "complete":
-            h_p, h_g = self.encode_path(batch), self.encode_omics(batch)
+            h_p, h_g = self.encode_pathology(batch), self.encode_genomics(batch)
         elif scenario == "missing_genomics":
-            h_p = self.encode_path(batch)
-            h_g = self.reconstruct(h_p, "genomics")
+            h_p = self.encode_pathology(batch)
+            h_g = self.reconstruct(h_p, GENOMICS)
         elif scenario == "missing_pathology":
-            h_g = self.encode_omics(batch)
-            h_p = self.reconstruct(h_g, "path")
+            h_g = self.encode_genomics(batch)
+            h_p = self.reconstruct(h_g, PATHOLOGY)
         else:
             self.check_scenario(scenario)
             raise AssertionError("unreachable")
@@ -296,7 +301,7 @@ class SMIL(MissingModalityBaseline):
         """Batch mean of the per-patient SMIL objective (module docstring); both modalities must be in
         ``batch``. In training mode it also draws the simulated missingness and updates the priors; in
         eval mode it is the objective of the inference model (no missing draw, no inner step, no noise)."""
-        h_p, h_g = self.encode_path(batch), self.encode_omics(batch)
+        h_p, h_g = self.encode_pathology(batch), self.encode_genomics(batch)
         b = h_p.shape[0]
         if self.training:
             if not bool(self.priors_ready):
@@ -304,7 +309,7 @@ class SMIL(MissingModalityBaseline):
             drop_g, drop_p = self.draw_missing(b, h_p.device)
         else:
             drop_g = drop_p = torch.zeros(b, dtype=torch.bool, device=h_p.device)
-        rec_g, rec_p = self.reconstruct(h_p, "genomics"), self.reconstruct(h_g, "path")
+        rec_g, rec_p = self.reconstruct(h_p, GENOMICS), self.reconstruct(h_g, PATHOLOGY)
         f_p = torch.where(drop_p[:, None], rec_p, h_p)
         f_g = torch.where(drop_g[:, None], rec_g, h_g)
         x = torch.cat([f_p, f_g], dim=-1)  # (B, 2D)
@@ -360,7 +365,7 @@ class SMIL(MissingModalityBaseline):
     @torch.no_grad()
     def _init_priors_from(self, h_p: Tensor, h_g: Tensor) -> None:
         """Fallback when :meth:`prepare` was not called: seed the priors from the first batch."""
-        self.priors_path = kmeans(h_p, self.n_priors, 1)
+        self.priors_pathology = kmeans(h_p, self.n_priors, 1)
         self.priors_genomics = kmeans(h_g, self.n_priors, 1)
         self.priors_ready = torch.ones((), dtype=torch.bool, device=h_p.device)
 
@@ -368,7 +373,7 @@ class SMIL(MissingModalityBaseline):
     def _update_priors(self, h_p: Tensor, h_g: Tensor) -> None:
         """Online k-means step: each prior with assigned batch embeddings moves by ``prior_momentum``
         towards their mean. New tensors replace the buffers (the old ones may be saved for backward)."""
-        for name, h in (("priors_path", h_p), ("priors_genomics", h_g)):
+        for name, h in (("priors_pathology", h_p), ("priors_genomics", h_g)):
             priors: Tensor = getattr(self, name)
             assign = torch.cdist(h, priors).argmin(dim=1)
             counts = torch.bincount(assign, minlength=self.n_priors).to(h.dtype)
@@ -381,12 +386,12 @@ class SMIL(MissingModalityBaseline):
         """Eval-mode embeddings (h_P (N, D), h_G (N, D)) of ``items`` (training mode is restored)."""
         was_training = self.training
         self.eval()
-        device = self.priors_path.device
+        device = self.priors_pathology.device
         hp, hg = [], []
         for start in range(0, len(items), chunk):
             batch = collate(items[start:start + chunk]).to(device)
-            hp.append(self.encode_path(batch))
-            hg.append(self.encode_omics(batch))
+            hp.append(self.encode_pathology(batch))
+            hg.append(self.encode_genomics(batch))
         self.train(was_training)
         return torch.cat(hp), torch.cat(hg)
 
@@ -395,7 +400,7 @@ class SMIL(MissingModalityBaseline):
         """Fit the priors: k-means (k-means++ seeding, fixed seed) on the initial eval-mode embeddings
         of the training patients ``items``."""
         h_p, h_g = self.embeddings(items)
-        self.priors_path = kmeans(h_p, self.n_priors, self.kmeans_iters, seed=0)
+        self.priors_pathology = kmeans(h_p, self.n_priors, self.kmeans_iters, seed=0)
         self.priors_genomics = kmeans(h_g, self.n_priors, self.kmeans_iters, seed=1)
         self.priors_ready = torch.ones((), dtype=torch.bool, device=h_p.device)
 
@@ -407,5 +412,5 @@ class SMIL(MissingModalityBaseline):
             self.prepare(items)
             return
         h_p, h_g = self.embeddings(items)
-        self.priors_path = lloyd(h_p, self.priors_path.clone(), self.kmeans_iters)
+        self.priors_pathology = lloyd(h_p, self.priors_pathology.clone(), self.kmeans_iters)
         self.priors_genomics = lloyd(h_g, self.priors_genomics.clone(), self.kmeans_iters)

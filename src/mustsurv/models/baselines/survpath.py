@@ -15,7 +15,7 @@ patches (the paper samples 4,096); at inference every patch is used.
 
 Adaptations: the six functional gene families (the tokens MUST uses, RNA/CNV/SNV per family) replace
 the paper's Reactome/Hallmark transcriptomic pathways; the SNN tokenizer is the shared
-:class:`mustsurv.models.genomic.FamilyTokenizer`. Patches are subsampled without replacement (a bag
+:class:`mustsurv.models.genomics.FamilyTokenizer`. Patches are subsampled without replacement (a bag
 already within the cap is kept whole). Several patients are batched by padding the patch tokens with a
 key mask, which gives the same result as one patient at a time. Complete data only (``complete``).
 """
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from mustsurv.models.baselines.base import BaselineModel
 from mustsurv.models.batch import SurvivalBatch
-from mustsurv.models.genomic import FamilyTokenizer
+from mustsurv.models.genomics import FamilyTokenizer
 from mustsurv.models.registry import register_model
 
 
@@ -73,7 +73,7 @@ class SurvPath(BaselineModel):
     uses_pathology = True
     uses_genomics = True
 
-    def __init__(self, path_dim: int, family_dims: Sequence[int], dim: int = 256, token_hidden: int = 256,
+    def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, token_hidden: int = 256,
                  heads: int = 1, dim_head: int | None = None, ffn_mult: int = 1, dropout: float = 0.1,
                  token_dropout: float = 0.25, max_patches: int | None = 4096, n_bins: int = 4,
                  alpha: float = 0.0) -> None:
@@ -82,9 +82,9 @@ class SurvPath(BaselineModel):
         if max_patches is not None and max_patches < 0:
             raise ValueError(f"max_patches must be positive (or 0/None for no cap), got {max_patches}")
         self.max_patches = max_patches or None
-        self.path_dim = path_dim
+        self.pathology_dim = pathology_dim
         self.tokenizer = FamilyTokenizer(family_dims, dim, token_hidden, token_dropout)
-        self.patch_proj = nn.Linear(path_dim, dim)
+        self.patch_proj = nn.Linear(pathology_dim, dim)
         self.attention = PathwayPatchAttention(dim, heads, dim_head)
         inner = self.attention.out_dim
         self.ffn = nn.Sequential(nn.LayerNorm(inner), nn.Linear(inner, inner * ffn_mult), nn.GELU(),

@@ -7,7 +7,7 @@ class token, Nyström-attention layer -> PPEG (7/5/3 depthwise convolutions) -> 
 
 The aggregator is the shared :class:`mustsurv.models.layers.transmil.TransMIL`, the same layer MUST
 uses for its pathology branch (see that module for the Nyström details). Adaptations: the input
-dimension follows the patch encoder (``path_dim``); width, heads and landmarks are configurable
+dimension follows the patch encoder (``pathology_dim``); width, heads and landmarks are configurable
 (defaults are the paper's 512 / 8 / 256); evaluated in the ``missing_genomics`` scenario only.
 """
 
@@ -29,11 +29,11 @@ class TransMILSurv(BaselineModel):
     scenarios = ("missing_genomics",)
     uses_pathology = True
 
-    def __init__(self, path_dim: int = 1536, dim: int = 512, heads: int = 8, num_landmarks: int | None = None,
+    def __init__(self, pathology_dim: int = 1536, dim: int = 512, heads: int = 8, num_landmarks: int | None = None,
                  pinv_iterations: int = 6, dropout: float = 0.1, n_bins: int = 4, alpha: float = 0.0) -> None:
         super().__init__(n_bins, alpha)
-        self.path_dim = path_dim
-        self.aggregator = TransMIL(path_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
+        self.pathology_dim = pathology_dim
+        self.aggregator = TransMIL(pathology_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
         self.classifier = nn.Linear(dim, n_bins)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:

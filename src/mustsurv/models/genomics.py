@@ -1,4 +1,4 @@
-"""Genomic branch: one MLP per functional gene family -> family tokens -> multi-head self-attention."""
+"""Genomics branch: one MLP per functional gene family -> family tokens -> multi-head self-attention."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mustsurv.models.layers.attention import SelfAttentionBlock
 class FamilyTokenizer(nn.Module):
     """Group-specific MLPs (SNN-style: Linear -> ELU -> AlphaDropout, twice), one per family.
 
-    ``omics``: list of F tensors (B, d_k) -> tokens (B, F, dim).
+    ``genomics``: list of F tensors (B, d_k) -> tokens (B, F, dim).
     """
 
     def __init__(self, family_dims: Sequence[int], dim: int = 256, hidden: int = 256, dropout: float = 0.25) -> None:
@@ -29,16 +29,16 @@ class FamilyTokenizer(nn.Module):
             for d in self.family_dims
         )
 
-    def forward(self, omics: Sequence[Tensor]) -> Tensor:
-        if len(omics) != len(self.mlps):
-            raise ValueError(f"expected {len(self.mlps)} gene families, got {len(omics)}")
-        for k, (x, d) in enumerate(zip(omics, self.family_dims)):
+    def forward(self, genomics: Sequence[Tensor]) -> Tensor:
+        if len(genomics) != len(self.mlps):
+            raise ValueError(f"expected {len(self.mlps)} gene families, got {len(genomics)}")
+        for k, (x, d) in enumerate(zip(genomics, self.family_dims)):
             if x.shape[-1] != d:
                 raise ValueError(f"gene family {k} has {x.shape[-1]} features, the model was built for {d}")
-        return torch.stack([mlp(x) for mlp, x in zip(self.mlps, omics)], dim=1)
+        return torch.stack([mlp(x) for mlp, x in zip(self.mlps, genomics)], dim=1)
 
 
-class GenomicEncoder(nn.Module):
+class GenomicsEncoder(nn.Module):
     """Family tokens + learnable class token -> ``layers`` self-attention blocks -> LayerNorm.
 
     Returns the class output g_G (B, dim) and the updated family tokens (B, F, dim).
@@ -59,9 +59,9 @@ class GenomicEncoder(nn.Module):
         self.blocks = nn.ModuleList(SelfAttentionBlock(dim, heads, dropout=dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, omics: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        """``omics`` F tensors (B, d_k) -> (g_G (B, dim), tokens (B, F, dim))."""
-        tokens = self.tokenizer(omics)
+    def forward(self, genomics: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """``genomics`` F tensors (B, d_k) -> (g_G (B, dim), tokens (B, F, dim))."""
+        tokens = self.tokenizer(genomics)
         x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:
             x = block(x)
