@@ -109,14 +109,6 @@ def feature_file_error(path: str | os.PathLike) -> str:
         return ""
 
 
-def precomputed_features(features_dir: str | os.PathLike) -> dict[str, str]:
-    """{slide_id: path} of the ``.h5`` files in ``features_dir`` (slide id = file name without ``.h5``)."""
-    folder = Path(features_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"features_dir {folder} does not exist; fix `features_dir` in the config.")
-    return {p.stem: str(p) for p in sorted(folder.glob("*.h5"))}
-
-
 def build_summary(features: dict[str, str], patients: dict[str, str] | None = None) -> pd.DataFrame:
     """The summary table of slides ``features`` ({slide_id: features h5}); patient ids from ``patients``
     (a slide sheet's mapping) or the first 12 characters of the slide id."""

@@ -8,7 +8,6 @@ libraries (the demo plan and slide sheets are read lazily, at parse time, only w
 
 from __future__ import annotations
 
-import glob as globmod
 import re
 from functools import cached_property
 from pathlib import Path
@@ -132,7 +131,12 @@ class StudyDesign:
             if self.is_demo(c):
                 out[c] = {s: layout.demo_slide(c, s) for s in self.demo_slide_ids(c)}
             else:
-                out[c] = list_slides(**self.block(c).get("slides", {}))
+                from mustsurv.cohort.slides import (
+                    list_slides,  # reads a slide sheet with pandas
+                )
+
+                block = self.block(c).get("slides", {})
+                out[c] = list_slides(sheet=block.get("sheet"), glob=block.get("glob"))
         return out
 
     def slides(self, cohort: str) -> dict[str, str]:
@@ -280,18 +284,3 @@ class StudyDesign:
         out += [p for c in self.cohorts for p in [layout.cohort_table(c), *self.fold_files(c)]]
         out += [layout.slide_summary(c) for c in self.cohorts if self.has_pathology(c)]
         return out + self.report_targets()
-
-
-def list_slides(sheet: str | None = None, glob: str | None = None) -> dict[str, str]:
-    """{slide_id: path} from a slide sheet (read with :func:`mustsurv.cohort.slides.read_sheet`) or a glob
-    (slide id = file name without its suffix)."""
-    if sheet is not None:
-        from mustsurv.cohort.slides import read_sheet
-
-        df = read_sheet(sheet)
-        return dict(zip(df["slide_id"], df["path"]))
-    if glob is not None:
-        from mustsurv.cohort.slides import SLIDE_SUFFIXES
-
-        return {Path(p).stem: str(p) for p in sorted(globmod.glob(glob)) if Path(p).suffix.lower() in SLIDE_SUFFIXES}
-    return {}
