@@ -47,7 +47,8 @@ MISSING = (GENOMICS, PATHOLOGY)  # the modality a scenario removes, and whose di
 
 def fold_scores(cohort: str, fold: int, samples: list[int], steps: int, seed: int) -> dict[str, float]:
     model, _ = load_checkpoint(layout.must_checkpoint(cohort, "must", fold, 3), torch.device("cpu"))
-    train, test = fold_datasets(**layout.fold_inputs(cohort, fold))
+    data = fold_datasets(**layout.fold_inputs(cohort, fold), fit_on_validation=True)
+    train, test = data.train, data.test
     tr, te = components(model, list(train)), components(model, list(test))
     complete = [it for it in test if it["pathology"] is not None and it["genomics"] is not None]
     time = [float(it["time"]) for it in complete]

@@ -88,7 +88,8 @@ def main() -> None:
         store = FeatureStore()
         per: dict[str, list[dict[str, float]]] = {"eps": [], "v": []}
         for k in range(len(glob.glob(layout.fold(cohort, "*")))):
-            train, test = fold_datasets(**layout.fold_inputs(cohort, k), store=store)
+            data = fold_datasets(**layout.fold_inputs(cohort, k), store=store, fit_on_validation=True)
+            train, test = data.train, data.test
             for prediction in per:
                 model, _ = load_checkpoint(layout.must_checkpoint(cohort, "must", k, 2), torch.device("cpu"))
                 for ldm in (model.ldm_pathology, model.ldm_genomics):

@@ -48,7 +48,7 @@ def fold_scores(cohort: str, fold: int) -> dict[str, float]:
     pred = pd.read_csv(layout.predictions(cohort, "must", fold), sep="\t")
     scores = {s: c_index(g["time"], g["event"], g["risk"]) for s, g in pred.groupby("scenario")}
     model, _ = load_checkpoint(layout.must_checkpoint(cohort, "must", fold, 3), torch.device("cpu"))
-    _, test = fold_datasets(**layout.fold_inputs(cohort, fold))
+    test = fold_datasets(**layout.fold_inputs(cohort, fold)).test
     for modality in SCENARIO_OF:
         scores[f"zero_{modality}"] = zero_fill_cindex(model, list(test), modality)
     scores["test_patients"] = float(len(test))

@@ -52,7 +52,7 @@ def cohort(tmp_path):
     table = build_cohort_table(survival, genomics_patients=g, summary=read_summary(summary))
     table_path = tmp_path / "cohort.tsv"
     write_cohort_table(table, table_path)
-    record = build_folds(table, folds=4, seed=0, n_bins=2)[0]
+    record = build_folds(table, folds=4, seed=0, n_bins=2, validation_fraction=0.0)[0]
     split = tmp_path / "fold0.json"
     write_fold(split, record)
     return {"table": table_path, "tokens": tokens, "split": split, "summary": summary, "record": record,
@@ -140,7 +140,7 @@ def test_folds_of_one_job_share_a_store_and_read_each_bag_once(cohort, tmp_path)
     from mustsurv.cohort.table import read_cohort_table
     from mustsurv.train.data import fold_datasets
 
-    records = build_folds(read_cohort_table(cohort["table"]), folds=4, seed=0, n_bins=2)
+    records = build_folds(read_cohort_table(cohort["table"]), folds=4, seed=0, n_bins=2, validation_fraction=0.0)
     splits = []
     for k, record in enumerate(records):
         write_fold(tmp_path / f"f{k}.json", record)
@@ -148,14 +148,15 @@ def test_folds_of_one_job_share_a_store_and_read_each_bag_once(cohort, tmp_path)
     store = FeatureStore()
     reads = []
     for split in splits:
-        train, test = fold_datasets(cohort["table"], split, cohort["tokens"], cohort["summary"], store=store)
+        data = fold_datasets(cohort["table"], split, cohort["tokens"], cohort["summary"], store=store)
+        train, test = data.train, data.test
         for part in (train, test):
             for i in range(len(part)):
                 part[i]
         reads.append(store.files_read)
     assert reads[0] == reads[-1] > 0  # every patient is in fold 0's train or test part; later folds read nothing
     fresh = FeatureStore()
-    train, _ = fold_datasets(cohort["table"], splits[1], cohort["tokens"], cohort["summary"], store=fresh)
+    train = fold_datasets(cohort["table"], splits[1], cohort["tokens"], cohort["summary"], store=fresh).train
     for i in range(len(train)):
         train[i]
     assert fresh.files_read > 0  # without the shared store the files are read again

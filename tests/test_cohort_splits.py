@@ -30,7 +30,7 @@ def _table(n=103, seed=0):
 
 def test_every_patient_in_exactly_one_test_fold():
     table = _table()
-    records = build_folds(table, folds=5, seed=3, n_bins=4)
+    records = build_folds(table, folds=5, seed=3, n_bins=4, validation_fraction=0.0)
     tests = [set(r["test"]) for r in records]
     for i in range(5):
         for j in range(i + 1, 5):
@@ -40,6 +40,33 @@ def test_every_patient_in_exactly_one_test_fold():
         assert not set(r["train"]) & set(r["test"])
         assert set(r["train"]) | set(r["test"]) == set(table["patient_id"])
         assert 19 <= r["n_test"] <= 22
+
+
+def test_validation_is_a_seeded_stratified_share_of_the_outer_training_fold():
+    table = _table(200, seed=4)
+    records = build_folds(table, folds=5, seed=3, n_bins=4, validation_fraction=0.2)
+    for r in records:
+        train, val, test = set(r["train"]), set(r["validation"]), set(r["test"])
+        assert not train & val and not (train | val) & test
+        assert train | val | test == set(table["patient_id"])
+        assert r["n_validation"] == round(0.2 * (r["n_train"] + r["n_validation"]))
+        outer_rate = (r["events_train"] + r["events_validation"]) / (r["n_train"] + r["n_validation"])
+        assert abs(r["events_validation"] / r["n_validation"] - outer_rate) < 0.06  # stratified on event
+    again = build_folds(table.sample(frac=1.0, random_state=1), folds=5, seed=3, n_bins=4, validation_fraction=0.2)
+    assert [r["validation"] for r in again] == [r["validation"] for r in records]
+    other = build_folds(table, folds=5, seed=4, n_bins=4, validation_fraction=0.2)
+    assert [r["validation"] for r in other] != [r["validation"] for r in records]
+    none = build_folds(table, folds=5, seed=3, n_bins=4, validation_fraction=0.0)
+    assert all(r["validation"] == [] for r in none)
+    # the bins come from the whole outer training fold, whatever the validation share
+    assert [r["bin_edges"] for r in none] == [r["bin_edges"] for r in records]
+
+
+def test_a_validation_share_that_leaves_no_training_patients_is_an_error():
+    from mustsurv.cohort.splits import validation_subset
+
+    with pytest.raises(CohortInputError, match="validation_fraction"):
+        validation_subset(["a", "b", "c"], np.array([1.0, 2, 3]), np.array([1, 0, 1]), 0.9, seed=0)
 
 
 def test_splits_seeded_stratified_and_order_independent():
@@ -61,7 +88,7 @@ def test_splits_seeded_stratified_and_order_independent():
 def test_bin_edges_depend_only_on_training_patients():
     table = _table()
     k = 2
-    record = build_folds(table, folds=5, seed=0, n_bins=4)[k]
+    record = build_folds(table, folds=5, seed=0, n_bins=4, validation_fraction=0.0)[k]
     edges = record["bin_edges"]
     assert len(edges) == 5 and edges[0] == 0.0 and edges[-1] == float("inf")
     assert all(a <= b for a, b in zip(edges, edges[1:]))
@@ -74,12 +101,12 @@ def test_bin_edges_depend_only_on_training_patients():
     changed.loc[is_test, "time"] = 1e4
     changed.loc[is_test, "event"] = 1
     split = (record["train"], record["test"])
-    assert fold_record(k, 5, split, changed, 4, "x", 0)["bin_edges"] == edges
+    assert fold_record(k, 5, split, changed, 4, "x", 0, 0.0, 0)["bin_edges"] == edges
     # ... while changing a training patient's uncensored time does move them
     moved = table.copy()
     first_event = train.index[train["event"] == 1][0]
     moved.loc[moved["patient_id"] == first_event, "time"] = 1e4
-    assert fold_record(k, 5, split, moved, 4, "x", 0)["bin_edges"] != edges
+    assert fold_record(k, 5, split, moved, 4, "x", 0, 0.0, 0)["bin_edges"] != edges
     # every time of every patient, test patients' extremes included, falls in a bin 0..K-1
     bins = assign_bins(changed["time"].to_numpy(), edges)
     assert bins.min() >= 0 and bins.max() <= 3
@@ -93,7 +120,7 @@ def test_bin_assignment_is_left_closed():
 
 
 def test_fold_json_roundtrip(tmp_path):
-    record = build_folds(_table(), folds=5, seed=0, n_bins=4)[0]
+    record = build_folds(_table(), folds=5, seed=0, n_bins=4, validation_fraction=0.0)[0]
     path = tmp_path / "splits" / "fold0.json"
     write_fold(path, record)
     back = read_fold(path)
@@ -118,7 +145,7 @@ def test_external_mcat_splits_honoured(tmp_path, caplog):
     _write_external(tmp_path, pairs)
     assert (tmp_path / "splits_0.csv").read_text().startswith(",train,val")
     with caplog.at_level(logging.INFO, logger="mustsurv"):
-        records = build_folds(table, folds=4, seed=0, n_bins=2, splits_dir=tmp_path)
+        records = build_folds(table, folds=4, seed=0, n_bins=2, validation_fraction=0.0, splits_dir=tmp_path)
     for k, r in enumerate(records):
         assert r["test"] == sorted(parts[k]) and "TCGA-99-9999" not in r["train"]
         assert r["source"].endswith(f"splits_{k}.csv")
@@ -146,7 +173,7 @@ def test_real_mcat_splits(shared_data):
 
     surv = read_mcat_csv(shared_data / "tcga_omics" / "tcga_blca_all_clean.csv.zip").survival
     table = surv.assign(event=surv["event"].astype(int), has_pathology=0, has_genomics=1, slides="")
-    records = build_folds(table, folds=5, seed=0, n_bins=4, splits_dir=shared_data / "splits" / "tcga_blca")
+    records = build_folds(table, folds=5, seed=0, n_bins=4, validation_fraction=0.2, splits_dir=shared_data / "splits" / "tcga_blca")
     assert [r["n_test"] for r in records] == [75, 75, 75, 74, 74]
     assert sum(r["n_test"] for r in records) == len(set().union(*[r["test"] for r in records])) == 373
 

@@ -29,6 +29,7 @@ rule cohort_splits:
         folds=config["cv"]["folds"],
         seed=config["cv"]["seed"],
         n_bins=config["cv"]["n_bins"],
+        validation_fraction=config["cv"]["validation_fraction"],
         splits_dir=lambda wc: config["cohorts"][wc.cohort].get("splits_dir"),
     log:
         "logs/cohort/{cohort}/splits.log",

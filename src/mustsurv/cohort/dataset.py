@@ -7,8 +7,9 @@ Usage::
                              scaler=train.scaler)
 
 ``tokens_h5`` is None for a cohort without genomics, ``summary_tsv`` None for one without slides.
-The train part fits the omics :class:`~mustsurv.cohort.store.FoldScaler` on its own patients; the test
-part must be given that scaler (it never fits on test patients). Relative ``features`` paths of the
+A dataset that holds the ``train`` part (alone or with ``validation``) fits the omics
+:class:`~mustsurv.cohort.store.FoldScaler` on its own patients; the validation and test parts must be given
+that scaler (nothing is ever fit on test patients). Relative ``features`` paths of the
 slide summary are resolved against the current working directory (the workflow's directory).
 
 Item ``ds[i]`` (one patient, in sorted patient order)::
@@ -52,23 +53,29 @@ from mustsurv.study.vocabulary import PATIENT_ID
 log = logging.getLogger(__name__)
 
 
+Part = Literal["train", "validation", "test"]
+PARTS: tuple[Part, ...] = ("train", "validation", "test")
+
+
 class CohortFoldDataset(Dataset):
-    """Patients of one part (``train`` or ``test``) of one fold; see the module docstring."""
+    """Patients of one or more parts (``train``, ``validation``, ``test``) of one fold; see the module
+    docstring."""
 
     def __init__(self, cohort_tsv: str | Path, tokens_h5: str | Path | None, split_json: str | Path,
-                 summary_tsv: str | Path | None = None, part: Literal["train", "test"] = "train",
+                 summary_tsv: str | Path | None = None, part: Part | tuple[Part, ...] = "train",
                  scaler: FoldScaler | None = None, store: FeatureStore | None = None) -> None:
-        if part not in ("train", "test"):
-            raise ValueError(f"part must be 'train' or 'test', not {part!r}")
+        parts = (part,) if isinstance(part, str) else tuple(part)
+        if not parts or any(p not in PARTS for p in parts):
+            raise ValueError(f"part must be one or more of {', '.join(PARTS)}, not {part!r}")
         table = read_cohort_table(cohort_tsv).set_index(PATIENT_ID)
         fold = read_fold(split_json)
-        self.part = part
+        self.part = "+".join(parts)
         self.bin_edges: list[float] = [float(e) for e in fold["bin_edges"]]
         self.n_bins = len(self.bin_edges) - 1
-        patients = sorted(fold[part])
+        patients = sorted(p for name in parts for p in fold[name])
         unknown = [p for p in patients if p not in table.index]
         if unknown:
-            raise CohortInputError(f"{split_json}: {len(unknown)} {part} patient(s) are not in {cohort_tsv} (e.g. "
+            raise CohortInputError(f"{split_json}: {len(unknown)} {self.part} patient(s) are not in {cohort_tsv} (e.g. "
                                    f"{unknown[0]}); the split is stale — rebuild it from the cohort table.")
         self.patients: list[str] = patients
         rows = table.loc[patients]
@@ -83,7 +90,7 @@ class CohortFoldDataset(Dataset):
         self.family_sizes: list[int] = []
         self.scaler = scaler
         if tokens_h5 is not None:
-            self._load_omics(tokens_h5, cohort_tsv, part)
+            self._load_omics(tokens_h5, cohort_tsv, parts)
         elif self.has_genomics.any():
             raise CohortInputError(f"{cohort_tsv}: patients have genomics (has_genomics = 1) but no tokens.h5 was "
                                    f"given.")
@@ -96,11 +103,11 @@ class CohortFoldDataset(Dataset):
         elif self.has_pathology.any():
             raise CohortInputError(f"{cohort_tsv}: patients have slides (has_pathology = 1) but no slide summary was "
                                    f"given.")
-        log.info("fold %s %s: %d patient(s), %d with pathology, %d with genomics, bins %s", fold.get("fold"), part,
+        log.info("fold %s %s: %d patient(s), %d with pathology, %d with genomics, bins %s", fold.get("fold"), self.part,
                  len(patients), int(self.has_pathology.sum()), int(self.has_genomics.sum()), np.bincount(self.bins,
                                                                                        minlength=self.n_bins).tolist())
 
-    def _load_omics(self, tokens_h5: str | Path, cohort_tsv: str | Path, part: str) -> None:
+    def _load_omics(self, tokens_h5: str | Path, cohort_tsv: str | Path, parts: tuple[str, ...]) -> None:
         tokens = read_tokens(tokens_h5)
         self.family_names, self.family_sizes = tokens.family_names, tokens.family_sizes
         row_of = tokens.row_of()
@@ -113,9 +120,9 @@ class CohortFoldDataset(Dataset):
         idx = np.array([row_of[p] for p in g_patients], dtype=np.int64)
         raw = [v[idx] if len(idx) else np.zeros((0, v.shape[1]), np.float32) for v in tokens.values]
         if self.scaler is None:
-            if part != "train":
-                raise ValueError("the test part needs the train part's scaler (scaler=train.scaler); scalers are "
-                                 "never fit on test patients")
+            if "train" not in parts or "test" in parts:
+                raise ValueError("the validation and test parts need the train part's scaler (scaler=train.scaler); "
+                                 "scalers are fit on the patients a model is fit on, never on test patients")
             self.scaler = FoldScaler.fit(raw, tokens.features)
         scaled = self.scaler.transform(raw)
         for i, p in enumerate(g_patients):

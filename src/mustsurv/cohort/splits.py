@@ -3,11 +3,16 @@
 ``results/cohorts/{cohort}/splits/fold{k}.json`` (k = 0..folds-1)::
 
     {"fold": k, "folds": 5, "source": "stratified" | "<splits_dir>/splits_k.csv", "seed": 0,
-     "n_bins": 4, "bin_edges": [0.0, e1, e2, e3, Infinity],
-     "train": [patient ids, sorted], "test": [patient ids, sorted],
-     "n_train": ..., "n_test": ..., "events_train": ..., "events_test": ...}
+     "n_bins": 4, "bin_edges": [0.0, e1, e2, e3, Infinity], "validation_fraction": 0.2,
+     "train": [patient ids, sorted], "validation": [patient ids, sorted], "test": [patient ids, sorted],
+     "n_train": ..., "n_validation": ..., "n_test": ..., "events_train": ..., "events_validation": ...,
+     "events_test": ...}
 
-Bins: the inner edges e1..e_{K-1} are the K-quantiles of the **training** patients' uncensored times;
+The outer training fold is ``train`` + ``validation``: the validation patients are a seeded subset of it,
+stratified on event x time quantile, and are the only patients any choice (epoch, grid point, early
+stop) may look at; ``train`` are the patients a model is fit on. The test patients influence nothing.
+
+Bins: the inner edges e1..e_{K-1} are the K-quantiles of the outer training fold's uncensored times;
 the outer edges are 0 and +inf (written as ``Infinity``, read by Python's json), so every time of any
 patient falls in a bin without looking at test patients. The label of time ``t`` is the number of inner
 edges <= t, i.e. bins are ``[e_i, e_{i+1})`` as in MCAT's ``pd.cut(right=False)``.
@@ -26,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from mustsurv.barcodes import patient_of
 from mustsurv.cohort.table import CohortInputError
@@ -111,6 +116,28 @@ def read_external_splits(splits_dir: str | Path, folds: int, patients: list[str]
     return out
 
 
+def validation_subset(patients: list[str], time: np.ndarray, event: np.ndarray, fraction: float,
+                      seed: int) -> tuple[list[str], list[str]]:
+    """Split an outer training fold into (train, validation): round(``fraction`` · n) patients drawn with
+    ``seed``, stratified on event x time quantile where every stratum allows it (else on event, else at
+    random). ``fraction`` 0 gives no validation patients."""
+    if not 0 <= fraction < 1:
+        raise CohortInputError(f"cv.validation_fraction must lie in [0, 1), got {fraction}")
+    n_val = round(fraction * len(patients))
+    if n_val == 0:
+        return sorted(patients), []
+    if len(patients) - n_val < 2:
+        raise CohortInputError(f"{len(patients)} training patients are too few for a validation share of "
+                               f"{fraction}; lower `cv.validation_fraction` or add patients.")
+    order = np.argsort(np.asarray(patients))
+    pats = np.asarray(patients)[order]
+    labels = strata(np.asarray(time, dtype=float)[order], np.asarray(event, dtype=int)[order], 2)
+    _, val = train_test_split(np.arange(len(pats)), test_size=n_val, random_state=seed, shuffle=True,
+                              stratify=labels if labels is not None and n_val >= len(np.unique(labels)) else None)
+    chosen = set(pats[val].tolist())
+    return sorted(p for p in pats.tolist() if p not in chosen), sorted(chosen)
+
+
 def bin_edges(time: np.ndarray, event: np.ndarray, n_bins: int) -> list[float]:
     """K+1 bin edges: 0, the (K-quantile) inner edges of the uncensored ``time``, +inf.
 
@@ -134,16 +161,21 @@ def assign_bins(time: np.ndarray, edges: list[float]) -> np.ndarray:
 
 
 def fold_record(k: int, folds: int, split: Split, table: pd.DataFrame, n_bins: int, source: str,
-                seed: int | None) -> dict:
-    """The fold's JSON record; bin edges from the training patients of ``split`` only."""
-    train, test = split
+                seed: int | None, validation_fraction: float, validation_seed: int) -> dict:
+    """The fold's JSON record: the outer training fold of ``split`` cut into train and validation
+    (:func:`validation_subset` with ``validation_seed``), bin edges from the outer training fold only."""
+    outer, test = split
     idx = table.set_index(PATIENT_ID)
-    tr, te = idx.loc[train], idx.loc[test]
+    tr = idx.loc[outer]
     edges = bin_edges(tr["time"].to_numpy(), tr["event"].to_numpy(), n_bins)
+    train, validation = validation_subset(list(outer), tr["time"].to_numpy(), tr["event"].to_numpy(),
+                                          validation_fraction, validation_seed)
+    parts = {"train": train, "validation": validation, "test": list(test)}
     return {
         "fold": k, "folds": folds, "source": source, "seed": seed, "n_bins": n_bins, "bin_edges": edges,
-        "train": list(train), "test": list(test), "n_train": len(train), "n_test": len(test),
-        "events_train": int(tr["event"].sum()), "events_test": int(te["event"].sum()),
+        "validation_fraction": validation_fraction, **parts,
+        **{f"n_{name}": len(ids) for name, ids in parts.items()},
+        **{f"events_{name}": int(idx.loc[ids, "event"].sum()) for name, ids in parts.items()},
     }
 
 
@@ -156,15 +188,17 @@ def read_fold(path: str | Path) -> dict:
     """Read a fold record (``bin_edges`` as floats, last = inf)."""
     with open(path) as fh:
         record = json.load(fh)
-    for key in ("train", "test", "bin_edges"):
+    for key in ("train", "validation", "test", "bin_edges"):
         if key not in record:
             raise CohortInputError(f"{path}: fold file lacks {key!r}; rebuild it with the cohort_splits rule.")
     return record
 
 
 def build_folds(table: pd.DataFrame, folds: int, seed: int, n_bins: int,
-                splits_dir: str | Path | None = None) -> list[dict]:
-    """All fold records of a cohort table (internal stratified splits, or external ones from ``splits_dir``)."""
+                validation_fraction: float, splits_dir: str | Path | None = None) -> list[dict]:
+    """All fold records of a cohort table (internal stratified splits, or external ones from ``splits_dir``),
+    each outer training fold cut into train and a ``validation_fraction`` validation subset (seeded with
+    ``seed`` + k)."""
     patients = table[PATIENT_ID].tolist()
     if splits_dir is not None:
         splits = read_external_splits(splits_dir, folds, patients)
@@ -173,8 +207,10 @@ def build_folds(table: pd.DataFrame, folds: int, seed: int, n_bins: int,
     else:
         splits = make_splits(patients, table["time"].to_numpy(), table["event"].to_numpy(), folds, seed)
         sources, seed_used = ["stratified"] * folds, seed
-    records = [fold_record(k, folds, s, table, n_bins, sources[k], seed_used) for k, s in enumerate(splits)]
+    records = [fold_record(k, folds, s, table, n_bins, sources[k], seed_used, validation_fraction, seed + k)
+               for k, s in enumerate(splits)]
     for r in records:
-        log.info("fold %d: %d train (%d events) / %d test (%d events); bin edges %s", r["fold"], r["n_train"],
-                 r["events_train"], r["n_test"], r["events_test"], [round(e, 2) for e in r["bin_edges"]])
+        log.info("fold %d: %d train (%d events) / %d validation (%d events) / %d test (%d events); bin edges %s",
+                 r["fold"], r["n_train"], r["events_train"], r["n_validation"], r["events_validation"], r["n_test"],
+                 r["events_test"], [round(e, 2) for e in r["bin_edges"]])
     return records
