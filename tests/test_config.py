@@ -22,7 +22,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     cfg = _default()
     validate(cfg, SCHEMA)
     check_config(cfg)
-    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4}
+    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4, "validation_fraction": 0.2}
     assert cfg["cohorts"]["DEMO2"]["demo"]["two_slide_fraction"] == 0.2
 
 

@@ -137,6 +137,7 @@ def _pairs():
         tissue_step,
     )
     from mustsurv.train import must as must_train
+    from mustsurv.train.selection import Selection
     from mustsurv.train.trainer import OptimConfig
 
     def default_cfg(fn):
@@ -147,6 +148,7 @@ def _pairs():
         ("SegmentParams", ("slides", "segmentation"), lambda: field_defaults(SegmentParams), {}, SegmentParams),
         ("TileParams", ("slides",), lambda: field_defaults(TileParams), {}, TileParams),
         ("EmbedParams", ("slides",), lambda: field_defaults(EmbedParams), {}, EmbedParams),
+        ("Selection", ("selection",), lambda: field_defaults(Selection), {}, Selection),
         # OptimConfig's own defaults are stage 2's and a baseline's (lr 2e-4); stage 1's default config is
         # train_stage1's `cfg` default (lr 1e-3)
         ("OptimConfig/must.stage2", ("must", "stage2"), lambda: field_defaults(OptimConfig), {}, None),
@@ -257,7 +259,7 @@ def test_overlays_merge_like_configfile(tmp_path):
     overlay.write_text(yaml.safe_dump({"cv": {"folds": 4}, "methods": ["must", "mlp"],
                                        "baselines": {"mlp": {"model": {}, "train": {"epochs": 2}}}}))
     cfg = load_config(base, [overlay, {"cohorts": {"X": {"demo": {"patients": 12}}}}])
-    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4}
+    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2}
     assert cfg["methods"] == ["must", "mlp"]
     assert cfg["baselines"]["mlp"]["train"]["epochs"] == 2 and cfg["baselines"]["mlp"]["train"]["lr"] == 2e-4
     assert cfg["cohorts"]["X"]["demo"]["patients"] == 12 and cfg["cohorts"]["X"]["demo"]["seed"] == 3

@@ -115,6 +115,9 @@ def _paths_of(block: dict[str, Any]) -> list[tuple[str, str]]:
 
 def check_config(config: dict[str, Any], check_files: bool = True) -> None:
     """Raise :class:`ConfigError` naming the first offending key; return silently when the config is usable."""
+    if "selection" in config and config["selection"]["mode"] == "validation" and not config["cv"]["validation_fraction"]:
+        raise ConfigError("selection.mode: validation needs validation patients; set cv.validation_fraction > 0 "
+                          "(e.g. 0.2) or selection.mode: last_epoch.")
     for name, block in config["cohorts"].items():
         where = f"cohorts.{name}"
         if "demo" in block:

@@ -22,6 +22,7 @@ for _stage in layout.MUST_STAGES:
             variant=lambda wc: STUDY.must_runs[wc.run],
             must=config["must"],
             seed=config["training"]["seed"],
+            selection=config["selection"],
         log:
             f"logs/train/{{cohort}}/{{run}}/stage{_stage}.log",
         benchmark:
@@ -47,6 +48,7 @@ rule baseline:
     params:
         cfg=lambda wc: config["baselines"][wc.method],
         seed=config["training"]["seed"],
+        selection=config["selection"],
     log:
         "logs/train/{cohort}/{method}.log",
     benchmark:

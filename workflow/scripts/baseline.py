@@ -7,6 +7,7 @@ from mustsurv.allocator import release_large_buffers
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_baseline
+from mustsurv.train.selection import Selection
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -16,4 +17,5 @@ out = snakemake.output
 for split, model, tsv in zip(snakemake.input.splits, out.models, out.predictions):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    run_baseline(snakemake.wildcards.method, data, model, tsv, snakemake.params.cfg, snakemake.params.seed, store=store)
+    run_baseline(snakemake.wildcards.method, data, model, tsv, snakemake.params.cfg, snakemake.params.seed,
+                 Selection.from_config(snakemake.params.selection), store=store)

@@ -6,6 +6,7 @@ from mustsurv.allocator import release_large_buffers
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_must_stage
+from mustsurv.train.selection import Selection
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -15,5 +16,6 @@ previous = snakemake.input.get("previous") or [None] * len(snakemake.output)
 for k, (split, out, prev) in enumerate(zip(snakemake.input.splits, snakemake.output, previous)):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed, previous=prev,
-                   store=store, variant=snakemake.params.variant, fold=k)
+    run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed,
+                   Selection.from_config(snakemake.params.selection), previous=prev, store=store,
+                   variant=snakemake.params.variant, fold=k)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -69,12 +69,15 @@ def train_stage1(
     cfg: OptimConfig = OptimConfig(lr=1e-3),
     progress_path: str | Path | None = None,
     unpaired: bool = False,
+    monitor: Callable[[], float] | None = None,
+    patience: int | None = None,
 ) -> TrainState:
     """Stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``);
     paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation. ``unpaired``: also train on
-    patients with one modality (each term uses the patients that have its modality)."""
+    patients with one modality (each term uses the patients that have its modality). ``monitor`` and
+    ``patience``: epoch selection (:func:`~mustsurv.train.trainer.train_epochs`)."""
     return train_epochs(model, training_patients(dataset, unpaired), model.warmup_loss, model.parameters(), cfg,
-                        progress_path=progress_path)
+                        progress_path=progress_path, monitor=monitor, patience=patience)
 
 
 def train_stage2(
@@ -83,13 +86,16 @@ def train_stage2(
     cfg: OptimConfig = OptimConfig(lr=2e-4),
     progress_path: str | Path | None = None,
     unpaired: bool = False,
+    monitor: Callable[[], float] | None = None,
+    patience: int | None = None,
 ) -> TrainState:
     """Stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
     The diffusion models are not part of this stage. ``unpaired``: patients with one modality take the
-    survival loss only (:meth:`MUST.main_loss`)."""
+    survival loss only (:meth:`MUST.main_loss`). ``monitor`` and ``patience``: epoch selection
+    (:func:`~mustsurv.train.trainer.train_epochs`)."""
     params = [p for n, p in model.named_parameters() if not n.startswith("ldm_")]
     return train_epochs(model, training_patients(dataset, unpaired), model.main_loss, params, cfg,
-                        progress_path=progress_path)
+                        progress_path=progress_path, monitor=monitor, patience=patience)
 
 
 @torch.no_grad()
@@ -116,14 +122,39 @@ def train_stage3(
     weight_decay: float = 1e-5,
     batch_size: int = 32,
     seed: int = 0,
+    validation: Sequence[PatientItem] | None = None,
+    evaluations: int = 50,
+    patience: int | None = None,
 ) -> dict[str, list[float]]:
-    """Stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for ``steps`` steps each
-    (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
+    """Stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for at most ``steps`` steps
+    each (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
 
-    Returns the loss of every 1 % of the steps per modality (for the log)."""
+    With ``validation`` patients, each diffusion model's denoising loss on their (û, condition) pairs is
+    evaluated ``evaluations`` times over its steps, at draws of timesteps and noise that are the same at
+    every evaluation (about 256 per evaluation); the weights at the lowest value are kept, and training
+    stops once ``patience`` evaluations in a row brought no improvement. This is what keeps a generator
+    from memorising a small training set.
+
+    Args:
+        model: The trained MUST model (stages 1-2); its diffusion models are trained in place.
+        dataset: The training patients (complete pairs give the training pairs).
+        steps: Maximum optimiser steps per diffusion model.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        batch_size: Pairs per step.
+        seed: Seeds the mini-batches, noise and timesteps.
+        validation: Patients to select the stopping step on (None: keep the last step).
+        evaluations: Validation evaluations over ``steps``.
+        patience: Evaluations without improvement before stopping early (None: never early).
+
+    Returns:
+        Per modality the training loss at every 1 % of the steps; with ``validation`` also
+        ``<modality>_validation`` (the evaluated losses) and ``<modality>_selected_step``.
+    """
     for p in model.parameters():
         p.requires_grad_(False)
     pairs = ldm_training_pairs(model, dataset)
+    held_out = ldm_training_pairs(model, validation) if validation else None
     history: dict[str, list[float]] = {}
     for modality, (z0, cond) in pairs.items():
         ldm, _ = model._ldm(modality)
@@ -136,6 +167,8 @@ def train_stage3(
         n, order, pos = z0.shape[0], torch.empty(0, dtype=torch.long), 0
         history[modality] = []
         every = max(1, steps // 100)
+        check = _DenoisingCheck(model, modality, *held_out[modality], seed) if held_out else None
+        check_every = max(1, steps // max(1, evaluations))
         for step in range(steps):
             if pos + min(batch_size, n) > order.numel():
                 order, pos = torch.randperm(n, generator=gen, device=z0.device), 0
@@ -148,11 +181,56 @@ def train_stage3(
             if step % every == 0 or step == steps - 1:
                 history[modality].append(float(loss.detach()))
                 log.info("ldm %s step %d/%d loss %.4f", modality, step + 1, steps, history[modality][-1])
+            if check is not None and ((step + 1) % check_every == 0 or step == steps - 1):
+                if check.evaluate(step + 1, ldm) and patience is not None and check.since_best >= patience:
+                    log.info("ldm %s: early stop after step %d (no improvement in %d evaluations)", modality,
+                             step + 1, patience)
+                    break
+        if check is not None:
+            check.restore(ldm)
+            history[f"{modality}_validation"] = check.values
+            history[f"{modality}_selected_step"] = [float(check.best_step)]
         ldm.eval()
         for p in ldm.parameters():
             p.requires_grad_(False)
     model.eval()
     return history
+
+
+class _DenoisingCheck:
+    """A diffusion model's denoising loss on held-out pairs at fixed draws, and the best weights so far."""
+
+    def __init__(self, model: MUST, modality: str, z0: torch.Tensor, cond: torch.Tensor, seed: int,
+                 draws: int = 256) -> None:
+        repeat = max(1, -(-draws // z0.shape[0]))
+        self.model, self.modality = model, modality
+        self.z0, self.cond = z0.repeat(repeat, 1), cond.repeat(repeat, 1)
+        self.seed = seed + 7919  # draws of their own, the same at every evaluation
+        self.values: list[float] = []
+        self.best, self.best_step, self.since_best = float("inf"), 0, 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def evaluate(self, step: int, ldm: torch.nn.Module) -> bool:
+        """Evaluate after ``step``; keep the weights if best. Returns True (so callers can test patience)."""
+        ldm.eval()
+        gen = torch.Generator(device=self.z0.device).manual_seed(self.seed)
+        value = float(self.model.ldm_loss(self.modality, self.z0, self.cond, generator=gen))
+        ldm.train()
+        self.values.append(value)
+        if value < self.best:
+            self.best, self.best_step, self.since_best = value, step, 0
+            self.best_weights = {k: v.detach().clone() for k, v in ldm.state_dict().items()}
+        else:
+            self.since_best += 1
+        log.info("ldm %s step %d validation loss %.4f (best %.4f at step %d)", self.modality, step, value,
+                 self.best, self.best_step)
+        return True
+
+    def restore(self, ldm: torch.nn.Module) -> None:
+        """Load the best weights into ``ldm``."""
+        if self.best_weights is not None:
+            ldm.load_state_dict(self.best_weights)
 
 
 def scenario_available(item: PatientItem, scenario: Scenario) -> bool:

@@ -10,6 +10,7 @@ so a killed job resumes after its last finished epoch; the file is removed when 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,8 +26,9 @@ from mustsurv.models.batch import PatientItem
 from mustsurv.models.must import MUST
 from mustsurv.models.registry import build_model, model_class
 from mustsurv.study.runs import MAIN, Variant
+from mustsurv.train.selection import Selection, make_monitor, scenario_cindex
 from mustsurv.study.vocabulary import SCENARIOS
-from mustsurv.train.data import fold_datasets
+from mustsurv.train.data import FoldData, fold_datasets
 from mustsurv.train.must import (
     predict,
     train_stage1,
@@ -64,46 +66,66 @@ def must_kwargs(family_sizes: list[int], pathology_dim: int, n_bins: int,
             **model_cfg}
 
 
+def load_fold(data: dict[str, str | None], selection: Selection, store: FeatureStore | None) -> FoldData:
+    """A fold's datasets as ``selection`` needs them (fit on train, or on train + validation)."""
+    return fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"), store=store,
+                         fit_on_validation=selection.fit_on_validation)
+
+
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
-                   previous: str | Path | None = None, store: FeatureStore | None = None,
+                   selection: Selection, previous: str | Path | None = None, store: FeatureStore | None = None,
                    variant: Variant = MAIN, fold: int = 0) -> None:
     """Train stage ``stage`` (1, 2 or 3) of the MUST run ``variant`` on the training part of fold ``fold``
     and save the whole model after it to ``out``.
 
-    ``data``: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths; ``cfg``: the config's
-    ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``); ``previous``: the checkpoint after the
-    previous stage (stages 2 and 3). A run without warm-up saves its initialised model as stage 1; a run
-    with ``stage2_from`` starts stage 3 from that run's stage-2 model, rebuilt with its own model kwargs
-    (only the diffusion models may differ).
+    Every stage selects as ``selection`` says: stages 1-2 keep the epoch with the lowest validation survival
+    loss (or C-index) and stop early; stage 3 stops each diffusion model at its lowest validation denoising
+    loss. A run without warm-up saves its initialised model as stage 1; a run with ``stage2_from`` starts
+    stage 3 from that run's stage-2 model, rebuilt with its own model kwargs (only the diffusion models may
+    differ).
+
+    Args:
+        stage: 1, 2 or 3.
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        out: The checkpoint to write (the whole model after this stage).
+        cfg: The config's ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``).
+        seed: Seeds weights, order, noise.
+        selection: Where and how choices are made (:class:`~mustsurv.train.selection.Selection`).
+        previous: The checkpoint after the previous stage (stages 2 and 3).
+        store: Feature store shared by the job's folds.
+        variant: The MUST run.
+        fold: The fold index (seeds the unpairing of an unpaired run).
     """
     seed_everything(seed)
     device = default_device()
-    train, _ = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
-                                store=store)
+    fold_data = load_fold(data, selection, store)
+    train = fold_data.train
+    monitored = selection.monitored(fold_data)
     if train.pathology_dim is None or not train.family_sizes:
         raise ValueError(f"{data['cohort']}: MUST needs both slides and genomics in the cohort")
     unpaired = variant.unpaired > 0
     items = unpair(list(train), variant.unpaired, seed + fold) if unpaired else train
     progress = fresh_progress(out, [*data.values(), previous])
     kwargs = must_kwargs(train.family_sizes, train.pathology_dim, train.n_bins, variant.model_config(cfg["model"]))
-    if stage == 1:
-        model = build_model("must", **kwargs).to(device)
-        history = []
-        if variant.warmup:
-            history = train_stage1(model, items, OptimConfig(**cfg["stage1"], seed=seed), progress_path=progress,
-                                   unpaired=unpaired).history
-        meta: dict[str, Any] = {"stage": 1, "history": history}
-    elif stage == 2:
-        model = _continue(previous, kwargs, device)
-        state = train_stage2(model, items, OptimConfig(**cfg["stage2"], seed=seed), progress_path=progress,
-                             unpaired=unpaired)
-        meta = {"stage": 2, "history": state.history}
+    meta: dict[str, Any] = {"stage": stage, "run": variant.run, "selection": asdict(selection)}
+    if stage in (1, 2):
+        model = build_model("must", **kwargs).to(device) if stage == 1 else _continue(previous, kwargs, device)
+        meta["history"], meta["selected_epoch"] = [], 0
+        if stage == 2 or variant.warmup:
+            loss_fn = model.warmup_loss if stage == 1 else model.main_loss
+            monitor = make_monitor(selection, monitored, loss_fn, scenario_cindex(predict, model, "complete", seed))
+            train_stage = train_stage1 if stage == 1 else train_stage2
+            state = train_stage(model, items, OptimConfig(**cfg[f"stage{stage}"], seed=seed), progress_path=progress,
+                                unpaired=unpaired, monitor=monitor, patience=selection.patience)
+            meta["history"], meta["selected_epoch"] = state.history, state.selected_epoch
     elif stage == 3:
         model = _continue(previous, kwargs, device)
-        meta = {"stage": 3, "ldm_history": train_stage3(model, items, seed=seed, **cfg["stage3"])}
+        meta["ldm_history"] = train_stage3(model, items, seed=seed, validation=monitored,
+                                           evaluations=selection.stage3_evaluations, patience=selection.patience,
+                                           **cfg["stage3"])
     else:
         raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
-    save_checkpoint(out, model, "must", kwargs, {**meta, "run": variant.run})
+    save_checkpoint(out, model, "must", kwargs, meta)
     progress.unlink(missing_ok=True)
     log.info("%s stage %d done on %d training patients; saved %s", variant.run, stage, len(items), out)
 
@@ -148,8 +170,7 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
     ``out_no_ldm`` also the two missing scenarios with a zero tensor in place of the missing û."""
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
-    _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
-                                store=store)
+    test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"), store=store).test
     write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm)
     cos = decomposition_cosines(model, test)
     with atomic_path(out_npz) as tmp:
@@ -161,33 +182,47 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
 
 
 def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path, out_tsv: str | Path,
-                 cfg: dict[str, Any], seed: int, store: FeatureStore | None = None) -> None:
+                 cfg: dict[str, Any], seed: int, selection: Selection, store: FeatureStore | None = None) -> None:
     """Train a registry baseline on a fold's training patients it accepts and predict its test patients.
 
-    ``cfg``: the config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
-    The model predicts only the scenarios it declares (``scenarios`` class attribute).
+    The epoch kept (and the stop) are chosen as ``selection`` says, on the validation patients the method
+    accepts. The model predicts only the scenarios it declares (``scenarios`` class attribute).
+
+    Args:
+        method: The registry name.
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        out_ckpt: The checkpoint to write.
+        out_tsv: The test predictions to write.
+        cfg: The config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
+        seed: Seeds weights, order, noise and sampling.
+        selection: Where and how choices are made.
+        store: Feature store shared by the job's folds.
     """
     seed_everything(seed)
     device = default_device()
-    train, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
-                                store=store)
+    fold_data = load_fold(data, selection, store)
+    train, test = fold_data.train, fold_data.test
     cls = model_class(method)
     items = [it for it in train if cls.accepts(it)]
     if not items:
         raise ValueError(f"{data['cohort']}: no training patient has the modalities {method} needs")
+    monitored = selection.monitored(fold_data)
+    monitored = None if monitored is None else [it for it in monitored if cls.accepts(it)]
     kwargs = {**cls.input_kwargs(train.pathology_dim, train.family_sizes), "n_bins": train.n_bins, **cfg["model"]}
     model = build_model(method, **kwargs).to(device)
     progress = fresh_progress(out_ckpt, list(data.values()))
     hooks = isinstance(model, MissingModalityBaseline)
     if hooks:
         model.prepare(items)
+    monitor = make_monitor(selection, monitored, model.loss, scenario_cindex(predict, model, cls.scenarios[0], seed))
     state = train_epochs(model, items, model.loss, model.parameters(), OptimConfig(**cfg["train"], seed=seed),
-                         progress_path=progress)
+                         progress_path=progress, monitor=monitor, patience=selection.patience)
     if hooks:
         model.eval()
         with torch.no_grad():
             model.finish(items)
-    save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history})
+    save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history, "selected_epoch": state.selected_epoch,
+                                                      "selection": asdict(selection)})
     progress.unlink(missing_ok=True)
     pred = predict(model, test, cls.scenarios, seed=seed)
     write_predictions(pred, out_tsv)

@@ -62,10 +62,21 @@ class OptimConfig:
 
 @dataclass
 class TrainState:
-    """What a checkpoint needs to resume a stage: epochs done and the per-epoch mean logs."""
+    """What a progress file needs to resume a stage.
+
+    Attributes:
+        epochs_done: Epochs trained so far.
+        history: Per-epoch mean training logs (plus ``monitor``, the monitored value, when one is given).
+        selected_epoch: The epoch whose weights are kept (the last one without a monitor).
+        best: The best monitored value so far (lower is better); None without a monitor.
+        since_best: Epochs since the best one (early stopping counts them against the patience).
+    """
 
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    selected_epoch: int = 0
+    best: float | None = None
+    since_best: int = 0
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -115,12 +126,32 @@ def train_epochs(
     device: torch.device | None = None,
     progress_path: str | Path | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    monitor: Callable[[], float] | None = None,
+    patience: int | None = None,
 ) -> TrainState:
-    """Train ``params`` of ``model`` on ``dataset`` with ``loss_fn`` for ``cfg.epochs`` epochs.
+    """Train ``params`` of ``model`` on ``dataset`` with ``loss_fn`` for at most ``cfg.epochs`` epochs.
 
-    If ``progress_path`` is given, the model, optimiser and state are saved there atomically after each
-    epoch, and a run finding that file resumes after its last finished epoch (same seed -> same result
-    as an uninterrupted run).
+    Without ``monitor`` the last epoch's weights are kept. With one, ``monitor()`` is evaluated after every
+    epoch with the model in eval mode (lower is better; e.g. the validation survival loss), the weights of
+    the best epoch are kept and restored at the end, and training stops once ``patience`` epochs in a row
+    brought no improvement (None: never early).
+
+    Args:
+        model: The model; trained in place.
+        dataset: The training patients.
+        loss_fn: Batch -> (loss, logs).
+        params: The parameters to train (those without ``requires_grad`` are skipped).
+        cfg: Optimiser, epochs and accumulation.
+        device: Where batches go (default: the model's device).
+        progress_path: If given, the model, optimiser, state and best weights are saved there atomically
+            after each epoch, and a run finding that file resumes after its last finished epoch (same seed
+            -> same result as an uninterrupted run).
+        on_epoch: Called with (epoch, logs) after each epoch.
+        monitor: The selection criterion, evaluated after each epoch.
+        patience: Epochs without improvement of ``monitor`` before stopping early.
+
+    Returns:
+        The final :class:`TrainState` (``selected_epoch`` says whose weights the model holds).
     """
     if len(dataset) == 0:
         raise ValueError("the training set is empty")
@@ -128,14 +159,17 @@ def train_epochs(
     params = [p for p in params if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     state = TrainState()
+    best_weights: dict[str, Tensor] | None = None
     if progress_path is not None and Path(progress_path).exists():
         saved = torch.load(progress_path, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState(**saved["state"])
+        best_weights = saved.get("best_weights")
         log.info("resuming from %s after epoch %d", progress_path, state.epochs_done)
     model.train()
-    for epoch in range(state.epochs_done, cfg.epochs):
+    stopped = monitor is not None and patience is not None and state.since_best >= patience
+    for epoch in range(state.epochs_done, cfg.epochs if not stopped else state.epochs_done):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout / noise of this epoch
         sums: dict[str, float] = {}
         for group in epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch):
@@ -145,6 +179,15 @@ def train_epochs(
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value * len(group) / len(dataset)
         state.epochs_done = epoch + 1
+        if monitor is None:
+            state.selected_epoch = epoch + 1
+        else:
+            sums["monitor"] = _evaluate(model, monitor)
+            if state.best is None or sums["monitor"] < state.best:
+                state.best, state.selected_epoch, state.since_best = sums["monitor"], epoch + 1, 0
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                state.since_best += 1
         state.history.append(sums)
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in sums.items()))
         if on_epoch is not None:
@@ -152,8 +195,24 @@ def train_epochs(
         if progress_path is not None:
             with atomic_path(progress_path) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "state": asdict(state)}, tmp)
+                            "state": asdict(state), "best_weights": best_weights}, tmp)
+        if monitor is not None and patience is not None and state.since_best >= patience:
+            log.info("early stop after epoch %d: no improvement for %d epochs", epoch + 1, patience)
+            break
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+        log.info("kept the weights of epoch %d (monitored %.4f)", state.selected_epoch, state.best)
     return state
+
+
+def _evaluate(model: nn.Module, monitor: Callable[[], float]) -> float:
+    """``monitor()`` with the model in eval mode and the global RNG untouched (training resumes as if the
+    evaluation had not happened)."""
+    model.eval()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        value = float(monitor())
+    model.train()
+    return value
 
 
 def save_checkpoint(
