@@ -172,8 +172,15 @@ def _pairs():
         pairs.append((f"{fn.__qualname__}", ("slides",), lambda fn=fn: parameter_defaults(fn),
                       {"read_retries": "retries"}, None))
     for name in block("baselines")["properties"]:
-        pairs.append((f"OptimConfig/baselines.{name}.train", ("baselines", name, "train"),
-                      lambda: field_defaults(OptimConfig), {}, None))
+        if "train" in block("baselines", name)["properties"]:  # the classical Cox baselines have no optimiser
+            pairs.append((f"OptimConfig/baselines.{name}.train", ("baselines", name, "train"),
+                          lambda: field_defaults(OptimConfig), {}, None))
+    from mustsurv.models.registry import model_class
+
+    for name in ("coxph_genomics", "coxph_pathology", "coxph_concat"):
+        cls = model_class(name)
+        pairs.append((f"{cls.__name__}/baselines.{name}.model", ("baselines", name, "model"),
+                      lambda cls=cls: parameter_defaults(cls.__init__), {}, None))
     return pairs
 
 
@@ -241,7 +248,10 @@ def test_load_config_holds_every_key_the_code_reads():
     for stage in ("stage1", "stage2"):
         OptimConfig(**cfg["must"][stage], seed=cfg["training"]["seed"])
     for name, baseline in cfg["baselines"].items():
-        OptimConfig(**baseline["train"], seed=cfg["training"]["seed"])
+        if "train" in block("baselines", name)["properties"]:
+            OptimConfig(**baseline["train"], seed=cfg["training"]["seed"])
+        else:  # classical Cox baselines: every model setting filled
+            assert set(schema_defaults(block("baselines", name, "model"))) == set(baseline["model"]), name
     # every key with a schema default is present, in every block
     for keys in [("cv",), ("omics",), ("slides",), ("slides", "segmentation"), ("training",),
                  *(("must", b) for b in block("must")["properties"])]:

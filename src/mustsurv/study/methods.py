@@ -41,6 +41,10 @@ METHODS: dict[str, MethodInfo] = {
     "snn": MethodInfo(("table1",), _GENOMICS_ONLY, True),
     "survpath": MethodInfo(("table1",), _COMPLETE, True),
     "cmta": MethodInfo(("table1",), _COMPLETE, True),
+    # classical elastic-net Cox references (not in the paper), after the deep Table 1 rows
+    "coxph_pathology": MethodInfo(("table1",), _PATHOLOGY_ONLY, True),
+    "coxph_genomics": MethodInfo(("table1",), _GENOMICS_ONLY, True),
+    "coxph_concat": MethodInfo(("table1",), _COMPLETE, True),
     # paper Table 2: missing-modality methods
     "smil": MethodInfo(("table2",), SCENARIOS, False),
     "m3care": MethodInfo(("table2",), SCENARIOS, False),
