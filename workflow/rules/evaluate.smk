@@ -27,3 +27,26 @@ rule must_predict:
         gpu=config["training"]["gpu"],
     script:
         "../scripts/must_predict.py"
+
+
+rule must_references:
+    input:
+        unpack(lambda wc: STUDY.training_inputs(wc.cohort)),
+        models=lambda wc: STUDY.must_checkpoints(wc.cohort, "must", 3),
+    output:
+        **{name: per_fold(lambda k, name=name: layout.predictions("{cohort}", name, k)) for name in STUDY.references},
+    params:
+        selection=config["selection"],
+    log:
+        "logs/evaluate/{cohort}/must_references.log",
+    benchmark:
+        "benchmarks/rules/evaluate/{cohort}/must_references.tsv"
+    conda:
+        "../../envs/mustsurv.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=30,
+        gpu=config["training"]["gpu"],
+    script:
+        "../scripts/must_references.py"

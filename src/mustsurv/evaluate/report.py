@@ -21,7 +21,7 @@ from mustsurv.evaluate.tables import (
     oracle_cindices,
     paper_table,
 )
-from mustsurv.study.methods import dagger_of, table_methods
+from mustsurv.study.methods import REFERENCES, dagger_of, table_methods
 from mustsurv.study.vocabulary import PATIENT_ID
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def cohort_long_table(cohort: str, predictions: dict[str, list[str]], cohort_tsv
 
 def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
     """Paper Table 1 or 2 from the long table: the table's methods that have results, then the oracle."""
-    order = table_methods(which)
+    order = table_methods(which) + (tuple(REFERENCES) if which == "table2" else ())
     present = set(long["method"])
     methods = [m for m in order if m in present] + ([ORACLE] if ORACLE in present else [])
     dagger = {m: dagger_of(m) for m in methods if m != ORACLE} if which == "table1" else None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mustsurv.study import layout
-from mustsurv.study.methods import method_info, scenarios_of
+from mustsurv.study.methods import REFERENCES, method_info, scenarios_of
 from mustsurv.study.runs import (
     MAIN_RUN,
     AblationTable,
@@ -234,9 +234,14 @@ class StudyDesign:
 
     # --- reports ---------------------------------------------------------------------------------
 
+    @property
+    def references(self) -> list[str]:
+        """Table 2's reference rows (MUST without its diffusion models), when MUST is a method."""
+        return list(REFERENCES) if MAIN_RUN in self.methods else []
+
     def prediction_files(self, cohort: str) -> dict[str, list[str]]:
-        """method -> the cohort's prediction files in fold order."""
-        return {m: self.run_predictions(cohort, Run(m)) for m in self.methods}
+        """method (and reference) -> the cohort's prediction files in fold order."""
+        return {m: self.run_predictions(cohort, Run(m)) for m in [*self.methods, *self.references]}
 
     def cohort_report_inputs(self, cohort: str) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -54,11 +54,20 @@ METHODS: dict[str, MethodInfo] = {
     "must": MethodInfo(("table1", "table2"), SCENARIOS, False),
 }
 
+REFERENCES: dict[str, MethodInfo] = {
+    "must_zero_fill": MethodInfo(("table2",), ("missing_genomics", "missing_pathology"), False),
+    "must_ridge": MethodInfo(("table2",), ("missing_genomics", "missing_pathology"), False),
+}
+"""MUST without its diffusion models (``mustsurv.evaluate.references``): Table 2's reference rows, written by
+the main MUST run's prediction step whenever ``must`` is a method of the study."""
+
 TABLES: tuple[str, ...] = ("table1", "table2")
 
 
 def method_info(method: str) -> MethodInfo:
     """The entry of ``method``; a clear error for a method the tables do not know."""
+    if method in REFERENCES:
+        return REFERENCES[method]
     if method not in METHODS:
         raise KeyError(f"method {method!r} has no entry in mustsurv.study.methods.METHODS (known: "
                        f"{', '.join(METHODS)}); add its tables and scenarios there")

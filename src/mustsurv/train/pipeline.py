@@ -21,6 +21,7 @@ from mustsurv.cohort.store import FeatureStore
 from mustsurv.evaluate.decomposition import decomposition_cosines
 from mustsurv.evaluate.predictions import write_predictions
 from mustsurv.io import atomic_path
+from mustsurv.models.baselines.coxnet import CoxnetBaseline
 from mustsurv.models.baselines.missing import MissingModalityBaseline
 from mustsurv.models.batch import PatientItem
 from mustsurv.models.must import MUST
@@ -28,6 +29,7 @@ from mustsurv.models.registry import build_model, model_class
 from mustsurv.study.runs import MAIN, Variant
 from mustsurv.train.selection import Selection, make_monitor, scenario_cindex
 from mustsurv.study.vocabulary import SCENARIOS
+from mustsurv.train.classical import fit_classical
 from mustsurv.train.data import FoldData, fold_datasets
 from mustsurv.train.must import (
     predict,
@@ -209,6 +211,12 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     monitored = selection.monitored(fold_data)
     monitored = None if monitored is None else [it for it in monitored if cls.accepts(it)]
     kwargs = {**cls.input_kwargs(train.pathology_dim, train.family_sizes), "n_bins": train.n_bins, **cfg["model"]}
+    if issubclass(cls, CoxnetBaseline):  # no epochs: the penalty is chosen on the validation patients
+        model = build_model(method, **kwargs)
+        info = fit_classical(model, fold_data, selection.metric, seed=seed)
+        save_checkpoint(out_ckpt, model, method, kwargs, {"selection": asdict(selection), "coxnet": info})
+        _write_test_predictions(model, cls, test, out_tsv, seed, len(train))
+        return
     model = build_model(method, **kwargs).to(device)
     progress = fresh_progress(out_ckpt, list(data.values()))
     hooks = isinstance(model, MissingModalityBaseline)
@@ -224,7 +232,12 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history, "selected_epoch": state.selected_epoch,
                                                       "selection": asdict(selection)})
     progress.unlink(missing_ok=True)
+    _write_test_predictions(model, cls, test, out_tsv, seed, len(train))
+
+
+def _write_test_predictions(model: torch.nn.Module, cls: type, test: Sequence[PatientItem], out_tsv: str | Path,
+                            seed: int, n_train: int) -> None:
+    """A baseline's test predictions in the scenarios it declares."""
     pred = predict(model, test, cls.scenarios, seed=seed)
     write_predictions(pred, out_tsv)
-    log.info("%s: trained on %d of %d training patients; predicted %d test rows", method, len(items), len(train),
-             len(pred))
+    log.info("%s: trained on %d training patients; predicted %d test rows", cls.__name__, n_train, len(pred))
