@@ -180,3 +180,18 @@ def test_the_paper_protocol_fits_on_train_and_validation(cohort, tmp_path):
         write_fold(tmp_path / "f.json", record)
         run_baseline("mlp", {**cohort, "split": str(tmp_path / "f.json")}, tmp_path / "n.pt", tmp_path / "n.tsv",
                      MLP_CFG, seed=0, selection=Selection())
+
+
+def test_a_grid_keeps_the_point_best_on_validation_and_refit_retrains_on_train_and_validation(cohort, tmp_path):
+    grid = Selection(patience=100, grid={"mlp": {"lr": [1e-5, 5e-3]}})
+    assert grid.grid_points("mlp") == [{"lr": 1e-5}, {"lr": 5e-3}] and grid.grid_points("snn") == [{}]
+    run_baseline("mlp", cohort, tmp_path / "g.pt", tmp_path / "g.tsv", MLP_CFG, seed=0, selection=grid)
+    meta = torch.load(tmp_path / "g.pt", weights_only=False)["meta"]
+    assert meta["grid_point"] == {"lr": 5e-3}  # a learning rate of 1e-5 barely moves the validation loss
+    refit = Selection(patience=100, refit=True)
+    run_baseline("mlp", cohort, tmp_path / "r.pt", tmp_path / "r.tsv", MLP_CFG, seed=0, selection=refit)
+    meta = torch.load(tmp_path / "r.pt", weights_only=False)["meta"]
+    n_train = len(cohort["record"]["train"]) + len(cohort["record"]["validation"])
+    assert meta["refit_on"] == n_train
+    with pytest.raises(ValueError, match="validation"):
+        Selection(mode="last_epoch", refit=True)

@@ -13,6 +13,8 @@ survival and a modality, and every file it names exists.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -162,3 +164,16 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
             for key, path in _paths_of(block):
                 if not Path(path).exists():
                     raise ConfigError(f"{where}.{key}: file {path!r} does not exist; fix the path in the config.")
+
+
+PAPER_CONFIG = SCHEMA.parents[1] / "paper.yaml"
+
+
+def must_config_label(must: Mapping[str, Any]) -> str:
+    """Which MUST configuration a run used: ``paper`` when its ``must`` block equals ``config/paper.yaml``'s
+    (schema-filled), else ``project-<hash>`` (the first 8 hex digits of a SHA-256 of the block), so tables can
+    say which settings produced a row."""
+    if PAPER_CONFIG.is_file() and load_config(PAPER_CONFIG)["must"] == dict(must):
+        return "paper"
+    digest = hashlib.sha256(json.dumps(must, sort_keys=True, default=str).encode()).hexdigest()
+    return f"project-{digest[:8]}"

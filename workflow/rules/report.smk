@@ -10,6 +10,8 @@ rule cohort_tables:
         table2=layout.cohort_report("{cohort}", "table2.csv"),
     params:
         predictions=lambda wc: STUDY.prediction_files(wc.cohort),
+        selection=config["selection"]["mode"],
+        must=config["must"],
     log:
         "logs/report/{cohort}/tables.log",
     benchmark:
@@ -31,8 +33,11 @@ rule study_tables:
         long=report(layout.study_table("cindex_folds.tsv"), caption="../report/cindex_folds.rst", category="Tables"),
         table1=report(layout.study_table("table1.csv"), caption="../report/table1.rst", category="Tables"),
         table2=report(layout.study_table("table2.csv"), caption="../report/table2.rst", category="Tables"),
+        provenance=layout.study_table("provenance.json"),
     params:
         cohorts=COHORTS,
+        provenance={"selection": config["selection"], "must": config["must"], "cv": config["cv"],
+                    "training": config["training"]},
     log:
         "logs/report/study_tables.log",
     benchmark:

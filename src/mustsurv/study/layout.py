@@ -42,7 +42,7 @@ DEMO_TABLES: dict[str, str] = {
 
 MUST_STAGES: tuple[int, ...] = (1, 2, 3)
 COHORT_REPORTS: tuple[str, ...] = ("cindex_folds.tsv", "table1.csv", "table2.csv")
-STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv")
+STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv", "provenance.json")
 DECOMPOSITION_FIGURES: tuple[str, ...] = ("ecdf", "cosine_map")
 
 

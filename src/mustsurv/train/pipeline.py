@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from mustsurv.train.must import (
 )
 from mustsurv.train.trainer import (
     OptimConfig,
+    TrainState,
     default_device,
     load_checkpoint,
     save_checkpoint,
@@ -217,22 +218,51 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         save_checkpoint(out_ckpt, model, method, kwargs, {"selection": asdict(selection), "coxnet": info})
         _write_test_predictions(model, cls, test, out_tsv, seed, len(train))
         return
-    model = build_model(method, **kwargs).to(device)
+    points = selection.grid_points(method)
+    single = len(points) == 1 and not selection.refit
     progress = fresh_progress(out_ckpt, list(data.values()))
+    best: tuple[float, dict[str, Any], torch.nn.Module, TrainState] | None = None
+    for point in points:
+        seed_everything(seed)
+        model = build_model(method, **kwargs).to(device)
+        monitor = make_monitor(selection, monitored, model.loss,
+                               scenario_cindex(predict, model, cls.scenarios[0], seed))
+        state = _fit_baseline(model, items, {**cfg["train"], **point}, seed, progress if single else None, monitor,
+                              selection.patience)
+        score = state.best if state.best is not None else 0.0
+        log.info("%s %s: selected epoch %d (monitored %.4f)", method, point or "", state.selected_epoch, score)
+        if best is None or score < best[0]:
+            best = (score, point, model, state)
+    _, point, model, state = best  # type: ignore[misc]
+    meta = {"history": state.history, "selected_epoch": state.selected_epoch, "selection": asdict(selection),
+            "grid_point": point}
+    if selection.refit:
+        refit = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"), store=store,
+                              fit_on_validation=True)
+        items = [it for it in refit.train if cls.accepts(it)]
+        seed_everything(seed)
+        model = build_model(method, **kwargs).to(device)
+        _fit_baseline(model, items, {**cfg["train"], **point, "epochs": state.selected_epoch}, seed, None, None, None)
+        test = refit.test
+        meta["refit_on"] = len(items)
+    save_checkpoint(out_ckpt, model, method, kwargs, meta)
+    progress.unlink(missing_ok=True)
+    _write_test_predictions(model, cls, test, out_tsv, seed, len(items))
+
+
+def _fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,
+                  progress: Path | None, monitor: Callable[[], float] | None, patience: int | None) -> TrainState:
+    """Train a deep baseline (with a missing-modality baseline's prepare / finish hooks around the epochs)."""
     hooks = isinstance(model, MissingModalityBaseline)
     if hooks:
         model.prepare(items)
-    monitor = make_monitor(selection, monitored, model.loss, scenario_cindex(predict, model, cls.scenarios[0], seed))
-    state = train_epochs(model, items, model.loss, model.parameters(), OptimConfig(**cfg["train"], seed=seed),
-                         progress_path=progress, monitor=monitor, patience=selection.patience)
+    state = train_epochs(model, items, model.loss, model.parameters(), OptimConfig(**train_cfg, seed=seed),
+                         progress_path=progress, monitor=monitor, patience=patience)
     if hooks:
         model.eval()
         with torch.no_grad():
             model.finish(items)
-    save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history, "selected_epoch": state.selected_epoch,
-                                                      "selection": asdict(selection)})
-    progress.unlink(missing_ok=True)
-    _write_test_predictions(model, cls, test, out_tsv, seed, len(train))
+    return state
 
 
 def _write_test_predictions(model: torch.nn.Module, cls: type, test: Sequence[PatientItem], out_tsv: str | Path,

@@ -17,8 +17,9 @@ its risk in its first scenario. Lower is better for both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 from mustsurv.config import FromConfig
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
@@ -38,18 +39,32 @@ class Selection(FromConfig):
         metric: ``loss`` or ``cindex``.
         patience: Epochs (stage 3: evaluations) without improvement before stopping early.
         stage3_evaluations: How many times over its steps a diffusion model's validation loss is evaluated.
+        grid: Per baseline, optimiser settings to try (``{method: {key: [values]}}``); the point with the best
+            monitored value is kept (``validation`` mode only).
+        refit: Retrain a baseline on train + validation for its selected number of epochs after selection.
     """
 
     mode: str = "validation"
     metric: str = "loss"
     patience: int = 10
     stage3_evaluations: int = 50
+    grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    refit: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"selection.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.metric not in METRICS:
             raise ValueError(f"selection.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if (self.grid or self.refit) and self.mode != "validation":
+            raise ValueError("selection.grid and selection.refit choose on validation patients; they need "
+                             "selection.mode: validation")
+
+    def grid_points(self, method: str) -> list[dict[str, Any]]:
+        """Every combination of ``method``'s grid (``[{}]`` without one), in a fixed order."""
+        axes = self.grid.get(method, {})
+        keys = sorted(axes)
+        return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))] or [{}]
 
     @property
     def fit_on_validation(self) -> bool:
