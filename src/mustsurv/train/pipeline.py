@@ -129,15 +129,17 @@ def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch
 
 
 def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: dict[str, Any], seed: int,
-                           out_tsv: str | Path, out_no_ldm: str | Path | None = None) -> None:
+                           out_tsv: str | Path, out_no_ldm: str | Path | None = None,
+                           train: Sequence[PatientItem] | None = None) -> None:
     """MUST's test predictions in every scenario (``inference``: the config's ``must.inference``) and, with
-    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û."""
+    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û. ``train``:
+    the fold's training patients, predicted the same way for the files' ``train_median_risk``."""
     sampling = dict(n_samples=inference["n_samples"], steps=inference["ddim_steps"],
                     batch_size=inference["batch_size"], seed=seed)
     for scenarios, specific, out in ((SCENARIOS, "ldm", out_tsv),
                                      (("missing_genomics", "missing_pathology"), "zero", out_no_ldm)):
         if out is not None:
-            pred = predict(model, test, scenarios, specific=specific, **sampling)
+            pred = predict(model, test, scenarios, specific=specific, train=train, **sampling)
             write_predictions(pred, out)
 
 
@@ -148,9 +150,9 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
     ``out_no_ldm`` also the two missing scenarios with a zero tensor in place of the missing û."""
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
-    _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
+    train, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
                                 store=store)
-    write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm)
+    write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm, train=train)
     cos = decomposition_cosines(model, test)
     with atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as fh:
@@ -189,7 +191,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
             model.finish(items)
     save_checkpoint(out_ckpt, model, method, kwargs, {"history": state.history})
     progress.unlink(missing_ok=True)
-    pred = predict(model, test, cls.scenarios, seed=seed)
+    pred = predict(model, test, cls.scenarios, seed=seed, train=train)
     write_predictions(pred, out_tsv)
     log.info("%s: trained on %d of %d training patients; predicted %d test rows", method, len(items), len(train),
              len(pred))
