@@ -42,6 +42,8 @@ RULES = [
     (r"evaluate/[^/]+/must\.tsv", "must_predict"),
     (r"report/[^/]+/tables\.tsv", "cohort_tables"),
     (r"report/study_tables\.tsv", "study_tables"),
+    (r"report/[^/]+/metrics\.tsv", "cohort_metrics"),
+    (r"report/study_metrics\.tsv", "study_metrics"),
     (r"report/[^/]+/km\.tsv", "km_figures"),
     (r"report/[^/]+/decomposition\.tsv", "decomposition_figures"),
 ]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_models_must import tiny_items, tiny_must
 
 from mustsurv.evaluate.imputation import components, imputed_risk, reference_imputations
 from mustsurv.evaluate.references import reference_predictions
 from mustsurv.models.batch import collate
-
-from test_models_must import tiny_items, tiny_must
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -29,10 +28,13 @@ def test_references_score_the_complete_test_patients_without_each_modality() -> 
     with torch.no_grad():
         expected = model.predict_risk(collate(filled), "complete").numpy()
     assert zero_g == pytest.approx(expected, rel=1e-5)
-    ridge_p = refs["must_ridge"].query("scenario == 'missing_pathology'")["risk"].to_numpy()
+    ridge_p = refs["must_ridge"].query("scenario == 'missing_pathology'")
     tr, te = components(model, train), components(model, test[1:])
     u = reference_imputations(tr, te, "pathology", 1.0)["ridge"]
-    assert ridge_p == pytest.approx(imputed_risk(model, te, "pathology", u).numpy(), rel=1e-5)
+    assert ridge_p["risk"].to_numpy() == pytest.approx(imputed_risk(model, te, "pathology", u).numpy(), rel=1e-5)
+    surv = ridge_p[[c for c in ridge_p.columns if c.startswith("survival_")]].to_numpy()
+    assert (surv >= 0).all() and (surv <= 1).all() and (surv[:, 1:] <= surv[:, :-1] + 1e-9).all()
+    assert ridge_p["train_median_risk"].nunique() == 1
     # the ridge imputation is not the training mean: it reads c̃
     mean = reference_imputations(tr, te, "pathology", 1.0)["training_mean"]
     assert not torch.allclose(u, mean)

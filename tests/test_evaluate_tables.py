@@ -19,9 +19,13 @@ def _pred(rng, n, scenarios, signal):
     rows = []
     for s in scenarios:
         risk = -signal * np.log(time) + rng.normal(0, 1, n)
-        rows += [dict(patient_id=f"P{i}", scenario=s, risk=risk[i], time=time[i], event=int(event[i]))
+        rows += [dict(patient_id=f"P{i}", scenario=s, risk=risk[i], time=time[i], event=int(event[i]),
+                      train_median_risk=0.0)
                  for i in range(n)]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    surv = np.exp(-np.outer(np.exp(df["risk"]), [0.1, 0.2, 0.4, 0.8]))  # (N, 4), non-increasing along the bins
+    df[[f"survival_{k}" for k in range(1, 5)]] = surv
+    return df
 
 
 @pytest.fixture
@@ -93,7 +97,25 @@ def test_oracle_uses_truth_risk_on_test_patients():
 
 def test_bad_predictions_are_named(tmp_path):
     bad = tmp_path / "p.tsv"
-    pd.DataFrame({"patient_id": ["a"], "scenario": ["both"], "risk": [1.0], "time": [1.0],
-                  "event": [1]}).to_csv(bad, sep="\t", index=False)
-    with pytest.raises(ValueError, match=r"p\.tsv: unknown scenario"):
+    good = {"patient_id": ["a"], "scenario": ["complete"], "risk": [-1.5], "time": [1.0], "event": [1],
+            "train_median_risk": [-1.2], "survival_1": [0.9], "survival_2": [0.6]}
+    for change, message in (({"scenario": ["both"]}, r"p\.tsv: unknown scenario"),
+                            ({"survival_2": [0.95]}, "survival increases"),
+                            ({"survival_1": [1.2]}, r"outside \[0, 1\]"),
+                            ({"train_median_risk": [float("nan")]}, "train_median_risk"),
+                            ({"survival_3": [0.5], "survival_2": [float("nan")]}, "outside"),
+                            ):
+        pd.DataFrame({**good, **change}).to_csv(bad, sep="\t", index=False)
+        with pytest.raises(ValueError, match=message):
+            read_predictions(bad)
+    pd.DataFrame({k: v for k, v in good.items() if k != "survival_1"}).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(ValueError, match="survival_1 … survival_K"):
         read_predictions(bad)
+    pd.DataFrame({k: v for k, v in good.items() if not k.startswith("survival")}).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(ValueError, match="survival_1 … survival_K"):
+        read_predictions(bad)
+    pd.DataFrame({k: v for k, v in good.items() if k != "train_median_risk"}).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(ValueError, match="lack column"):
+        read_predictions(bad)
+    pd.DataFrame(good).to_csv(bad, sep="\t", index=False)
+    assert read_predictions(bad)["survival_2"].item() == 0.6

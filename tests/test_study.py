@@ -39,8 +39,9 @@ def test_default_design_targets_every_table_and_figure() -> None:
     study = design()
     targets = study.all_targets()
     assert len(targets) == len(set(targets))
-    for name in ("table1.csv", "table2.csv", "cindex_folds.tsv"):
+    for name in ("table1.csv", "table2.csv", "cindex_folds.tsv", "metrics_folds.tsv", "metrics_summary.csv"):
         assert layout.study_table(name) in targets
+    assert layout.cohort_report("DEMO2", "metrics_folds.tsv") in targets
     assert layout.km_figure("DEMO1", "abmil", "missing_genomics") in targets
     assert layout.km_figure("DEMO1", "abmil", "complete") not in targets  # ABMIL predicts without genomics only
     assert layout.decomposition_figure("DEMO2", "ecdf") in targets

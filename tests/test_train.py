@@ -102,7 +102,8 @@ def test_three_stages_learn_the_planted_signal_and_checkpoints_reproduce_predict
         if not k.startswith("ldm_"):
             torch.testing.assert_close(v, frozen[k])
     preds = predict(model, items, n_samples=2, steps=5, seed=3)
-    assert list(preds.columns) == ["patient_id", "scenario", "risk", "time", "event"]
+    assert list(preds.columns) == ["patient_id", "scenario", "risk", "time", "event", "train_median_risk",
+                                   *[f"survival_{k}" for k in range(1, model.n_bins + 1)]]
     assert len(preds) == 3 * len(items)
     complete = preds[preds.scenario == "complete"]
     score = c_index(complete.time, complete.event, complete.risk)

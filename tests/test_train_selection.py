@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from mustsurv.cohort.splits import build_folds, write_fold
-from mustsurv.cohort.table import build_cohort_table, read_cohort_table, write_cohort_table
+from mustsurv.cohort.table import (
+    build_cohort_table,
+    read_cohort_table,
+    write_cohort_table,
+)
 from mustsurv.omics.tokens import build_tokens, write_tokens
 from mustsurv.slides.summary import SUMMARY_COLUMNS, read_summary
 from mustsurv.train.pipeline import run_baseline, run_must_stage

@@ -100,6 +100,19 @@ def test_tiny_study_tables_and_figures(tiny_study):
     pred = pd.read_csv(tiny_study / layout.predictions("TINY", "must", 0), sep="\t")
     split = json.loads((tiny_study / layout.fold("TINY", 0)).read_text())
     assert set(pred["patient_id"]) == set(split["test"])
+    n_bins = len(split["bin_edges"]) - 1
+    assert list(pred.columns[5:]) == ["train_median_risk", *[f"survival_{k}" for k in range(1, n_bins + 1)]]
+    metrics = pd.read_csv(tiny_study / layout.study_table("metrics_folds.tsv"), sep="\t")
+    assert list(metrics.columns) == ["method", "scenario", "cohort", "fold", "metric", "value", "time", "note"]
+    assert set(metrics["method"]) == methods
+    assert set(metrics.loc[metrics.method == "oracle", "metric"]) == {"harrell_c", "uno_c", "mean_auc", "auc_q25",
+                                                                      "auc_q50", "auc_q75"}
+    harrell = metrics[metrics.metric == "harrell_c"].merge(long, on=["method", "scenario", "cohort", "fold"])
+    assert len(harrell) == len(long) and (harrell["value"] - harrell["cindex"]).abs().max() < 1e-9
+    summary = pd.read_csv(tiny_study / layout.study_table("metrics_summary.csv"), keep_default_na=False)
+    assert list(summary.columns) == ["method", "scenario", "metric", "TINY", "Overall"]
+    logrank = pd.read_csv(tiny_study / layout.cohort_report("TINY", "logrank.tsv"), sep="\t")
+    assert (logrank["n_high_risk"] + logrank["n_low_risk"] == logrank["n_patients"]).all()
 
 
 @pytest.mark.workflow
@@ -137,7 +150,8 @@ def test_html_report_has_the_tables_and_figures(tiny_study):
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     html = out.read_text(errors="replace")
     assert len(html) > 50_000
-    for name in ("table1.csv", "table2.csv", "cindex_folds.tsv", "must_complete.png", "must_missing_genomics.png",
+    for name in ("table1.csv", "table2.csv", "cindex_folds.tsv", "metrics_summary.csv",
+                 "must_complete.png", "must_missing_genomics.png",
                  "TINY_ecdf.png", "TINY_cosine_map.png", "Kaplan-Meier", "Decomposition"):
         assert name in html, f"{name} is not in the report"
     assert "log-rank p-value" in html  # a caption made it in

@@ -14,6 +14,7 @@ rule must_predict:
     params:
         inference=config["must"]["inference"],
         seed=config["training"]["seed"],
+        selection=config["selection"],
     log:
         "logs/evaluate/{cohort}/{run}.log",
     benchmark:

@@ -1,4 +1,4 @@
-"""Tables in the paper's layout, Kaplan–Meier and decomposition figures."""
+"""Tables in the paper's layout, survival metrics, Kaplan–Meier and decomposition figures."""
 
 
 rule cohort_tables:
@@ -50,6 +50,51 @@ rule study_tables:
         runtime=10,
     script:
         "../scripts/report_study_tables.py"
+
+
+rule cohort_metrics:
+    input:
+        unpack(lambda wc: STUDY.cohort_report_inputs(wc.cohort)),
+    output:
+        long=layout.cohort_report("{cohort}", layout.METRICS_FOLDS),
+    params:
+        predictions=lambda wc: STUDY.prediction_files(wc.cohort),
+    log:
+        "logs/report/{cohort}/metrics.log",
+    benchmark:
+        "benchmarks/rules/report/{cohort}/metrics.tsv"
+    conda:
+        "../../envs/mustsurv.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/report_cohort_metrics.py"
+
+
+rule study_metrics:
+    input:
+        [layout.cohort_report(c, layout.METRICS_FOLDS) for c in COHORTS],
+    output:
+        long=report(layout.study_table(layout.METRICS_FOLDS), caption="../report/metrics_folds.rst",
+                    category="Tables"),
+        summary=report(layout.study_table(layout.METRICS_SUMMARY), caption="../report/metrics_summary.rst",
+                       category="Tables"),
+    params:
+        cohorts=COHORTS,
+    log:
+        "logs/report/study_metrics.log",
+    benchmark:
+        "benchmarks/rules/report/study_metrics.tsv"
+    conda:
+        "../../envs/mustsurv.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/report_study_metrics.py"
 
 
 rule km_figures:

@@ -5,6 +5,7 @@ import torch
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import predict_must
+from mustsurv.train.selection import Selection
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -14,5 +15,5 @@ for split, model, tsv, npz, no_ldm in zip(snakemake.input.splits, snakemake.inpu
                                          out.decomposition, out.no_ldm):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
-    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed, store=store,
-                 out_no_ldm=no_ldm)
+    predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed,
+                 Selection.from_config(snakemake.params.selection), store=store, out_no_ldm=no_ldm)

@@ -12,7 +12,8 @@ from mustsurv.cohort.splits import read_fold
 from mustsurv.cohort.table import read_cohort_table
 from mustsurv.evaluate.decomposition import cosine_map_figure, ecdf_figure
 from mustsurv.evaluate.km import km_figure
-from mustsurv.evaluate.predictions import read_predictions
+from mustsurv.evaluate.metrics import LONG_COLUMNS, TrainingOutcomes, fold_metrics
+from mustsurv.evaluate.predictions import n_survival, read_predictions, survival_of
 from mustsurv.evaluate.tables import (
     ORACLE,
     PredictionFile,
@@ -22,7 +23,7 @@ from mustsurv.evaluate.tables import (
     paper_table,
 )
 from mustsurv.study.methods import REFERENCES, dagger_of, table_methods
-from mustsurv.study.vocabulary import PATIENT_ID
+from mustsurv.study.vocabulary import PATIENT_ID, SCENARIOS
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
 
 
 def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[str, str], str]) -> pd.DataFrame:
-    """KM figure per (method, scenario) over the pooled test folds; returns the log-rank p-values."""
+    """KM figure per (method, scenario): each fold's test patients split at that fold's training median risk
+    (the files' ``train_median_risk``), then pooled; returns the log-rank p-values and group sizes."""
     rows = []
     for method, paths in predictions.items():
         pooled = pd.concat([read_predictions(p) for p in paths], ignore_index=True)
@@ -64,12 +66,64 @@ def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[s
                 continue
             title = f"{cohort} · {method} · {scenario.replace('_', ' ')}"
             p = km_figure(part, title, out[(method, scenario)])
+            n_high = int((part["risk"] > part["train_median_risk"]).sum())
             rows.append({"cohort": cohort, "method": method, "scenario": scenario, "logrank_p": p,
-                         "n_patients": len(part)})
+                         "n_patients": len(part), "n_high_risk": n_high, "n_low_risk": len(part) - n_high})
     missing = set(out) - {(r["method"], r["scenario"]) for r in rows}
     if missing:
         raise ValueError(f"{cohort}: no predictions for {sorted(missing)}; rerun the prediction rules")
     return pd.DataFrame(rows)
+
+
+def training_outcomes(cohort_tsv: str, split: str) -> tuple[TrainingOutcomes, list[str]]:
+    """A fold's training outcomes (its ``train`` ∪ ``validation`` patients, times and events from the cohort
+    table) and bin edges, and its test patients."""
+    table = read_cohort_table(cohort_tsv).set_index(PATIENT_ID)
+    fold = read_fold(split)
+    fitted = table.loc[list(fold["train"]) + list(fold.get("validation", [])), ["time", "event"]]
+    outcomes = TrainingOutcomes(fitted["time"].to_numpy(float), fitted["event"].to_numpy(int),
+                                tuple(float(e) for e in fold["bin_edges"]))
+    return outcomes, list(fold["test"])
+
+
+def cohort_metrics(cohort: str, predictions: dict[str, list[str]], cohort_tsv: str, splits: list[str],
+                   truth: str | None = None) -> pd.DataFrame:
+    """Every fold's survival metrics (:mod:`mustsurv.evaluate.metrics`) of every method and scenario.
+
+    Args:
+        cohort: The cohort name.
+        predictions: method -> fold prediction files in fold order.
+        cohort_tsv: The cohort table.
+        splits: The fold files in fold order.
+        truth: The demo's truth table: adds the ``oracle`` (true risk; no survival curves, so no IBS).
+
+    Returns:
+        The long table, columns :data:`mustsurv.evaluate.metrics.LONG_COLUMNS`.
+    """
+    folds = [training_outcomes(cohort_tsv, split) for split in splits]
+    rows = []
+    for method, paths in predictions.items():
+        if len(paths) != len(folds):
+            raise ValueError(f"{cohort}: {method} has {len(paths)} prediction files for {len(folds)} folds")
+        for k, path in enumerate(paths):
+            outcomes = folds[k][0]
+            df = read_predictions(path)
+            if n_survival(df) != len(outcomes.bin_edges) - 1:
+                raise ValueError(f"{path}: {n_survival(df)} survival columns for the fold's "
+                                 f"{len(outcomes.bin_edges) - 1} bins")
+            for scenario, part in df.groupby("scenario", sort=False):
+                for r in fold_metrics(part["risk"], part["time"], part["event"], outcomes, survival_of(part)):
+                    rows.append(dict(method=method, scenario=scenario, cohort=cohort, fold=k, **r))
+    if truth is not None:
+        table = read_cohort_table(cohort_tsv).set_index(PATIENT_ID)
+        true_risk = pd.read_csv(truth, sep="\t", dtype={PATIENT_ID: str}).set_index(PATIENT_ID)
+        for k, (outcomes, test) in enumerate(folds):
+            t, e = table.loc[test, "time"].to_numpy(float), table.loc[test, "event"].to_numpy(int)
+            for scenario in SCENARIOS:
+                risk = true_risk.loc[test, f"risk_{scenario}"].to_numpy(float)
+                for r in fold_metrics(risk, t, e, outcomes):
+                    rows.append(dict(method=ORACLE, scenario=scenario, cohort=cohort, fold=k, **r))
+    return pd.DataFrame(rows, columns=list(LONG_COLUMNS))
 
 
 def decomposition_figures(cohort: str, npz_files: list[str], ecdf_png: str | Path, map_png: str | Path) -> dict:

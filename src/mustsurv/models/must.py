@@ -47,7 +47,7 @@ from mustsurv.study.vocabulary import (
     SCENARIOS,
     Scenario,
 )
-from mustsurv.survival import nll_loss, risk_from_hazards
+from mustsurv.survival import nll_loss, survival_from_hazards
 
 
 @dataclass
@@ -414,10 +414,34 @@ class MUST(nn.Module):
         raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
     @torch.no_grad()
+    def predict_survival(
+        self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0,
+        specific: Literal["ldm", "zero"] = "ldm",
+    ) -> Tensor:
+        """Survival after each time bin in ``scenario`` (see :meth:`predict_logits`).
+
+        The DDIM samples are averaged in latent space (the mean ũ of ``n_samples`` samples) before the
+        head, so one set of logits, hence one survival curve, comes out per patient; the risk
+        (:meth:`predict_risk`) is computed from this same curve.
+
+        Args:
+            batch: B patients.
+            scenario: The evaluation scenario.
+            n_samples: DDIM samples averaged per patient (missing scenarios).
+            steps: DDIM steps.
+            seed: Sampling seed (combined with each patient id).
+            specific: ``"ldm"`` samples the missing ũ, ``"zero"`` puts a zero tensor in its place.
+
+        Returns:
+            (B, K) survival ``S(k) = Π_{j≤k} (1 − h_j)``, non-increasing along k.
+        """
+        return survival_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario, n_samples, steps, seed,
+                                                                       specific)))
+
+    @torch.no_grad()
     def predict_risk(
         self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0,
         specific: Literal["ldm", "zero"] = "ldm",
     ) -> Tensor:
-        """Risk −Σ_k S(k) (B,) in ``scenario`` (see :meth:`predict_logits`)."""
-        return risk_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario, n_samples, steps, seed,
-                                                                   specific)))
+        """Risk −Σ_k S(k) (B,) in ``scenario``, from :meth:`predict_survival` (same arguments)."""
+        return -self.predict_survival(batch, scenario, n_samples, steps, seed, specific).sum(dim=1)

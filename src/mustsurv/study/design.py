@@ -260,7 +260,8 @@ class StudyDesign:
     def report_targets(self) -> list[str]:
         out = [layout.study_table(name) for name in layout.STUDY_TABLES]
         for c in self.cohorts:
-            out += [layout.cohort_report(c, "table1.csv"), layout.cohort_report(c, "table2.csv")]
+            out += [layout.cohort_report(c, "table1.csv"), layout.cohort_report(c, "table2.csv"),
+                    layout.cohort_report(c, layout.METRICS_FOLDS)]
             out += [path for _, _, path in self.km_figures(c)]
             if MAIN_RUN in self.methods:
                 out += [layout.decomposition_figure(c, kind) for kind in layout.DECOMPOSITION_FIGURES]

@@ -17,9 +17,11 @@ Tree::
         slides/summary.tsv                      one row per slide (status, patches, features file)
         models/{run}/fold{k}/stage{1,2,3}.pt    MUST runs (``must`` and the ablation variants ``must_*``)
         models/{method}/fold{k}/model.pt        baselines
-        predictions/{method}/fold{k}.tsv        test patients x scenarios (+ MUST: _no_ldm.tsv, _decomposition.npz)
-        cindex_folds.tsv, table1.csv, table2.csv, logrank.tsv, decomposition.tsv
-    results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv, ablation_*.csv)
+        predictions/{method}/fold{k}.tsv        test patients x scenarios: risk, survival at the bin edges, training
+                                                median risk (+ MUST: _no_ldm.tsv, _decomposition.npz)
+        cindex_folds.tsv, table1.csv, table2.csv, metrics_folds.tsv, logrank.tsv, decomposition.tsv
+    results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv,
+                                                metrics_folds.tsv, metrics_summary.csv, ablation_*.csv)
     results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png
 """
 
@@ -41,8 +43,14 @@ DEMO_TABLES: dict[str, str] = {
 """Role -> file name of the demo generator's tables (in :func:`demo_dir`)."""
 
 MUST_STAGES: tuple[int, ...] = (1, 2, 3)
-COHORT_REPORTS: tuple[str, ...] = ("cindex_folds.tsv", "table1.csv", "table2.csv")
-STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv", "provenance.json")
+COHORT_REPORTS: tuple[str, ...] = ("cindex_folds.tsv", "table1.csv", "table2.csv", "metrics_folds.tsv")
+STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv", "metrics_folds.tsv",
+                                 "metrics_summary.csv", "provenance.json")
+METRICS_FOLDS = "metrics_folds.tsv"
+"""Long survival metrics per fold (method, scenario, cohort, fold, metric, value, time, note): per cohort
+(:func:`cohort_report`) and study-wide (:func:`study_table`)."""
+METRICS_SUMMARY = "metrics_summary.csv"
+"""Study-wide mean ± SD over folds of every metric per method × scenario (:func:`study_table`)."""
 DECOMPOSITION_FIGURES: tuple[str, ...] = ("ecdf", "cosine_map")
 
 
@@ -134,8 +142,9 @@ def baseline_model(cohort: Part, method: Part, k: Part) -> str:
 
 
 def predictions(cohort: Part, method: Part, k: Part, ldm: bool = True) -> str:
-    """Test predictions of fold ``k`` (``patient_id, scenario, risk, time, event``); ``ldm=False``: a MUST
-    run's missing scenarios with a zero tensor in place of the missing û ("without LDM")."""
+    """Test predictions of fold ``k`` (``patient_id, scenario, risk, time, event, train_median_risk,
+    survival_1 … survival_K``: :mod:`mustsurv.evaluate.predictions`); ``ldm=False``: a MUST run's missing
+    scenarios with a zero tensor in place of the missing û ("without LDM")."""
     return f"{cohort_dir(cohort)}/predictions/{method}/fold{k}{'' if ldm else '_no_ldm'}.tsv"
 
 
@@ -147,13 +156,14 @@ def decomposition_cosines(cohort: Part, run: Part, k: Part) -> str:
 # --- reports -------------------------------------------------------------------------------------
 
 def cohort_report(cohort: Part, name: str) -> str:
-    """A per-cohort report file: ``cindex_folds.tsv``, ``table1.csv``, ``table2.csv``, ``logrank.tsv``,
-    ``decomposition.tsv``."""
+    """A per-cohort report file: ``cindex_folds.tsv``, ``table1.csv``, ``table2.csv``, ``metrics_folds.tsv``,
+    ``logrank.tsv``, ``decomposition.tsv``."""
     return f"{cohort_dir(cohort)}/{name}"
 
 
 def study_table(name: str) -> str:
-    """A study-wide table over every cohort (``table1.csv``, ``table2.csv``, ``cindex_folds.tsv``)."""
+    """A study-wide table over every cohort (``table1.csv``, ``table2.csv``, ``cindex_folds.tsv``,
+    ``metrics_folds.tsv``, ``metrics_summary.csv``)."""
     return f"results/tables/{name}"
 
 

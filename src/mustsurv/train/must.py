@@ -11,9 +11,11 @@ import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
+from mustsurv.evaluate.predictions import survival_columns
 from mustsurv.models.batch import PatientItem, collate
 from mustsurv.models.must import MUST
 from mustsurv.study.vocabulary import (
@@ -244,6 +246,22 @@ def scenario_available(item: PatientItem, scenario: Scenario) -> bool:
     raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
 
+def _predict_scenario(
+    model: MUST, items: Sequence[PatientItem], scenario: Scenario, batch_size: int, sampling: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Survival (N, K) and risk (N,) of ``items`` (every one admitted by ``scenario``) in ``scenario``.
+
+    The risk is −Σ_k S(k) summed on the model's device, exactly as ``predict_risk`` computes it.
+    """
+    device = next(model.parameters()).device
+    surv, risk = [], []
+    for start in range(0, len(items), batch_size):
+        s = model.predict_survival(collate(list(items[start : start + batch_size])).to(device), scenario, **sampling)
+        surv.append(s.cpu())
+        risk.append((-s.sum(dim=1)).cpu())
+    return torch.cat(surv), torch.cat(risk)
+
+
 @torch.no_grad()
 def predict(
     model: MUST,
@@ -254,25 +272,55 @@ def predict(
     steps: int = 50,
     seed: int = 0,
     specific: str = "ldm",
+    train: Sequence[PatientItem] | None = None,
 ) -> pd.DataFrame:
-    """Risk per patient and scenario: columns ``patient_id, scenario, risk, time, event``.
+    """Survival curve and risk per patient and scenario, in the predictions file contract
+    (:mod:`mustsurv.evaluate.predictions`).
 
     A patient appears in a scenario only if it has the modalities the scenario keeps. Sampling noise is
-    seeded per patient, so results do not depend on ``batch_size`` or the order of the patients.
-    ``specific="zero"`` (MUST only): the missing û is a zero tensor instead of an LDM sample.
+    seeded per patient, so results do not depend on ``batch_size`` or the order of the patients. The
+    model's ``predict_survival`` gives each patient's (K,) survival ``S(k)``; ``risk`` is −Σ_k S(k), the
+    same value ``predict_risk`` returns.
+
+    Args:
+        model: MUST or a registry baseline (anything with ``predict_survival(batch, scenario, n_samples,
+            steps, seed)``).
+        dataset: The patients to predict (the test fold).
+        scenarios: The scenarios to predict.
+        batch_size: Patients per forward pass.
+        n_samples: DDIM samples averaged per patient (MUST's missing scenarios).
+        steps: DDIM steps.
+        seed: Sampling seed (combined with each patient id).
+        specific: ``"zero"`` (MUST only): the missing û is a zero tensor instead of an LDM sample.
+        train: The patients the model was fit on; they are predicted the same way (same seeds, same
+            sampling) and their median risk per scenario fills ``train_median_risk``. None leaves that
+            column NaN (such a table is not a valid predictions file).
+
+    Returns:
+        One row per (patient, scenario): ``patient_id, scenario, risk, time, event, train_median_risk,
+        survival_1 … survival_K``.
     """
-    extra = {} if specific == "ldm" else {"specific": specific}
+    sampling = dict(n_samples=n_samples, steps=steps, seed=seed)
+    if specific != "ldm":
+        sampling["specific"] = specific
     model.eval()
-    device = next(model.parameters()).device
-    rows = []
+    frames = []
     for scenario in scenarios:
         items = [it for it in dataset if scenario_available(it, scenario)]
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            risk = model.predict_risk(collate(chunk).to(device), scenario, n_samples, steps, seed, **extra).cpu()
-            rows += [
-                {PATIENT_ID: it["patient_id"], "scenario": scenario, "risk": float(r),
-                 "time": float(it["time"]), "event": int(it["event"])}
-                for it, r in zip(chunk, risk.tolist())
-            ]
-    return pd.DataFrame(rows, columns=[PATIENT_ID, "scenario", "risk", "time", "event"])
+        if not items:
+            continue
+        surv, risk = _predict_scenario(model, items, scenario, batch_size, sampling)
+        median = float("nan")
+        if train is not None:
+            fitted = [it for it in train if scenario_available(it, scenario)]
+            if fitted:
+                median = float(np.median(_predict_scenario(model, fitted, scenario, batch_size, sampling)[1]
+                                         .double().numpy()))
+        frame = pd.DataFrame({PATIENT_ID: [it["patient_id"] for it in items], "scenario": scenario,
+                              "risk": risk.tolist(), "time": [float(it["time"]) for it in items],
+                              "event": [int(it["event"]) for it in items], "train_median_risk": median})
+        frame[survival_columns(surv.shape[1])] = surv.double().numpy()
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[PATIENT_ID, "scenario", "risk", "time", "event", "train_median_risk"])
+    return pd.concat(frames, ignore_index=True)

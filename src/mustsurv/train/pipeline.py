@@ -27,7 +27,6 @@ from mustsurv.models.batch import PatientItem
 from mustsurv.models.must import MUST
 from mustsurv.models.registry import build_model, model_class
 from mustsurv.study.runs import MAIN, Variant
-from mustsurv.train.selection import Selection, make_monitor, scenario_cindex
 from mustsurv.study.vocabulary import SCENARIOS
 from mustsurv.train.classical import fit_classical
 from mustsurv.train.data import FoldData, fold_datasets
@@ -38,6 +37,7 @@ from mustsurv.train.must import (
     train_stage3,
     unpair,
 )
+from mustsurv.train.selection import Selection, make_monitor, scenario_cindex
 from mustsurv.train.trainer import (
     OptimConfig,
     TrainState,
@@ -154,27 +154,30 @@ def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch
 
 
 def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: dict[str, Any], seed: int,
-                           out_tsv: str | Path, out_no_ldm: str | Path | None = None) -> None:
+                           out_tsv: str | Path, out_no_ldm: str | Path | None = None,
+                           train: Sequence[PatientItem] | None = None) -> None:
     """MUST's test predictions in every scenario (``inference``: the config's ``must.inference``) and, with
-    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û."""
+    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û. ``train``:
+    the fold's training patients, predicted the same way for the files' ``train_median_risk``."""
     sampling = dict(n_samples=inference["n_samples"], steps=inference["ddim_steps"],
                     batch_size=inference["batch_size"], seed=seed)
     for scenarios, specific, out in ((SCENARIOS, "ldm", out_tsv),
                                      (("missing_genomics", "missing_pathology"), "zero", out_no_ldm)):
         if out is not None:
-            pred = predict(model, test, scenarios, specific=specific, **sampling)
+            pred = predict(model, test, scenarios, specific=specific, train=train, **sampling)
             write_predictions(pred, out)
 
 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
-                 inference: dict[str, Any], seed: int, store: FeatureStore | None = None,
+                 inference: dict[str, Any], seed: int, selection: Selection, store: FeatureStore | None = None,
                  out_no_ldm: str | Path | None = None) -> None:
     """Risk of every test patient in every scenario it allows, and the decomposition cosines; with
     ``out_no_ldm`` also the two missing scenarios with a zero tensor in place of the missing û."""
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
-    test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"), store=store).test
-    write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm)
+    fold = load_fold(data, selection, store)
+    train, test = fold.train, fold.test
+    write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm, train=train)
     cos = decomposition_cosines(model, test)
     with atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as fh:
@@ -216,7 +219,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         model = build_model(method, **kwargs)
         info = fit_classical(model, fold_data, selection.metric, seed=seed)
         save_checkpoint(out_ckpt, model, method, kwargs, {"selection": asdict(selection), "coxnet": info})
-        _write_test_predictions(model, cls, test, out_tsv, seed, len(train))
+        _write_test_predictions(model, cls, test, out_tsv, seed, [it for it in train if cls.accepts(it)])
         return
     points = selection.grid_points(method)
     single = len(points) == 1 and not selection.refit
@@ -247,7 +250,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         meta["refit_on"] = len(items)
     save_checkpoint(out_ckpt, model, method, kwargs, meta)
     progress.unlink(missing_ok=True)
-    _write_test_predictions(model, cls, test, out_tsv, seed, len(items))
+    _write_test_predictions(model, cls, test, out_tsv, seed, items)
 
 
 def _fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,
@@ -266,8 +269,8 @@ def _fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cf
 
 
 def _write_test_predictions(model: torch.nn.Module, cls: type, test: Sequence[PatientItem], out_tsv: str | Path,
-                            seed: int, n_train: int) -> None:
-    """A baseline's test predictions in the scenarios it declares."""
-    pred = predict(model, test, cls.scenarios, seed=seed)
+                            seed: int, train: Sequence[PatientItem]) -> None:
+    """A baseline's test predictions in the scenarios it declares, with its training patients' median risk."""
+    pred = predict(model, test, cls.scenarios, seed=seed, train=train)
     write_predictions(pred, out_tsv)
-    log.info("%s: trained on %d training patients; predicted %d test rows", cls.__name__, n_train, len(pred))
+    log.info("%s: trained on %d training patients; predicted %d test rows", cls.__name__, len(train), len(pred))

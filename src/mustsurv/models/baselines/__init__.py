@@ -13,7 +13,12 @@ multimodal: ``survpath``, ``cmta``; classical elastic-net Cox models (fit by
 from mustsurv.models.baselines.abmil import ABMIL
 from mustsurv.models.baselines.base import BaselineModel
 from mustsurv.models.baselines.cmta import CMTA
-from mustsurv.models.baselines.coxnet import CoxnetBaseline, CoxnetConcat, CoxnetGenomics, CoxnetPathology
+from mustsurv.models.baselines.coxnet import (
+           CoxnetBaseline,
+           CoxnetConcat,
+           CoxnetGenomics,
+           CoxnetPathology,
+)
 from mustsurv.models.baselines.ldcvae import LDCVAE
 from mustsurv.models.baselines.m3care import M3Care
 from mustsurv.models.baselines.missing import MissingModalityBaseline

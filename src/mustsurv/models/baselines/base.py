@@ -5,8 +5,9 @@ A baseline is an ``nn.Module`` whose ``forward(batch)`` maps a :class:`SurvivalB
 
 * ``loss(batch) -> (loss, logs)``: the ``LossFn`` of :func:`mustsurv.train.trainer.train_epochs`
   (discrete-time NLL, paper Eq. 6; subclasses add their own terms);
-* ``predict_logits(batch, scenario)`` / ``predict_risk(batch, scenario, ...)``: evaluation in one of
-  the scenarios the method supports, with the same call signature as ``MUST.predict_risk`` so
+* ``predict_logits(batch, scenario)`` / ``predict_survival(batch, scenario, ...)`` (B, K) /
+  ``predict_risk(batch, scenario, ...)`` (B,) = −Σ_k S(k): evaluation in one of the scenarios the
+  method supports, with the same call signature as ``MUST.predict_survival`` / ``MUST.predict_risk`` so
   :func:`mustsurv.train.must.predict` serves both;
 * class attributes read by the workflow and the table builder: ``scenarios`` (the evaluation
   scenarios it fills), ``uses_pathology`` / ``uses_genomics`` (the P and G columns of Table 1),
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from mustsurv.models.batch import PatientItem, SurvivalBatch
 from mustsurv.study.vocabulary import SCENARIOS, Scenario
-from mustsurv.survival import nll_loss, risk_from_hazards
+from mustsurv.survival import nll_loss, survival_from_hazards
 
 
 def xavier_init(module: nn.Module) -> None:
@@ -136,8 +137,25 @@ class BaselineModel(nn.Module, ABC):
         return self(batch)
 
     @torch.no_grad()
+    def predict_survival(self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50,
+                         seed: int = 0) -> Tensor:
+        """Survival after each time bin in ``scenario``.
+
+        Args:
+            batch: B patients.
+            scenario: One of the method's ``scenarios``.
+            n_samples: MUST's sampling argument, taken for a common call signature (unused: the baselines
+                are deterministic at inference).
+            steps: Likewise unused.
+            seed: Likewise unused.
+
+        Returns:
+            (B, K) survival ``S(k) = Π_{j≤k} (1 − h_j)``, non-increasing along k.
+        """
+        return survival_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario)))
+
+    @torch.no_grad()
     def predict_risk(self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50,
                      seed: int = 0) -> Tensor:
-        """Risk −Σ_k S(k) (B,) in ``scenario``. ``n_samples``, ``steps`` and ``seed`` are MUST's sampling
-        arguments, taken for a common call signature; the baselines are deterministic at inference."""
-        return risk_from_hazards(torch.sigmoid(self.predict_logits(batch, scenario)))
+        """Risk −Σ_k S(k) (B,) in ``scenario``, from :meth:`predict_survival` (same arguments)."""
+        return -self.predict_survival(batch, scenario, n_samples, steps, seed).sum(dim=1)
