@@ -42,7 +42,7 @@ def test_groups_split_fold_by_fold_at_the_training_median_not_at_the_pooled_medi
         paths.append(tmp_path / f"fold{k}.tsv")
         write_predictions(pred, paths[-1])
     out = {("mlp", "complete"): str(tmp_path / "km.png")}
-    table = km_figures("A", {"mlp": [str(p) for p in paths]}, out)
+    table = km_figures("A", {"mlp": [str(p) for p in paths]}, out, "validation")
     row = table.iloc[0]
     assert 10 < expected_high < 35  # both folds contribute to both groups
     assert row["n_high_risk"] == expected_high

@@ -111,6 +111,7 @@ rule km_figures:
     params:
         predictions=lambda wc: STUDY.prediction_files(wc.cohort),
         figures=lambda wc: STUDY.km_figures(wc.cohort),
+        selection=config["selection"]["mode"],
     log:
         "logs/report/{cohort}/km.log",
     benchmark:

@@ -55,16 +55,27 @@ def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
     return paper_table(long, cohorts, methods, dagger=dagger, every_scenario=which == "table2")
 
 
-def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[str, str], str]) -> pd.DataFrame:
+def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[str, str], str],
+               selection: str) -> pd.DataFrame:
     """KM figure per (method, scenario): each fold's test patients split at that fold's training median risk
-    (the files' ``train_median_risk``), then pooled; returns the log-rank p-values and group sizes."""
+    (the files' ``train_median_risk``), then pooled; returns the log-rank p-values and group sizes.
+
+    Args:
+        cohort: The cohort name (titles).
+        predictions: Method -> its fold prediction files.
+        out: (method, scenario) -> the figure to write.
+        selection: The run's selection mode, stated in every title.
+
+    Returns:
+        One row per figure: cohort, method, scenario, log-rank p, patients and group sizes.
+    """
     rows = []
     for method, paths in predictions.items():
         pooled = pd.concat([read_predictions(p) for p in paths], ignore_index=True)
         for scenario, part in pooled.groupby("scenario"):
             if (method, scenario) not in out:
                 continue
-            title = f"{cohort} · {method} · {scenario.replace('_', ' ')}"
+            title = f"{cohort} · {method} · {scenario.replace('_', ' ')} · selection: {selection}"
             p = km_figure(part, title, out[(method, scenario)])
             n_high = int((part["risk"] > part["train_median_risk"]).sum())
             rows.append({"cohort": cohort, "method": method, "scenario": scenario, "logrank_p": p,
