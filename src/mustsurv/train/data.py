@@ -15,9 +15,19 @@ def fold_datasets(
     summary_tsv: str | Path | None = None,
     store: FeatureStore | None = None,
 ) -> tuple[CohortFoldDataset, CohortFoldDataset]:
-    """(train, test) of one fold sharing one in-memory feature store; the omics scaler is fit on train only.
+    """Build (train, test) of one fold sharing one in-memory feature store; the omics scaler is fit on train only.
 
-    Pass the same ``store`` for every fold of a cohort so its bags are read from disk once per job."""
+    Args:
+        cohort_tsv: the cohort table.
+        split_json: the fold record.
+        tokens_h5: the family tokens, or None for a cohort without genomics.
+        summary_tsv: the slide summary, or None for a cohort without slides.
+        store: pass the same store for every fold of a cohort so its bags are read from disk once per job;
+            a new one when None.
+
+    Returns:
+        The train and test datasets.
+    """
     store = store if store is not None else FeatureStore()
     train = CohortFoldDataset(cohort_tsv, tokens_h5, split_json, summary_tsv, part="train", store=store)
     test = CohortFoldDataset(cohort_tsv, tokens_h5, split_json, summary_tsv, part="test",

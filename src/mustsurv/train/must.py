@@ -29,7 +29,17 @@ log = logging.getLogger(__name__)
 
 
 def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
-    """The patients having both pathology and genomics (MUST trains on complete pairs by default)."""
+    """Select the patients having both pathology and genomics (MUST trains on complete pairs by default).
+
+    Args:
+        dataset: the training patients.
+
+    Returns:
+        The complete patients.
+
+    Raises:
+        ValueError: no patient has both modalities.
+    """
     kept = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
     if len(kept) < len(dataset):
         log.warning("MUST training uses %d of %d patients: the others lack a modality", len(kept), len(dataset))
@@ -39,7 +49,18 @@ def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
 
 
 def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[PatientItem]:
-    """Complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality."""
+    """Select complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality.
+
+    Args:
+        dataset: the training patients.
+        unpaired: also keep patients with one modality.
+
+    Returns:
+        The patients to train on.
+
+    Raises:
+        ValueError: no patient has both modalities (the decomposition needs pairs).
+    """
     if not unpaired:
         return complete_patients(dataset)
     kept = [it for it in dataset if it["pathology"] is not None or it["genomics"] is not None]
@@ -49,8 +70,22 @@ def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[Pa
 
 
 def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[PatientItem]:
-    """A copy of ``items`` where round(``fraction`` · n) complete patients, drawn with ``seed``, lose one
-    modality: the first half of the draw loses genomics, the rest pathology (supplement §8.2)."""
+    """Copy ``items`` with some complete patients losing one modality (supplement §8.2).
+
+    round(``fraction`` · n) complete patients, drawn with ``seed``, lose one modality: the first half of
+    the draw loses genomics, the rest pathology.
+
+    Args:
+        items: the training patients.
+        fraction: share of the complete patients to unpair.
+        seed: seed of the draw.
+
+    Returns:
+        The modified copy.
+
+    Raises:
+        ValueError: fewer than two pairs would remain.
+    """
     complete = [i for i, it in enumerate(items) if it[PATHOLOGY] is not None and it[GENOMICS] is not None]
     n_drop = round(fraction * len(items))
     if n_drop > len(complete) - 2:
@@ -70,9 +105,21 @@ def train_stage1(
     progress_path: str | Path | None = None,
     unpaired: bool = False,
 ) -> TrainState:
-    """Stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``);
-    paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation. ``unpaired``: also train on
-    patients with one modality (each term uses the patients that have its modality)."""
+    """Train stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``).
+
+    Paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation.
+
+    Args:
+        model: the MUST model.
+        dataset: the training patients.
+        cfg: optimiser settings.
+        progress_path: resumable progress file; None = no resume.
+        unpaired: also train on patients with one modality (each term uses the patients that have its
+            modality).
+
+    Returns:
+        The stage's training state.
+    """
     return train_epochs(model, training_patients(dataset, unpaired), model.warmup_loss, model.parameters(), cfg,
                         progress_path=progress_path)
 
@@ -84,9 +131,20 @@ def train_stage2(
     progress_path: str | Path | None = None,
     unpaired: bool = False,
 ) -> TrainState:
-    """Stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
-    The diffusion models are not part of this stage. ``unpaired``: patients with one modality take the
-    survival loss only (:meth:`MUST.main_loss`)."""
+    """Train stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
+
+    The diffusion models are not part of this stage.
+
+    Args:
+        model: the MUST model after stage 1.
+        dataset: the training patients.
+        cfg: optimiser settings.
+        progress_path: resumable progress file; None = no resume.
+        unpaired: patients with one modality take the survival loss only (:meth:`MUST.main_loss`).
+
+    Returns:
+        The stage's training state.
+    """
     params = [p for n, p in model.named_parameters() if not n.startswith("ldm_")]
     return train_epochs(model, training_patients(dataset, unpaired), model.main_loss, params, cfg,
                         progress_path=progress_path)
@@ -96,7 +154,16 @@ def train_stage2(
 def ldm_training_pairs(
     model: MUST, dataset: Sequence[PatientItem], batch_size: int = 32
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Frozen model's targets and conditions for stage 3: modality -> (û (N, D), ĉ (N, D))."""
+    """Compute the frozen model's targets and conditions for stage 3.
+
+    Args:
+        model: the MUST model after stage 2.
+        dataset: the training patients (complete pairs).
+        batch_size: patients per forward pass.
+
+    Returns:
+        modality -> (û (N, D), ĉ (N, D)).
+    """
     model.eval()
     items = complete_patients(dataset)
     device = next(model.parameters()).device
@@ -117,10 +184,22 @@ def train_stage3(
     batch_size: int = 32,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for ``steps`` steps each
-    (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
+    """Train stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for ``steps`` steps each.
 
-    Returns the loss of every 1 % of the steps per modality (for the log)."""
+    AdamW, mini-batches of ``batch_size`` patients without replacement within a pass.
+
+    Args:
+        model: the MUST model after stage 2.
+        dataset: the training patients.
+        steps: optimiser steps per diffusion model.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        batch_size: patients per step.
+        seed: seed of the batches and the noise.
+
+    Returns:
+        The loss of every 1 % of the steps per modality (for the log).
+    """
     for p in model.parameters():
         p.requires_grad_(False)
     pairs = ldm_training_pairs(model, dataset)
@@ -156,7 +235,18 @@ def train_stage3(
 
 
 def scenario_available(item: PatientItem, scenario: Scenario) -> bool:
-    """Whether the patient has the modalities the scenario keeps."""
+    """Tell whether the patient has the modalities the scenario keeps.
+
+    Args:
+        item: one patient.
+        scenario: ``complete``, ``missing_genomics`` or ``missing_pathology``.
+
+    Returns:
+        True when the patient can be predicted in ``scenario``.
+
+    Raises:
+        ValueError: unknown ``scenario``.
+    """
     if scenario == "complete":
         return item["pathology"] is not None and item["genomics"] is not None
     if scenario == "missing_genomics":
@@ -177,11 +267,24 @@ def predict(
     seed: int = 0,
     specific: str = "ldm",
 ) -> pd.DataFrame:
-    """Risk per patient and scenario: columns ``patient_id, scenario, risk, time, event``.
+    """Predict the risk per patient and scenario.
 
     A patient appears in a scenario only if it has the modalities the scenario keeps. Sampling noise is
     seeded per patient, so results do not depend on ``batch_size`` or the order of the patients.
-    ``specific="zero"`` (MUST only): the missing û is a zero tensor instead of an LDM sample.
+
+    Args:
+        model: the trained MUST model.
+        dataset: the test patients.
+        scenarios: the scenarios to predict.
+        batch_size: patients per forward pass.
+        n_samples: DDIM samples per patient.
+        steps: DDIM steps.
+        seed: sampling seed.
+        specific: ``"ldm"``, or ``"zero"`` (MUST only): the missing û is a zero tensor instead of an LDM
+            sample.
+
+    Returns:
+        Columns ``patient_id, scenario, risk, time, event``.
     """
     extra = {} if specific == "ldm" else {"specific": specific}
     model.eval()

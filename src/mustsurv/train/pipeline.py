@@ -47,7 +47,15 @@ log = logging.getLogger(__name__)
 
 
 def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
-    """Path of ``<out>.progress``; a progress file older than any input is stale and removed first."""
+    """Return the path of ``<out>.progress``; a progress file older than any input is stale and removed first.
+
+    Args:
+        out: the stage's output path.
+        inputs: the stage's inputs (None entries are skipped).
+
+    Returns:
+        The progress path.
+    """
     progress = Path(f"{out}.progress")
     if progress.exists():
         newest = max((Path(p).stat().st_mtime for p in inputs if p is not None and Path(p).exists()), default=0.0)
@@ -59,7 +67,17 @@ def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
 
 def must_kwargs(family_sizes: list[int], pathology_dim: int, n_bins: int,
                 model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs of the MUST model for a fold (data-dependent sizes + the config's ``must.model``)."""
+    """Build the constructor kwargs of the MUST model for a fold.
+
+    Args:
+        family_sizes: d_k of each genomic family.
+        pathology_dim: D_path of the patch features.
+        n_bins: number of time bins K.
+        model_cfg: the config's ``must.model`` block.
+
+    Returns:
+        The data-dependent sizes merged with the config.
+    """
     return {"family_dims": list(family_sizes), "pathology_dim": int(pathology_dim), "n_bins": int(n_bins),
             **model_cfg}
 
@@ -67,14 +85,25 @@ def must_kwargs(family_sizes: list[int], pathology_dim: int, n_bins: int,
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
                    previous: str | Path | None = None, store: FeatureStore | None = None,
                    variant: Variant = MAIN, fold: int = 0) -> None:
-    """Train stage ``stage`` (1, 2 or 3) of the MUST run ``variant`` on the training part of fold ``fold``
-    and save the whole model after it to ``out``.
+    """Train stage ``stage`` of the MUST run ``variant`` on fold ``fold``'s training part and save the whole model.
 
-    ``data``: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths; ``cfg``: the config's
-    ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``); ``previous``: the checkpoint after the
-    previous stage (stages 2 and 3). A run without warm-up saves its initialised model as stage 1; a run
-    with ``stage2_from`` starts stage 3 from that run's stage-2 model, rebuilt with its own model kwargs
-    (only the diffusion models may differ).
+    A run without warm-up saves its initialised model as stage 1; a run with ``stage2_from`` starts stage 3
+    from that run's stage-2 model, rebuilt with its own model kwargs (only the diffusion models may differ).
+
+    Args:
+        stage: 1, 2 or 3.
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        out: the checkpoint to write.
+        cfg: the config's ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``).
+        seed: the run's seed.
+        previous: the checkpoint after the previous stage (stages 2 and 3).
+        store: feature store shared between folds.
+        variant: the MUST variant (main run or an ablation).
+        fold: fold index (seeds the unpairing).
+
+    Raises:
+        ValueError: the cohort lacks slides or genomics, ``stage`` is not 1-3, ``previous`` is missing for
+            stages 2 and 3, or it does not match this run's model.
     """
     seed_everything(seed)
     device = default_device()
@@ -109,8 +138,11 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
 
 
 def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch.device) -> MUST:
-    """The model of checkpoint ``previous``; when its kwargs differ from ``kwargs`` only in the diffusion
-    models' settings, a model built with ``kwargs`` that takes every other weight from it."""
+    """Load the model of checkpoint ``previous``.
+
+    When its kwargs differ from ``kwargs`` only in the diffusion models' settings, a model built with
+    ``kwargs`` takes every other weight from it; other differences raise ValueError.
+    """
     if previous is None:
         raise ValueError("stages 2 and 3 continue from the previous stage's checkpoint; pass `previous`")
     model, ckpt = load_checkpoint(previous, device)
@@ -130,8 +162,16 @@ def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch
 
 def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: dict[str, Any], seed: int,
                            out_tsv: str | Path, out_no_ldm: str | Path | None = None) -> None:
-    """MUST's test predictions in every scenario (``inference``: the config's ``must.inference``) and, with
-    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û."""
+    """Write MUST's test predictions in every scenario.
+
+    Args:
+        model: the trained MUST model.
+        test: the test patients.
+        inference: the config's ``must.inference`` block.
+        seed: sampling seed.
+        out_tsv: predictions TSV.
+        out_no_ldm: if given, also the two missing scenarios with a zero tensor in place of the missing û.
+    """
     sampling = dict(n_samples=inference["n_samples"], steps=inference["ddim_steps"],
                     batch_size=inference["batch_size"], seed=seed)
     for scenarios, specific, out in ((SCENARIOS, "ldm", out_tsv),
@@ -144,8 +184,18 @@ def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
                  inference: dict[str, Any], seed: int, store: FeatureStore | None = None,
                  out_no_ldm: str | Path | None = None) -> None:
-    """Risk of every test patient in every scenario it allows, and the decomposition cosines; with
-    ``out_no_ldm`` also the two missing scenarios with a zero tensor in place of the missing û."""
+    """Predict the risk of every test patient in every scenario it allows, and the decomposition cosines.
+
+    Args:
+        ckpt: the stage-3 checkpoint.
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        out_tsv: predictions TSV.
+        out_npz: decomposition cosines.
+        inference: the config's ``must.inference`` block.
+        seed: sampling seed.
+        store: feature store shared between folds.
+        out_no_ldm: if given, also the two missing scenarios with a zero tensor in place of the missing û.
+    """
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
     _, test = fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"),
@@ -164,8 +214,19 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
                  cfg: dict[str, Any], seed: int, store: FeatureStore | None = None) -> None:
     """Train a registry baseline on a fold's training patients it accepts and predict its test patients.
 
-    ``cfg``: the config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
     The model predicts only the scenarios it declares (``scenarios`` class attribute).
+
+    Args:
+        method: registry name of the baseline.
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        out_ckpt: the checkpoint to write.
+        out_tsv: predictions TSV.
+        cfg: the config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
+        seed: the run's seed.
+        store: feature store shared between folds.
+
+    Raises:
+        ValueError: no training patient has the modalities the method needs.
     """
     seed_everything(seed)
     device = default_device()
