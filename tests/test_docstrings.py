@@ -28,6 +28,17 @@ def _modules():
 
 MODULES = _modules()
 
+PENDING = {
+    "mustsurv.demo.plan", "mustsurv.demo.slides",
+    "mustsurv.evaluate.ablation", "mustsurv.evaluate.imputation", "mustsurv.evaluate.km",
+    "mustsurv.evaluate.report", "mustsurv.evaluate.tables",
+    "mustsurv.slides.batch", "mustsurv.slides.embed", "mustsurv.slides.encoders.registry",
+    "mustsurv.slides.reader", "mustsurv.slides.steps", "mustsurv.slides.summary", "mustsurv.slides.tiling",
+    "mustsurv.slides.tissue",
+    "mustsurv.study.design", "mustsurv.study.layout", "mustsurv.study.runs",
+}
+"""Modules whose docstrings are not converted to Google style yet; remove a name once it is."""
+
 
 def _members(module):
     """Yield ``(qualified name, object)`` for the functions, classes and methods defined in ``module``."""
@@ -80,6 +91,9 @@ def test_google_style_args(module):
         missing = [p for p in params if not re.search(rf"^\s*\*{{0,2}}{p}\b[^:\n]*:", section, re.MULTILINE)]
         if missing:
             problems.append(f"{qualname}: Args: does not list {missing}")
+    if module.__name__ in PENDING:
+        assert problems, f"{module.__name__} passes now; remove it from PENDING"
+        pytest.xfail(f"docstrings not converted to Google style yet ({len(problems)} problems)")
     assert not problems, "\n".join(problems)
 
 

@@ -100,13 +100,12 @@ def _to_rgb(img) -> np.ndarray:
 class Slide:
     """An open whole-slide image with its level-0 MPP resolved (from the file, else ``fallback_mpp``).
 
-    Parameters
-    ----------
-    path: the slide file (any format OpenSlide reads).
-    fallback_mpp: the slide sheet's ``mpp`` for this slide, used only when the file has none.
-    sheet: the slide sheet's path, named in the error when both are missing.
-    retries: extra attempts (each on a reopened handle) before a failed read raises.
-    slide_id: the slide's id (default: the file name without its suffix).
+    Attributes:
+        path: the slide file.
+        name: the slide's id.
+        retries: extra read attempts.
+        mpp: level-0 microns per pixel.
+        mpp_source: ``"slide"`` (from the file) or ``"sheet"`` (the fallback).
     """
 
     def __init__(
@@ -117,6 +116,19 @@ class Slide:
         retries: int = 2,
         slide_id: str | None = None,
     ) -> None:
+        """Open the slide and resolve its MPP.
+
+        Args:
+            path: the slide file (any format OpenSlide reads).
+            fallback_mpp: the slide sheet's ``mpp`` for this slide, used only when the file has none.
+            sheet: the slide sheet's path, named in the error when both are missing.
+            retries: extra attempts (each on a reopened handle) before a failed read raises.
+            slide_id: the slide's id (default: the file name without its suffix).
+
+        Raises:
+            SlideError: the file is missing or cannot be opened.
+            MissingMPPError: neither the file nor the sheet gives the MPP; the message says which cell to fill.
+        """
         self.path = Path(path)
         self.name = slide_id or self.path.stem
         self.retries = retries
