@@ -29,7 +29,6 @@ def _modules():
 MODULES = _modules()
 
 PENDING = {
-    "mustsurv.demo.plan", "mustsurv.demo.slides",
     "mustsurv.evaluate.ablation", "mustsurv.evaluate.imputation", "mustsurv.evaluate.km",
     "mustsurv.evaluate.report", "mustsurv.evaluate.tables",
     "mustsurv.slides.batch", "mustsurv.slides.embed", "mustsurv.slides.encoders.registry",
