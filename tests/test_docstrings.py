@@ -31,7 +31,6 @@ MODULES = _modules()
 PENDING = {
     "mustsurv.evaluate.ablation", "mustsurv.evaluate.imputation", "mustsurv.evaluate.km",
     "mustsurv.evaluate.report", "mustsurv.evaluate.tables",
-    "mustsurv.study.design", "mustsurv.study.layout", "mustsurv.study.runs",
 }
 """Modules whose docstrings are not converted to Google style yet; remove a name once it is."""
 
