@@ -29,8 +29,7 @@ def _modules():
 MODULES = _modules()
 
 PENDING = {
-    "mustsurv.evaluate.ablation", "mustsurv.evaluate.imputation", "mustsurv.evaluate.km",
-    "mustsurv.evaluate.report", "mustsurv.evaluate.tables",
+    "mustsurv.evaluate.km", "mustsurv.evaluate.report",
 }
 """Modules whose docstrings are not converted to Google style yet; remove a name once it is."""
 
