@@ -166,10 +166,12 @@ def test_checkpoint_round_trip_gives_identical_predictions(fold: FoldData, tmp_p
     assert torch.equal(loaded(batch), model(batch))
     # plain tensors only: the checkpoint loads without unpickling arbitrary objects
     torch.load(path, weights_only=True)
-    # the shared prediction code serves it (risk = linear predictor)
+    # the shared prediction code serves it: the file's risk is −Σ S, which ranks the patients as η does
     pred = predict(loaded, list(fold.test), loaded.scenarios)
     assert len(pred) == 80 and set(pred["scenario"]) == {"complete"}
-    assert np.allclose(pred["risk"].to_numpy(), model.predict_risk(batch, "complete").numpy())
+    eta = model.predict_risk(batch, "complete").numpy()
+    assert np.allclose(pred["risk"].to_numpy(), -model.predict_survival(batch, "complete").sum(1).numpy())
+    assert (np.argsort(pred["risk"].to_numpy(), kind="stable") == np.argsort(eta, kind="stable")).all()
     # an unfitted model refuses to predict
     with pytest.raises(RuntimeError, match="has not been fit"):
         build_model("coxph_concat", **kwargs).predict_risk(batch, "complete")

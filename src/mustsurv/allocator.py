@@ -20,7 +20,14 @@ M_MMAP_THRESHOLD = -3  # mallopt parameter of glibc's malloc.h
 
 
 def release_large_buffers(threshold_bytes: int = 1 << 20) -> bool:
-    """Fix glibc's mmap threshold at ``threshold_bytes``; True when applied, False where not glibc."""
+    """Fix glibc's mmap threshold so large freed buffers go back to the operating system.
+
+    Args:
+        threshold_bytes: allocations of at least this many bytes get their own mapping (default 1 MB).
+
+    Returns:
+        True when the threshold was applied, False where the C library is not glibc (no ``mallopt``).
+    """
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

@@ -22,24 +22,50 @@ NORMAL_SAMPLE_TYPES = range(10, 30)
 
 
 def patient_of(barcode: str) -> str:
-    """TCGA patient barcode of a slide, sample or aliquot id: its first 12 characters (``TCGA-XX-XXXX``)."""
+    """Return the TCGA patient barcode of a slide, sample or aliquot id.
+
+    Args:
+        barcode: a TCGA barcode (``TCGA-XX-XXXX-...``).
+
+    Returns:
+        Its first 12 characters (``TCGA-XX-XXXX``).
+    """
     return barcode[:PATIENT_LENGTH]
 
 
 def sample_type(sample_id: str) -> int | None:
-    """TCGA sample-type code (``01`` primary tumour, ``06`` metastasis, ``11`` normal ...) or None.
+    """Return the TCGA sample-type code of a sample id.
 
-    None when ``sample_id`` carries no type (a patient barcode, or not a TCGA barcode).
+    Args:
+        sample_id: a TCGA sample, aliquot or slide barcode (``TCGA-XX-XXXX-TTV-...``).
+
+    Returns:
+        The sample-type code (``01`` primary tumour, ``06`` metastasis, ``11`` normal ...), or None when
+        ``sample_id`` carries no type (a patient barcode, or not a TCGA barcode).
     """
     code = sample_id[PATIENT_LENGTH + 1:PATIENT_LENGTH + 3]
     return int(code) if len(sample_id) >= 15 and sample_id[PATIENT_LENGTH] == "-" and code.isdigit() else None
 
 
 def is_normal(code: float | None) -> bool:
-    """Whether a sample-type code (or NaN/None = no type) is a normal/control sample (10-29)."""
+    """Tell whether a sample-type code is a normal/control sample.
+
+    Args:
+        code: a sample-type code, or NaN/None for no type.
+
+    Returns:
+        True for codes 10-29; False otherwise (NaN and None included).
+    """
     return code is not None and NORMAL_SAMPLE_TYPES.start <= code < NORMAL_SAMPLE_TYPES.stop  # NaN compares False
 
 
 def sample_rank(code: float | None) -> float:
-    """Preference of a tumour sample among a patient's samples: lower wins (no type ranks first, as 0)."""
+    """Rank a tumour sample among a patient's samples.
+
+    Args:
+        code: a sample-type code, or NaN/None for no type.
+
+    Returns:
+        The preference: lower wins (no type ranks first, as 0.0; 01 primary before 06 metastasis).
+    """
     return 0.0 if code is None or code != code else float(code)

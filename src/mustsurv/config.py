@@ -40,14 +40,30 @@ class FromConfig:
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any]) -> Self:
-        """Every field from the schema-filled config block (other keys of the block are ignored)."""
+        """Build the dataclass from every field of a schema-filled config block.
+
+        Args:
+            block: the config block; keys that are not fields of the dataclass are ignored.
+
+        Returns:
+            The settings instance.
+        """
         return cls(**{f.name: block[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 def _filling_validator(schema: dict[str, Any]) -> Draft202012Validator:
-    """A draft 2020-12 validator that, like Snakemake's ``validate``, sets each property's schema
-    ``default`` before validating the object's properties (so nested defaults are filled too); it inserts
-    a copy of the default, never the schema's own object."""
+    """Build a draft 2020-12 validator that fills schema defaults while validating.
+
+    Like Snakemake's ``validate``, it sets each property's schema ``default`` before validating the object's
+    properties (so nested defaults are filled too); it inserts a copy of the default, never the schema's own
+    object.
+
+    Args:
+        schema: the loaded JSON schema.
+
+    Returns:
+        The validator.
+    """
     check_properties = Draft202012Validator.VALIDATORS["properties"]
 
     def properties(validator, props, instance, subschema):
@@ -61,9 +77,17 @@ def _filling_validator(schema: dict[str, Any]) -> Draft202012Validator:
 
 
 def fill_defaults(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[str, Any]:
-    """Validate ``config`` against the schema, filling every schema default in place; return it.
+    """Validate ``config`` against the schema, filling every schema default in place.
 
-    Raises :class:`ConfigError` naming the offending key.
+    Args:
+        config: the configuration mapping; modified in place.
+        schema: path of the YAML JSON schema.
+
+    Returns:
+        ``config`` itself.
+
+    Raises:
+        ConfigError: the config does not validate; the message names the offending key.
     """
     schema_doc = yaml.safe_load(Path(schema).read_text())
     error = best_match(_filling_validator(schema_doc).iter_errors(config))
@@ -74,8 +98,17 @@ def fill_defaults(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[s
 
 
 def merge_config(config: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``overlay`` into ``config`` in place as Snakemake merges a ``--configfile`` (mappings are merged
-    key by key, recursively; any other value, lists included, replaces the old one); return ``config``."""
+    """Merge ``overlay`` into ``config`` in place as Snakemake merges a ``--configfile``.
+
+    Mappings are merged key by key, recursively; any other value, lists included, replaces the old one.
+
+    Args:
+        config: the configuration to update.
+        overlay: the values that win.
+
+    Returns:
+        ``config`` itself.
+    """
     for key, value in overlay.items():
         if isinstance(value, Mapping) and isinstance(config.get(key), Mapping):
             merge_config(config[key], value)
@@ -85,6 +118,7 @@ def merge_config(config: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file as a mapping (empty file: ``{}``); ConfigError when it is not a mapping."""
     data = yaml.safe_load(Path(path).read_text())
     if data is None:
         return {}
@@ -95,8 +129,19 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_config(path: str | Path, overlays: Iterable[str | Path | Mapping[str, Any]] = (),
                 schema: str | Path = SCHEMA) -> dict[str, Any]:
-    """The config of YAML file ``path`` with ``overlays`` (YAML files or mappings, later ones win) merged in
-    as Snakemake's ``--configfile`` does, validated against the schema and with every default filled."""
+    """Load a YAML config with overlays, validated against the schema and with every default filled.
+
+    Args:
+        path: the base YAML config file.
+        overlays: YAML files or mappings merged in as Snakemake's ``--configfile`` does; later ones win.
+        schema: path of the YAML JSON schema.
+
+    Returns:
+        The merged, validated and default-filled config.
+
+    Raises:
+        ConfigError: a file is not a mapping or the config does not validate; the message names the key.
+    """
     config = _read_yaml(path)
     for overlay in overlays:
         merge_config(config, overlay if isinstance(overlay, Mapping) else _read_yaml(overlay))
@@ -104,6 +149,7 @@ def load_config(path: str | Path, overlays: Iterable[str | Path | Mapping[str, A
 
 
 def _paths_of(block: dict[str, Any]) -> list[tuple[str, str]]:
+    """List the ``(key, path)`` pairs of the input files a real cohort block names."""
     out = []
     for key in ("clinical", "rna", "cnv", "mcat_csv", "gene_families"):
         if key in block:
@@ -116,7 +162,19 @@ def _paths_of(block: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_config(config: dict[str, Any], check_files: bool = True) -> None:
-    """Raise :class:`ConfigError` naming the first offending key; return silently when the config is usable."""
+    """Check the meaning of a schema-filled config, beyond what the schema expresses.
+
+    A cohort is either ``demo`` or real files, a real cohort has survival and a modality, and (with
+    ``check_files``) every file or folder it names exists.
+
+    Args:
+        config: the schema-filled configuration.
+        check_files: also check that named files, ``features_dir`` and ``splits_dir`` exist.
+
+    Raises:
+        ConfigError: naming the first offending key (``cohorts.<name>...``) and the fix; the function
+            returns silently when the config is usable.
+    """
     if "selection" in config and config["selection"]["mode"] == "validation" and not config["cv"]["validation_fraction"]:
         raise ConfigError("selection.mode: validation needs validation patients; set cv.validation_fraction > 0 "
                           "(e.g. 0.2) or selection.mode: last_epoch.")
@@ -170,9 +228,15 @@ PAPER_CONFIG = SCHEMA.parents[1] / "paper.yaml"
 
 
 def must_config_label(must: Mapping[str, Any]) -> str:
-    """Which MUST configuration a run used: ``paper`` when its ``must`` block equals ``config/paper.yaml``'s
-    (schema-filled), else ``project-<hash>`` (the first 8 hex digits of a SHA-256 of the block), so tables can
-    say which settings produced a row."""
+    """Name the MUST configuration a run used, so tables can say which settings produced a row.
+
+    Args:
+        must: the run's schema-filled ``must`` block.
+
+    Returns:
+        ``paper`` when it equals ``config/paper.yaml``'s (schema-filled), else ``project-<hash>`` (the first
+        8 hex digits of a SHA-256 of the block).
+    """
     if PAPER_CONFIG.is_file() and load_config(PAPER_CONFIG)["must"] == dict(must):
         return "paper"
     digest = hashlib.sha256(json.dumps(must, sort_keys=True, default=str).encode()).hexdigest()

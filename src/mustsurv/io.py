@@ -14,6 +14,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     A failure inside the block removes the temporary file and leaves any existing ``path`` untouched,
     so an interrupted step never leaves a half-written output that Snakemake would take as finished.
+
+    Args:
+        path: the final output path; its parent folder is created.
+
+    Yields:
+        The temporary path (``.<name>.tmp<pid>`` in the same folder) to write to.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +33,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+    """Write ``text`` to ``path`` atomically.
+
+    Args:
+        path: output file.
+        text: the whole content.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 
 def log_to_file(path: str | None, name: str = "mustsurv") -> logging.Logger:
-    """Send the ``mustsurv`` logger (and Python warnings) to ``path`` (stderr when None) and return it."""
+    """Send the ``mustsurv`` logger (and Python warnings) to a file.
+
+    Args:
+        path: the rule's log file; stderr when None.
+        name: name of the logger to configure.
+
+    Returns:
+        The configured logger.
+    """
     handler: logging.Handler
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

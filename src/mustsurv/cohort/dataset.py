@@ -59,11 +59,45 @@ PARTS: tuple[Part, ...] = ("train", "validation", "test")
 
 class CohortFoldDataset(Dataset):
     """Patients of one or more parts (``train``, ``validation``, ``test``) of one fold; see the module
-    docstring."""
+    docstring for the item layout.
+
+    Attributes:
+        part: the parts joined by ``+`` (e.g. ``"train+validation"``).
+        patients: patient ids of these parts, sorted.
+        time: (n,) survival times in months.
+        event: (n,) 1 = death observed, 0 = censored.
+        bins: (n,) time bin 0..K-1 of each patient.
+        bin_edges: K+1 floats, last inf.
+        n_bins: number of time bins K.
+        has_pathology: (n,) bool, the patient has usable slides.
+        has_genomics: (n,) bool, the patient is a row of tokens.h5.
+        family_names: names of the F genomic families (empty without genomics).
+        family_sizes: d_k of each family token.
+        scaler: the omics :class:`~mustsurv.cohort.store.FoldScaler` (fit on the patients a model is fit on).
+        store: the :class:`~mustsurv.cohort.store.FeatureStore` that caches the bags.
+        pathology_dim: D of the patch features, or None when no patient of the cohort has slides.
+    """
 
     def __init__(self, cohort_tsv: str | Path, tokens_h5: str | Path | None, split_json: str | Path,
                  summary_tsv: str | Path | None = None, part: Part | tuple[Part, ...] = "train",
                  scaler: FoldScaler | None = None, store: FeatureStore | None = None) -> None:
+        """Read the cohort table, the fold, the omics tokens and the slide index.
+
+        Args:
+            cohort_tsv: the cohort table ``cohort.tsv``.
+            tokens_h5: the family tokens ``tokens.h5``, or None for a cohort without genomics.
+            split_json: the fold record ``fold{k}.json``.
+            summary_tsv: the slide summary, or None for a cohort without slides.
+            part: ``"train"``, ``"validation"``, ``"test"``, or a tuple of them (e.g. train + validation).
+            scaler: the scaler of the patients a model is fit on; required for the validation and test
+                parts (never fit on them), fit on this dataset's patients when None.
+            store: feature store to share between datasets; a new one when None.
+
+        Raises:
+            ValueError: ``part`` names an unknown part, or a held-out part is given no scaler.
+            CohortInputError: the split or the cohort table is stale, or a modality's file is missing; the message
+                names the file and the fix.
+        """
         parts = (part,) if isinstance(part, str) else tuple(part)
         if not parts or any(p not in PARTS for p in parts):
             raise ValueError(f"part must be one or more of {', '.join(PARTS)}, not {part!r}")
@@ -108,6 +142,7 @@ class CohortFoldDataset(Dataset):
                                                                                        minlength=self.n_bins).tolist())
 
     def _load_omics(self, tokens_h5: str | Path, cohort_tsv: str | Path, parts: tuple[str, ...]) -> None:
+        """Read, (fit and) scale the family tokens of the patients with genomics."""
         tokens = read_tokens(tokens_h5)
         self.family_names, self.family_sizes = tokens.family_names, tokens.family_sizes
         row_of = tokens.row_of()
@@ -129,6 +164,7 @@ class CohortFoldDataset(Dataset):
             self._omics[p] = [torch.from_numpy(s[i].copy()) for s in scaled]
 
     def _index_slides(self, summary_tsv: str | Path, rows: pd.DataFrame) -> None:
+        """Map each patient with pathology to its usable feature files; set ``pathology_dim``."""
         summary = read_summary(summary_tsv, report=False).set_index("slide_id")
         for p, has_p, slides in zip(self.patients, self.has_pathology, rows["slides"]):
             if not has_p:
@@ -145,9 +181,11 @@ class CohortFoldDataset(Dataset):
         self.pathology_dim = feature_dim(probe) if probe is not None else None
 
     def __len__(self) -> int:
+        """Number of patients in this part."""
         return len(self.patients)
 
     def __getitem__(self, i: int) -> dict:
+        """The item of the ``i``-th patient (sorted order); layout in the module docstring."""
         p = self.patients[i]
         return {
             "patient_id": p,

@@ -18,6 +18,15 @@ def read_sheet(sheet: str | Path) -> pd.DataFrame:
 
     Relative paths are resolved against the sheet's folder. ``patient_id`` may be omitted; it then
     defaults to the first 12 characters of ``slide_id``.
+
+    Args:
+        sheet: the sheet file; ``.csv`` is read comma-separated, anything else tab-separated.
+
+    Returns:
+        One row per slide, ``path`` made absolute where it was relative.
+
+    Raises:
+        ValueError: a required column is missing or a ``slide_id`` is duplicated.
     """
     sheet = Path(sheet)
     sep = "," if sheet.suffix.lower() == ".csv" else "\t"
@@ -38,7 +47,15 @@ def read_sheet(sheet: str | Path) -> pd.DataFrame:
 
 
 def list_slides(sheet: str | Path | None = None, glob: str | None = None) -> dict[str, str]:
-    """{slide_id: path} from a sheet or a glob (slide id = file name without its suffix)."""
+    """List a cohort's slides from a sheet or a glob.
+
+    Args:
+        sheet: a slide sheet (see :func:`read_sheet`); wins over ``glob``.
+        glob: a file pattern; files with a slide suffix are kept, the slide id is the file name without suffix.
+
+    Returns:
+        ``{slide_id: path}``; empty when neither is given.
+    """
     if sheet is not None:
         df = read_sheet(sheet)
         return dict(zip(df["slide_id"], df["path"]))

@@ -44,8 +44,18 @@ Split = tuple[list[str], list[str]]
 
 
 def strata(time: np.ndarray, event: np.ndarray, folds: int, n_quantiles: int = 4) -> np.ndarray | None:
-    """Stratum label per patient: ``event * q + time quantile`` with the largest q <= ``n_quantiles`` that leaves
-    every stratum at least ``folds`` patients; None when even event alone cannot be stratified."""
+    """Label each patient with a stratum for stratified splitting.
+
+    Args:
+        time: (n,) survival times.
+        event: (n,) 1 = death observed, 0 = censored.
+        folds: number of folds; every stratum needs at least this many patients.
+        n_quantiles: the largest number of time quantiles tried.
+
+    Returns:
+        (n,) labels ``event * q + time quantile`` with the largest q <= ``n_quantiles`` that leaves every
+        stratum at least ``folds`` patients; None when even event alone cannot be stratified.
+    """
     for q in range(n_quantiles, 0, -1):
         tq = pd.qcut(pd.Series(time).rank(method="first"), q, labels=False).to_numpy() if q > 1 else np.zeros(len(time))
         labels = event.astype(int) * q + tq.astype(int)
@@ -55,7 +65,23 @@ def strata(time: np.ndarray, event: np.ndarray, folds: int, n_quantiles: int = 4
 
 
 def make_splits(patients: list[str], time: np.ndarray, event: np.ndarray, folds: int, seed: int) -> list[Split]:
-    """Seeded patient-level K-fold split stratified on event x time quantile; every patient in exactly one test fold."""
+    """Make a seeded patient-level K-fold split stratified on event x time quantile.
+
+    Patients are sorted by id first, so the assignment does not depend on the table's row order.
+
+    Args:
+        patients: patient ids, each once.
+        time: (n,) survival times, aligned with ``patients``.
+        event: (n,) 1 = death observed, 0 = censored.
+        folds: number of folds K.
+        seed: shuffling seed.
+
+    Returns:
+        K ``(train, test)`` splits; every patient is in exactly one test fold.
+
+    Raises:
+        CohortInputError: duplicated patients, or fewer than ``2 * folds`` patients.
+    """
     if len(set(patients)) != len(patients):
         raise CohortInputError("duplicated patients in the cohort table; each patient must appear once.")
     if len(patients) < 2 * folds:
@@ -76,8 +102,19 @@ def make_splits(patients: list[str], time: np.ndarray, event: np.ndarray, folds:
 def read_external_splits(splits_dir: str | Path, folds: int, patients: list[str]) -> list[Split]:
     """Read MCAT ``splits_{k}.csv`` (columns ``,train,val``) for k < ``folds``, restricted to ``patients``.
 
-    Split patients absent from the cohort are dropped and counted; a patient in both train and val of one
-    fold, or in the val column of two folds, is an error.
+    Split patients absent from the cohort are dropped and counted; ``val`` is the test fold.
+
+    Args:
+        splits_dir: folder holding ``splits_0.csv`` .. ``splits_{folds-1}.csv``.
+        folds: number of folds.
+        patients: the cohort's patient ids.
+
+    Returns:
+        ``folds`` ``(train, test)`` splits.
+
+    Raises:
+        CohortInputError: a split file is missing or lacks the train/val columns, a patient is in both train
+            and val of one fold, or in the val column of two folds.
     """
     splits_dir = Path(splits_dir)
     cohort = set(patients)
@@ -118,9 +155,24 @@ def read_external_splits(splits_dir: str | Path, folds: int, patients: list[str]
 
 def validation_subset(patients: list[str], time: np.ndarray, event: np.ndarray, fraction: float,
                       seed: int) -> tuple[list[str], list[str]]:
-    """Split an outer training fold into (train, validation): round(``fraction`` · n) patients drawn with
-    ``seed``, stratified on event x time quantile where every stratum allows it (else on event, else at
-    random). ``fraction`` 0 gives no validation patients."""
+    """Split an outer training fold into train and validation patients.
+
+    round(``fraction`` · n) patients are drawn with ``seed``, stratified on event x time quantile where every
+    stratum allows it (else on event, else at random), independently of the order of ``patients``.
+
+    Args:
+        patients: the outer training fold's patient ids.
+        time: (n,) their survival times.
+        event: (n,) their events.
+        fraction: share held out as validation patients; 0 gives none.
+        seed: seed of the draw.
+
+    Returns:
+        (train, validation) patient ids, each sorted.
+
+    Raises:
+        CohortInputError: ``fraction`` outside [0, 1) or leaving fewer than two training patients.
+    """
     if not 0 <= fraction < 1:
         raise CohortInputError(f"cv.validation_fraction must lie in [0, 1), got {fraction}")
     n_val = round(fraction * len(patients))
@@ -139,9 +191,18 @@ def validation_subset(patients: list[str], time: np.ndarray, event: np.ndarray, 
 
 
 def bin_edges(time: np.ndarray, event: np.ndarray, n_bins: int) -> list[float]:
-    """K+1 bin edges: 0, the (K-quantile) inner edges of the uncensored ``time``, +inf.
+    """Compute the K+1 time-bin edges: 0, the K-quantile inner edges of the uncensored times, +inf.
 
-    Pass the **training** patients only. Raises when fewer than ``n_bins`` uncensored times are given.
+    Args:
+        time: (n,) survival times of the **training** patients only.
+        event: (n,) 1 = death observed, 0 = censored.
+        n_bins: number of bins K.
+
+    Returns:
+        K+1 edges, the first 0.0 and the last inf.
+
+    Raises:
+        CohortInputError: fewer than ``n_bins`` uncensored times are given.
     """
     time, event = np.asarray(time, dtype=float), np.asarray(event, dtype=int)
     uncensored = time[event == 1]
@@ -155,15 +216,38 @@ def bin_edges(time: np.ndarray, event: np.ndarray, n_bins: int) -> list[float]:
 
 
 def assign_bins(time: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Bin label 0..K-1 of each time: the number of inner edges <= t (bins ``[e_i, e_{i+1})``)."""
+    """Assign each time its bin: the number of inner edges <= t (bins ``[e_i, e_{i+1})``).
+
+    Args:
+        time: (n,) survival times.
+        edges: K+1 bin edges from :func:`bin_edges`.
+
+    Returns:
+        (n,) int64 bin labels 0..K-1.
+    """
     inner = np.asarray(edges[1:-1], dtype=float)
     return np.searchsorted(inner, np.asarray(time, dtype=float), side="right").astype(np.int64)
 
 
 def fold_record(k: int, folds: int, split: Split, table: pd.DataFrame, n_bins: int, source: str,
                 seed: int | None, validation_fraction: float, validation_seed: int) -> dict:
-    """The fold's JSON record: the outer training fold of ``split`` cut into train and validation
-    (:func:`validation_subset` with ``validation_seed``), bin edges from the outer training fold only."""
+    """Build a fold's JSON record (layout in the module docstring).
+
+    Args:
+        k: fold index.
+        folds: number of folds.
+        split: the fold's ``(outer training, test)`` patient ids.
+        table: the cohort table (columns patient_id, time, event).
+        n_bins: number of time bins; edges come from the outer training fold of ``split`` only.
+        source: ``"stratified"`` or the external split file.
+        seed: the split seed, None for external splits.
+        validation_fraction: share of the outer training fold held out as validation patients
+            (:func:`validation_subset`).
+        validation_seed: seed of that draw.
+
+    Returns:
+        The record.
+    """
     outer, test = split
     idx = table.set_index(PATIENT_ID)
     tr = idx.loc[outer]
@@ -180,12 +264,28 @@ def fold_record(k: int, folds: int, split: Split, table: pd.DataFrame, n_bins: i
 
 
 def write_fold(path: str | Path, record: dict) -> None:
-    """Write one fold record as JSON atomically."""
+    """Write one fold record as JSON atomically.
+
+    Args:
+        path: output ``fold{k}.json``.
+        record: the record from :func:`fold_record`.
+    """
     write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
 def read_fold(path: str | Path) -> dict:
-    """Read a fold record (``bin_edges`` as floats, last = inf)."""
+    """Read a fold record (``bin_edges`` as floats, last = inf).
+
+    Args:
+        path: a ``fold{k}.json``.
+
+    Returns:
+        The record.
+
+    Raises:
+        CohortInputError: the file lacks ``train``, ``test`` or ``bin_edges``; rebuild it with the
+            cohort_splits rule.
+    """
     with open(path) as fh:
         record = json.load(fh)
     for key in ("train", "validation", "test", "bin_edges"):
@@ -196,9 +296,19 @@ def read_fold(path: str | Path) -> dict:
 
 def build_folds(table: pd.DataFrame, folds: int, seed: int, n_bins: int,
                 validation_fraction: float, splits_dir: str | Path | None = None) -> list[dict]:
-    """All fold records of a cohort table (internal stratified splits, or external ones from ``splits_dir``),
-    each outer training fold cut into train and a ``validation_fraction`` validation subset (seeded with
-    ``seed`` + k)."""
+    """Build all fold records of a cohort table.
+
+    Args:
+        table: the cohort table.
+        folds: number of folds.
+        seed: seed of the internal stratified splits (and, + k, of fold k's validation draw).
+        n_bins: number of time bins.
+        validation_fraction: share of each outer training fold held out as validation patients.
+        splits_dir: folder of external MCAT splits; None for internal stratified splits.
+
+    Returns:
+        One record per fold.
+    """
     patients = table[PATIENT_ID].tolist()
     if splits_dir is not None:
         splits = read_external_splits(splits_dir, folds, patients)

@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 class FoldScaler:
     """Per-family, per-feature statistics of the training fold.
 
-    ``mean[k]``, ``std[k]``: (d_k,) float64; ``standardise[k]``: (d_k,) bool, True for ``_rnaseq``
-    features (those are centred and scaled; the others only get NaN imputed).
+    Attributes:
+        mean: per family k, (d_k,) float64 training means.
+        std: per family k, (d_k,) float64 training standard deviations.
+        standardise: per family k, (d_k,) bool, True for ``_rnaseq`` features (those are centred and scaled;
+            the others only get NaN imputed).
     """
 
     mean: list[np.ndarray]
@@ -37,7 +40,15 @@ class FoldScaler:
 
     @classmethod
     def fit(cls, values: list[np.ndarray], features: list[list[str]]) -> "FoldScaler":
-        """Fit on the training rows: ``values[k]`` is (n_train, d_k) with NaN for not measured."""
+        """Fit on the training rows.
+
+        Args:
+            values: per family k, (n_train, d_k) with NaN for not measured.
+            features: per family k, its d_k feature names (``_rnaseq`` ones are standardised).
+
+        Returns:
+            The fitted scaler.
+        """
         means, stds, flags = [], [], []
         n_unseen = 0
         for vals, feats in zip(values, features):
@@ -57,7 +68,14 @@ class FoldScaler:
         return cls(mean=means, std=stds, standardise=flags)
 
     def transform(self, values: list[np.ndarray]) -> list[np.ndarray]:
-        """Impute NaN with the training mean, standardise RNA features; returns float32 arrays (n, d_k)."""
+        """Impute NaN with the training mean and standardise RNA features.
+
+        Args:
+            values: per family k, (n, d_k) raw values.
+
+        Returns:
+            Per family k, (n, d_k) float32 arrays.
+        """
         out = []
         for vals, mean, std, flag in zip(values, self.mean, self.std, self.standardise):
             vals = np.asarray(vals, dtype=np.float64)
@@ -73,13 +91,28 @@ class FoldScaler:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, list[list]]) -> "FoldScaler":
+        """Rebuild a scaler from :meth:`state_dict`'s plain lists.
+
+        Args:
+            state: ``{"mean", "std", "standardise"}`` lists of per-family lists.
+
+        Returns:
+            The scaler.
+        """
         return cls(mean=[np.asarray(m, dtype=np.float64) for m in state["mean"]],
                    std=[np.asarray(s, dtype=np.float64) for s in state["std"]],
                    standardise=[np.asarray(f, dtype=bool) for f in state["standardise"]])
 
 
 def feature_dim(path: str | Path) -> int:
-    """D of a features ``.h5`` without reading its data."""
+    """Read D of a features ``.h5`` without reading its data.
+
+    Args:
+        path: a TRIDENT/CLAM features file with a ``features`` (N, D) dataset.
+
+    Returns:
+        D.
+    """
     with h5py.File(path, "r") as h5:
         return int(h5["features"].shape[1])
 
@@ -89,14 +122,24 @@ class FeatureStore:
 
     ``get(patient, paths)`` reads the ``features`` dataset (N_i, D) of every file in ``paths`` once,
     concatenates them to (sum N_i, D) and keeps the result; later calls return the cached tensor.
+
+    Attributes:
+        dtype: storage dtype of the cached bags.
+        files_read: number of feature files read so far.
     """
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
+        """Create an empty store.
+
+        Args:
+            dtype: storage dtype; ``torch.float16`` halves the memory (items are still returned as float32).
+        """
         self.dtype = dtype
         self._bags: dict[str, torch.Tensor] = {}
         self.files_read = 0
 
     def __len__(self) -> int:
+        """Number of cached bags."""
         return len(self._bags)
 
     @property
@@ -105,7 +148,20 @@ class FeatureStore:
         return sum(t.numel() * t.element_size() for t in self._bags.values())
 
     def get(self, patient: str, paths: list[str]) -> torch.Tensor:
-        """The patient's bag as float32 (N, D); loaded from ``paths`` on the first call only."""
+        """Return the patient's bag, loading it from ``paths`` on the first call only.
+
+        Args:
+            patient: patient id (the cache key).
+            paths: the patient's feature ``.h5`` files.
+
+        Returns:
+            (N, D) float32 bag, the slides' patches concatenated.
+
+        Raises:
+            FileNotFoundError: a features file is missing.
+            KeyError: a file has no ``features`` dataset.
+            ValueError: the files' features have different or non-2-D shapes.
+        """
         bag = self._bags.get(patient)
         if bag is None:
             bag = self._load(paths).to(self.dtype)
@@ -113,6 +169,7 @@ class FeatureStore:
         return bag.float()
 
     def _load(self, paths: list[str]) -> torch.Tensor:
+        """Read and concatenate the ``features`` datasets of ``paths`` into one (sum N_i, D) tensor."""
         parts = []
         for path in paths:
             if not Path(path).is_file():

@@ -39,8 +39,18 @@ class CohortInputError(ValueError):
 
 
 def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | None = None) -> pd.DataFrame:
-    """Per-patient survival (columns patient_id, time in months, event; NaN = unknown) from the clinical table,
-    else from the MCAT all_clean CSV."""
+    """Read per-patient survival from the clinical table, else from the MCAT all_clean CSV.
+
+    Args:
+        clinical: a clinical table (TCGA-CDR, cBioPortal or MCAT style).
+        mcat_csv: an MCAT all_clean CSV, used when ``clinical`` is None.
+
+    Returns:
+        Columns patient_id, time (months), event; NaN = unknown.
+
+    Raises:
+        CohortInputError: neither source is given.
+    """
     if clinical is not None:
         return read_clinical(clinical)
     if mcat_csv is not None:
@@ -52,9 +62,17 @@ def build_cohort_table(survival: pd.DataFrame, genomics_patients: list[str] | se
                        summary: pd.DataFrame | None = None, source: str = "survival") -> pd.DataFrame:
     """Assemble the cohort table (columns :data:`COLUMNS`) from survival, tokens' patients and the slide summary.
 
-    ``survival`` has columns patient_id, time (months), event (NaN allowed = unknown); ``genomics_patients`` are
-    the rows of tokens.h5 (None = the cohort has no genomics); ``summary`` is
-    :func:`mustsurv.slides.summary.read_summary`'s frame (None = the cohort has no slides).
+    Args:
+        survival: columns patient_id, time (months), event (NaN allowed = unknown).
+        genomics_patients: the rows of tokens.h5; None = the cohort has no genomics.
+        summary: :func:`mustsurv.slides.summary.read_summary`'s frame; None = the cohort has no slides.
+        source: name of the survival source, used in error messages.
+
+    Returns:
+        One row per patient with survival and at least one modality, sorted by patient id.
+
+    Raises:
+        CohortInputError: no patient has both survival and a modality.
     """
     known = survival.dropna(subset=["time", "event"])
     n_nosurv = len(survival) - len(known)
@@ -92,13 +110,29 @@ def build_cohort_table(survival: pd.DataFrame, genomics_patients: list[str] | se
 
 
 def write_cohort_table(table: pd.DataFrame, path: str | Path) -> None:
-    """Write the cohort table as TSV atomically (time with 4 decimals)."""
+    """Write the cohort table as TSV atomically (time with 4 decimals).
+
+    Args:
+        table: the cohort table.
+        path: output ``cohort.tsv``.
+    """
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4f", lineterminator="\n")
 
 
 def read_cohort_table(path: str | Path) -> pd.DataFrame:
-    """Read ``cohort.tsv`` (``slides`` as str, empty string when none)."""
+    """Read ``cohort.tsv`` (``slides`` as str, empty string when none).
+
+    Args:
+        path: the cohort table.
+
+    Returns:
+        The table.
+
+    Raises:
+        CohortInputError: columns are missing, a time is missing or an event is not 0/1; rebuild it with
+            the cohort_table rule.
+    """
     path = Path(path)
     df = pd.read_csv(path, sep="\t", dtype={PATIENT_ID: str, "slides": str}, keep_default_na=False,
                      na_values={"time": [""], "event": [""]})

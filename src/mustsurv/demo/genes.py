@@ -56,5 +56,9 @@ UNASSIGNED: list[str] = [
 
 
 def all_family_genes() -> list[str]:
-    """Sorted union of the six families' genes."""
+    """Sorted union of the six families' genes.
+
+    Returns:
+        The gene symbols of :data:`FAMILIES`, each once, sorted.
+    """
     return sorted({g for genes in FAMILIES.values() for g in genes})

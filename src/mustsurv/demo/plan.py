@@ -31,7 +31,22 @@ ADMIN_CENSOR_MONTHS = 150.0
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Settings of one demo cohort (the config's ``cohorts.<name>.demo`` block)."""
+    """Settings of one demo cohort (the config's ``cohorts.<name>.demo`` block).
+
+    Attributes:
+        seed: seed of the plan (and of the tables and slides drawn from it).
+        patients: number of patients.
+        two_slide_fraction: fraction of patients with pathology that get two slides.
+        fraction_40x: fraction of slides scanned at 40x (the rest at 20x).
+        pen_fraction: fraction of slides with a pen mark.
+        missing_pathology_fraction: fraction of patients without slides.
+        missing_genomics_fraction: fraction of patients without omics (never one already without slides).
+        effect_shared: log-hazard coefficient b_s of the ``shared`` factor.
+        effect_pathology: log-hazard coefficient b_p of the ``pathology`` factor.
+        effect_genomics: log-hazard coefficient b_g of the ``genomics`` factor.
+        censoring_scale: censoring times are uniform on [0, ``censoring_scale`` x the Weibull scale].
+        cross_modal: rho, the strength of each specific factor's trace in the other modality.
+    """
 
     seed: int
     patients: int = 80
@@ -48,9 +63,16 @@ class DemoSettings:
 
     @classmethod
     def from_config(cls, block: dict) -> "DemoSettings":
-        """Build from the schema-validated block (:func:`mustsurv.config.load_config` or Snakemake's
-        ``validate`` filled its defaults; the field defaults above are for direct construction and agree
-        with the schema, checked by ``tests/test_config_defaults.py``)."""
+        """Build the settings from the config's demo block.
+
+        Args:
+            block: the schema-validated block (:func:`mustsurv.config.load_config` or Snakemake's ``validate``
+                filled its defaults; the dataclass's field defaults are for direct construction and agree with the
+                schema, checked by ``tests/test_config_defaults.py``).
+
+        Returns:
+            The settings.
+        """
         effects = block["effects"]
         return cls(
             seed=int(block["seed"]),
@@ -70,7 +92,18 @@ class DemoSettings:
 
 @dataclass(frozen=True)
 class SlideSpec:
-    """One demo slide. ``width``/``height`` are level-0 pixels at ``mpp`` µm/px."""
+    """One demo slide.
+
+    Attributes:
+        slide_id: the slide's TCGA-style id (``<patient>-01Z-00-DX<k>``).
+        patient_id: the patient's barcode.
+        magnification: 20 or 40.
+        mpp: level-0 microns per pixel.
+        width: level-0 width in pixels at ``mpp``.
+        height: level-0 height in pixels at ``mpp``.
+        pen_mark: the slide carries a pen mark.
+        seed: seed of the slide's rendering.
+    """
 
     slide_id: str
     patient_id: str
@@ -84,8 +117,23 @@ class SlideSpec:
 
 @dataclass(frozen=True)
 class PatientSpec:
-    """One demo patient: latent factors, their traces in the other modality, true risk, survival and
-    which modalities exist."""
+    """One demo patient.
+
+    Latent factors, their traces in the other modality, true risk, survival and which modalities exist.
+
+    Attributes:
+        patient_id: the patient's TCGA barcode.
+        shared: the factor visible in both modalities.
+        pathology: the pathology-specific factor.
+        genomics: the genomics-specific factor.
+        genomics_in_tissue: the trace of ``genomics`` in the tissue.
+        pathology_in_omics: the trace of ``pathology`` in the omics.
+        eta: the true log-hazard.
+        time_months: observed time (event or censoring) in months.
+        event: 1 = death observed, 0 = censored.
+        has_genomics: the patient has omics.
+        slides: the patient's slides (empty without pathology).
+    """
 
     patient_id: str
     shared: float
@@ -102,7 +150,13 @@ class PatientSpec:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """A demo cohort's plan."""
+    """A demo cohort's plan.
+
+    Attributes:
+        name: the cohort's name.
+        settings: the settings it was made from.
+        patients: the patients, in plan order.
+    """
 
     name: str
     settings: DemoSettings
@@ -110,15 +164,38 @@ class StudyPlan:
 
     @property
     def slides(self) -> list[SlideSpec]:
+        """Every slide of the cohort, patient by patient."""
         return [s for p in self.patients for s in p.slides]
 
     def slide(self, slide_id: str) -> SlideSpec:
+        """Look up a slide of the plan.
+
+        Args:
+            slide_id: the slide's id.
+
+        Returns:
+            Its spec.
+
+        Raises:
+            KeyError: the cohort has no such slide.
+        """
         for s in self.slides:
             if s.slide_id == slide_id:
                 return s
         raise KeyError(f"demo cohort {self.name!r} has no slide {slide_id!r}")
 
     def patient(self, patient_id: str) -> PatientSpec:
+        """Look up a patient of the plan.
+
+        Args:
+            patient_id: the patient's barcode.
+
+        Returns:
+            Its spec.
+
+        Raises:
+            KeyError: the cohort has no such patient.
+        """
         for p in self.patients:
             if p.patient_id == patient_id:
                 return p
@@ -140,7 +217,15 @@ def _barcodes(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
-    """Deterministic plan of a demo cohort: the same settings always give the same plan."""
+    """Make the deterministic plan of a demo cohort: the same settings always give the same plan.
+
+    Args:
+        name: the cohort's name.
+        settings: its demo settings.
+
+    Returns:
+        The plan.
+    """
     rng = np.random.default_rng([settings.seed, 20260323])
     n = settings.patients
     ids = _barcodes(rng, n)

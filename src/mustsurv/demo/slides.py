@@ -46,8 +46,17 @@ def _tissue_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def render_canvas(spec: SlideSpec, shared: float, pathology: float, genomics_trace: float = 0.0) -> np.ndarray:
-    """RGB uint8 image (H, W, 3) at 20x (0.5 um/px) for one slide of a patient with these factors;
-    ``genomics_trace`` is the patient's ``genomics_in_tissue`` (stroma redness and fibre contrast)."""
+    """Render one slide of a patient with these factors at 20x (0.5 um/px).
+
+    Args:
+        spec: the slide.
+        shared: the patient's ``shared`` factor (nuclear density).
+        pathology: the patient's ``pathology`` factor (nuclear size and stain).
+        genomics_trace: the patient's ``genomics_in_tissue`` (stroma redness and fibre contrast).
+
+    Returns:
+        (H, W, 3) RGB uint8 image at the slide's level-0 size.
+    """
     rng = np.random.default_rng(spec.seed)
     scale = spec.magnification // 20
     h, w = spec.height // scale, spec.width // scale
@@ -98,6 +107,7 @@ def render_canvas(spec: SlideSpec, shared: float, pathology: float, genomics_tra
 
 
 def _label(slide_id: str) -> np.ndarray:
+    """The slide's label image (its id in two lines), (300, 600, 3) uint8."""
     img = np.full((300, 600, 3), 250, dtype=np.uint8)
     cv2.putText(img, slide_id[:12], (20, 130), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (10, 10, 10), 3)
     cv2.putText(img, slide_id[13:], (20, 210), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (10, 10, 10), 3)
@@ -105,11 +115,18 @@ def _label(slide_id: str) -> np.ndarray:
 
 
 def write_svs(path: str | os.PathLike, image: np.ndarray, mpp: float, magnification: int, slide_id: str) -> None:
-    """Write ``image`` (H, W, 3) uint8 as an Aperio SVS that OpenSlide reads with vendor ``aperio``.
+    """Write an image as an Aperio SVS that OpenSlide reads with vendor ``aperio``.
 
     Layout as scanners write it: level 0 tiled JPEG with the Aperio ImageDescription (MPP, AppMag),
     a stripped thumbnail page, reduced levels (/4, /16) tiled with subfiletype 0, then label and macro
     images. The file is written atomically.
+
+    Args:
+        path: the SVS file to write.
+        image: (H, W, 3) uint8 RGB level-0 image.
+        mpp: level-0 microns per pixel.
+        magnification: the scanner magnification (``AppMag``).
+        slide_id: the slide's id (file name field and label).
     """
     h, w = image.shape[:2]
     head = f"{APERIO_HEADER}\r\n{w}x{h} [0,0 {w}x{h}] ({TILE}x{TILE})"
@@ -135,7 +152,16 @@ def write_svs(path: str | os.PathLike, image: np.ndarray, mpp: float, magnificat
 
 
 def write_slide(plan: StudyPlan, slide_id: str, path: str | os.PathLike) -> None:
-    """Render one slide of the plan and write it as an Aperio SVS at ``path``."""
+    """Render one slide of the plan and write it as an Aperio SVS.
+
+    Args:
+        plan: the cohort's plan.
+        slide_id: the slide to render.
+        path: the SVS file to write.
+
+    Raises:
+        KeyError: the plan has no such slide.
+    """
     spec = plan.slide(slide_id)
     patient = plan.patient(spec.patient_id)
     image = render_canvas(spec, patient.shared, patient.pathology, patient.genomics_in_tissue)

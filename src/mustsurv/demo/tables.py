@@ -36,10 +36,12 @@ SILENT = ["Silent", "3'UTR", "Intron"]
 
 
 def _sample(pid: str) -> str:
+    """The sample barcode ``<patient>-01`` of a patient."""
     return f"{pid}-01"
 
 
 def _write_tsv(df: pd.DataFrame, path: Path, header_lines: list[str] | None = None) -> None:
+    """Write ``df`` tab-separated and atomically, after the optional ``header_lines``."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             for line in header_lines or []:
@@ -48,10 +50,17 @@ def _write_tsv(df: pd.DataFrame, path: Path, header_lines: list[str] | None = No
 
 
 def _genomics_patients(plan: StudyPlan) -> list:
+    """The patients of the plan that have omics."""
     return [p for p in plan.patients if p.has_genomics]
 
 
 def write_clinical(plan: StudyPlan, path: Path) -> None:
+    """Write the clinical table (cBioPortal ``data_clinical_patient.txt`` layout, four ``#`` header lines).
+
+    Args:
+        plan: the cohort's plan.
+        path: the ``clinical.tsv`` to write.
+    """
     df = pd.DataFrame(
         {
             "PATIENT_ID": [p.patient_id for p in plan.patients],
@@ -69,6 +78,7 @@ def write_clinical(plan: StudyPlan, path: Path) -> None:
 
 
 def _gene_matrix(plan: StudyPlan, values: np.ndarray, genes: list[str]) -> pd.DataFrame:
+    """Gene x sample table (``Hugo_Symbol``, ``Entrez_Gene_Id``, samples) of ``values`` (patients, genes)."""
     samples = [_sample(p.patient_id) for p in _genomics_patients(plan)]
     df = pd.DataFrame(values.T, columns=samples)
     df.insert(0, "Entrez_Gene_Id", "")
@@ -77,6 +87,13 @@ def _gene_matrix(plan: StudyPlan, values: np.ndarray, genes: list[str]) -> pd.Da
 
 
 def write_rna_cnv(plan: StudyPlan, rna_path: Path, cnv_path: Path) -> None:
+    """Write the RNA (RSEM) and the CNV (GISTIC -2..2) matrices of the patients with omics.
+
+    Args:
+        plan: the cohort's plan.
+        rna_path: the ``rna.tsv`` to write.
+        cnv_path: the ``cnv.tsv`` to write.
+    """
     rng = np.random.default_rng([plan.settings.seed, 7])
     genes = all_family_genes() + UNASSIGNED
     pats = _genomics_patients(plan)
@@ -99,6 +116,12 @@ def write_rna_cnv(plan: StudyPlan, rna_path: Path, cnv_path: Path) -> None:
 
 
 def write_maf(plan: StudyPlan, path: Path) -> None:
+    """Write the mutation calls (MAF, silent and non-silent) of the patients with omics.
+
+    Args:
+        plan: the cohort's plan.
+        path: the ``mutations.maf`` to write.
+    """
     rng = np.random.default_rng([plan.settings.seed, 11])
     genes = all_family_genes()
     drivers = ["TP53", "KRAS", "PIK3CA", "FGFR3", "KDM6A", "ARID1A", "RB1", "EGFR"]
@@ -119,13 +142,25 @@ def write_maf(plan: StudyPlan, path: Path) -> None:
 
 
 def write_families(path: Path) -> None:
+    """Write the six gene families in the MCAT ``signatures.csv`` layout (ragged columns).
+
+    Args:
+        path: the ``gene_families.csv`` to write.
+    """
     cols = {k: pd.Series(v) for k, v in FAMILIES.items()}
     with atomic_path(path) as tmp:
         pd.DataFrame(cols).to_csv(tmp, index=False, lineterminator="\n")
 
 
 def write_slide_sheet(plan: StudyPlan, path: Path, slide_dir: str = "slides") -> None:
-    """Slide sheet; ``path`` entries are relative to the sheet's own folder."""
+    """Write the slide sheet (``slide_id``, ``patient_id``, ``path``, ``mpp``).
+
+    Args:
+        plan: the cohort's plan.
+        path: the sheet to write.
+        slide_dir: folder of the slides, relative to the sheet's own folder (the ``path`` entries are
+            relative to it).
+    """
     df = pd.DataFrame(
         [(s.slide_id, s.patient_id, f"{slide_dir}/{s.slide_id}.svs", s.mpp) for s in plan.slides],
         columns=["slide_id", PATIENT_ID, "path", "mpp"],
@@ -134,6 +169,15 @@ def write_slide_sheet(plan: StudyPlan, path: Path, slide_dir: str = "slides") ->
 
 
 def write_truth(plan: StudyPlan, path: Path) -> None:
+    """Write the truth table (read by no model; the evaluation's oracle C-indices use it).
+
+    Per patient: the latent factors, their traces, the true log-hazard and its expectation given each single
+    modality.
+
+    Args:
+        plan: the cohort's plan.
+        path: the ``truth.tsv`` to write.
+    """
     st = plan.settings
     rho = st.cross_modal
     df = pd.DataFrame(
@@ -156,7 +200,12 @@ def write_truth(plan: StudyPlan, path: Path) -> None:
 
 
 def write_tables(plan: StudyPlan, outdir: str | Path) -> None:
-    """Write every table of the cohort (file names: :data:`mustsurv.study.layout.DEMO_TABLES`) into ``outdir``."""
+    """Write every table of the cohort.
+
+    Args:
+        plan: the cohort's plan.
+        outdir: the folder to write into (file names: :data:`mustsurv.study.layout.DEMO_TABLES`).
+    """
     out = Path(outdir)
     write_clinical(plan, out / DEMO_TABLES["clinical"])
     write_rna_cnv(plan, out / DEMO_TABLES["rna"], out / DEMO_TABLES["cnv"])

@@ -36,12 +36,25 @@ def _values(long: pd.DataFrame, label: str, scenario: str, cohort: str | None) -
 
 
 def _rows(cohorts: list[str]) -> list[tuple[str, str | None]]:
-    """(row label, cohort or None for Overall)."""
+    """(row label, cohort or None for Overall) of the table's rows."""
     return [(c, c) for c in cohorts] + [("Overall", None)]
 
 
 def warmup_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...], digits: int = 3) -> pd.DataFrame:
-    """Table 3(a): per cohort and scenario, a column per arm (without and with the stage-1 warm-up)."""
+    """Build Table 3(a): per cohort and scenario, a column per arm (without and with the stage-1 warm-up).
+
+    Args:
+        long: the long C-index table of the arms' runs (:func:`~mustsurv.evaluate.tables.fold_cindices`).
+        cohorts: the cohorts, in row order (an ``Overall`` row follows).
+        arms: the table's arms, keyed by their column label.
+        digits: decimals of the cells.
+
+    Returns:
+        The table, rows (cohort, scenario).
+
+    Raises:
+        ValueError: a run has no C-index in a scenario (its predictions are missing).
+    """
     rows = []
     for name, cohort in _rows(cohorts):
         for scenario in SCENARIO_LABELS:
@@ -53,7 +66,20 @@ def warmup_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...], 
 
 def ldm_conditioning_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...],
                            digits: int = 3) -> pd.DataFrame:
-    """Table 3(b): missing-modality C-index per LDM condition (an arm each: [ĉ] and [ĉ; CLS])."""
+    """Build Table 3(b): missing-modality C-index per LDM condition (an arm each: [ĉ] and [ĉ; CLS]).
+
+    Args:
+        long: the long C-index table of the arms' runs (:func:`~mustsurv.evaluate.tables.fold_cindices`).
+        cohorts: the cohorts, in row order (an ``Overall`` row follows).
+        arms: the table's arms, keyed by their condition label.
+        digits: decimals of the cells.
+
+    Returns:
+        The table, a row per cohort, a column per arm and missing modality.
+
+    Raises:
+        ValueError: a run has no C-index in a scenario (its predictions are missing).
+    """
     rows = []
     for name, cohort in _rows(cohorts):
         row = {"cohort": name}
@@ -66,8 +92,20 @@ def ldm_conditioning_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[A
 
 
 def rank_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...], digits: int = 3) -> pd.DataFrame:
-    """Fig. 4 as a table: rows (rank, scenario) for the arms keyed by rank, a column per cohort and
-    ``Overall``, plus the numeric overall mean (``overall_mean``) the figure draws."""
+    """Build Fig. 4 as a table: rows (rank, scenario), a column per cohort and ``Overall``.
+
+    Args:
+        long: the long C-index table of the arms' runs (:func:`~mustsurv.evaluate.tables.fold_cindices`).
+        cohorts: the cohorts, in row order (an ``Overall`` row follows).
+        arms: the table's arms, keyed by rank.
+        digits: decimals of the cells.
+
+    Returns:
+        The table, plus the numeric overall mean (``overall_mean``) the figure draws.
+
+    Raises:
+        ValueError: a run has no C-index in a scenario (its predictions are missing).
+    """
     rows = []
     for arm in sorted(arms, key=lambda a: int(a.key)):
         for scenario in SCENARIO_LABELS:
@@ -82,7 +120,13 @@ def rank_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...], di
 
 
 def rank_figure(table: pd.DataFrame, out: str | Path, title: str = "MUST: rank r of the shared subspace") -> None:
-    """Line plot of the overall C-index against r, one line per scenario (log2 x axis)."""
+    """Plot the overall C-index against the rank r, one line per scenario (log2 x axis).
+
+    Args:
+        table: the rank table (:func:`rank_table`).
+        out: the PNG to write (atomically).
+        title: the figure's title.
+    """
     fig, ax = plt.subplots(figsize=(4.5, 3.4), dpi=150)
     for scenario, part in table.groupby("scenario", sort=False):
         ax.plot(part["rank"], part["overall_mean"], marker="o", label=scenario.replace("_", " "))
@@ -102,9 +146,23 @@ def rank_figure(table: pd.DataFrame, out: str | Path, title: str = "MUST: rank r
 
 def training_missingness_table(long: pd.DataFrame, cohorts: list[str], arms: tuple[Arm, ...],
                                digits: int = 3) -> pd.DataFrame:
-    """Supplement Table 4: rows (missing rate, cohort), cells ``without LDM → with LDM`` (fold means) for
-    missing genomics and missing pathology at inference. Arms are keyed by the share of unpaired training
-    patients (0 = the main run), one without and one with LDM generation per share."""
+    """Build supplement Table 4: rows (missing rate, cohort), cells ``without LDM → with LDM`` (fold means).
+
+    Columns are missing genomics and missing pathology at inference.
+
+    Args:
+        long: the long C-index table of the arms' runs (:func:`~mustsurv.evaluate.tables.fold_cindices`).
+        cohorts: the cohorts, in row order (an ``Overall`` row follows).
+        arms: the table's arms, keyed by the share of unpaired training patients (0 = the main run), one
+            without and one with LDM generation per share.
+        digits: decimals of the cells.
+
+    Returns:
+        The table.
+
+    Raises:
+        ValueError: a run has no C-index in a scenario (its predictions are missing).
+    """
     runs = {(float(arm.key), arm.run.ldm): arm.run.label for arm in arms}
     rows = []
     for fraction in sorted({share for share, _ in runs}):
@@ -128,14 +186,36 @@ FIGURES: dict[str, Callable[[pd.DataFrame, str | Path], None]] = {"rank": rank_f
 
 
 def build_table(table: AblationTable, long: pd.DataFrame, cohorts: list[str]) -> pd.DataFrame:
-    """The analysis table ``table`` from the long C-index table of its runs."""
+    """Build an analysis table with the builder of its name.
+
+    Args:
+        table: the analysis table.
+        long: the long C-index table of its runs.
+        cohorts: the cohorts, in row order.
+
+    Returns:
+        The table.
+
+    Raises:
+        KeyError: no builder for the table's name; add one to :data:`BUILDERS`.
+        ValueError: a run has no C-index in a scenario (its predictions are missing).
+    """
     if table.name not in BUILDERS:
         raise KeyError(f"no table builder for analysis table {table.name!r}; add one to BUILDERS")
     return BUILDERS[table.name](long, cohorts, table.arms)
 
 
 def draw_figure(name: str, table: pd.DataFrame, out: str | Path) -> None:
-    """The figure of analysis table ``name`` (from its written table)."""
+    """Draw the figure of an analysis table (from its written table).
+
+    Args:
+        name: the table's name.
+        table: the table.
+        out: the PNG to write.
+
+    Raises:
+        KeyError: the table has no figure; add one to :data:`FIGURES`.
+    """
     if name not in FIGURES:
         raise KeyError(f"analysis table {name!r} has no figure; add one to FIGURES")
     FIGURES[name](table, out)

@@ -32,7 +32,17 @@ MAP_COLS = ("u_p_hat + c_gp_hat", "u_g_hat + c_pg_hat", "u_p_hat", "u_g_hat", "c
 
 @torch.no_grad()
 def decomposition_cosines(model, dataset: Sequence[PatientItem], batch_size: int = 16) -> dict[str, np.ndarray]:
-    """Per complete patient: the cosines of :data:`PAIRS` (N,) and the cosine map (N, 2, 6)."""
+    """Compute the decomposition cosines of the complete patients, model in eval mode.
+
+    Args:
+        model: the trained MUST.
+        dataset: the patients; those lacking a modality are skipped.
+        batch_size: patients per forward pass.
+
+    Returns:
+        The cosines of :data:`PAIRS`, each (N,), and ``cosine_map`` (N, 2, 6) (rows :data:`MAP_ROWS`, columns
+        :data:`MAP_COLS`).
+    """
     model.eval()
     device = next(model.parameters()).device
     items = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
@@ -52,7 +62,13 @@ def decomposition_cosines(model, dataset: Sequence[PatientItem], batch_size: int
 
 
 def ecdf_figure(cos: dict[str, np.ndarray], title: str, path: str | Path) -> None:
-    """ECDF of cos(û_P, û_G), cos(ĉ_{P<-G}, ĉ_{G<-P}) and cos(g_P, g_G) with their means in the legend."""
+    """Plot the ECDF of cos(û_P, û_G), cos(ĉ_{P<-G}, ĉ_{G<-P}) and cos(g_P, g_G) with their means in the legend.
+
+    Args:
+        cos: the cosines (:func:`decomposition_cosines`).
+        title: the figure's title.
+        path: the PNG to write.
+    """
     labels = {"cos_u_p_u_g": ("cos(û_P, û_G)", "#d62728"), "cos_c_pg_c_gp": ("cos(ĉ_P←G, ĉ_G←P)", "#2ca02c"),
               "cos_g_p_g_g": ("cos(g_P, g_G)", "#7f7f7f")}
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -71,7 +87,13 @@ def ecdf_figure(cos: dict[str, np.ndarray], title: str, path: str | Path) -> Non
 
 
 def cosine_map_figure(cosine_map: np.ndarray, title: str, path: str | Path) -> None:
-    """Heatmap of the mean cosine between g_P, g_G and the decomposed components (2 x 6)."""
+    """Plot a heatmap of the mean cosine between g_P, g_G and the decomposed components (2 x 6).
+
+    Args:
+        cosine_map: (N, 2, 6) per-patient cosines.
+        title: the figure's title.
+        path: the PNG to write.
+    """
     mean = cosine_map.mean(axis=0) if len(cosine_map) else np.full((2, 6), np.nan)
     fig, ax = plt.subplots(figsize=(7, 2.8))
     im = ax.imshow(mean, vmin=-1, vmax=1, cmap="RdBu_r")
@@ -87,6 +109,7 @@ def cosine_map_figure(cosine_map: np.ndarray, title: str, path: str | Path) -> N
 
 
 def _save(fig, path: str | Path) -> None:
+    """Save ``fig`` as PNG atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

@@ -32,7 +32,15 @@ def cohort_long_table(cohort: str, predictions: dict[str, list[str]], cohort_tsv
                       truth: str | None = None) -> pd.DataFrame:
     """Every fold's C-index of every method and scenario for one cohort (+ the oracle for demo cohorts), ranked.
 
-    ``predictions``: method -> fold files in fold order.
+    Args:
+        cohort: the cohort name.
+        predictions: method -> fold prediction files in fold order.
+        cohort_tsv: the cohort table.
+        splits: the fold files in fold order.
+        truth: the demo's truth table (adds the ``oracle`` rows); None for a real cohort.
+
+    Returns:
+        The long table (method, scenario, cohort, fold, cindex, rank).
     """
     files = [PredictionFile(cohort, m, k, p) for m, paths in predictions.items() for k, p in enumerate(paths)]
     long = fold_cindices(files)
@@ -47,7 +55,16 @@ def cohort_long_table(cohort: str, predictions: dict[str, list[str]], cohort_tsv
 
 
 def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
-    """Paper Table 1 or 2 from the long table: the table's methods that have results, then the oracle."""
+    """Paper Table 1 or 2 from the long table: the table's methods that have results, then the oracle.
+
+    Args:
+        long: the long C-index table.
+        cohorts: the cohorts, in column order.
+        which: ``table1`` or ``table2`` (Table 2 also lists MUST's references after MUST).
+
+    Returns:
+        The table in the paper's layout.
+    """
     order = table_methods(which) + (tuple(REFERENCES) if which == "table2" else ())
     present = set(long["method"])
     methods = [m for m in order if m in present] + ([ORACLE] if ORACLE in present else [])
@@ -87,8 +104,16 @@ def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[s
 
 
 def training_outcomes(cohort_tsv: str, split: str) -> tuple[TrainingOutcomes, list[str]]:
-    """A fold's training outcomes (its ``train`` ∪ ``validation`` patients, times and events from the cohort
-    table) and bin edges, and its test patients."""
+    """A fold's training outcomes and bin edges, and its test patients.
+
+    Args:
+        cohort_tsv: the cohort table (times and events).
+        split: the fold file.
+
+    Returns:
+        The training outcomes (its ``train`` ∪ ``validation`` patients) with the bin edges, and the test
+        patient ids.
+    """
     table = read_cohort_table(cohort_tsv).set_index(PATIENT_ID)
     fold = read_fold(split)
     fitted = table.loc[list(fold["train"]) + list(fold.get("validation", [])), ["time", "event"]]
@@ -138,7 +163,17 @@ def cohort_metrics(cohort: str, predictions: dict[str, list[str]], cohort_tsv: s
 
 
 def decomposition_figures(cohort: str, npz_files: list[str], ecdf_png: str | Path, map_png: str | Path) -> dict:
-    """Pool the folds' decomposition cosines and draw the ECDF and the cosine map; return the means."""
+    """Pool the folds' decomposition cosines and draw the ECDF and the cosine map.
+
+    Args:
+        cohort: the cohort name (titles).
+        npz_files: the folds' decomposition cosine files.
+        ecdf_png: the ECDF figure to write.
+        map_png: the cosine-map figure to write.
+
+    Returns:
+        The mean of every cosine over the pooled test patients.
+    """
     parts = [np.load(f) for f in npz_files]
     cos = {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
     ecdf_figure(cos, f"{cohort}: MUST decomposition (pooled test folds)", ecdf_png)

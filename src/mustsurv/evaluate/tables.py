@@ -25,7 +25,14 @@ ORACLE = "oracle"
 
 @dataclass(frozen=True)
 class PredictionFile:
-    """One method's predictions for one cohort and fold."""
+    """One method's predictions for one cohort and fold.
+
+    Attributes:
+        cohort: the cohort.
+        method: the method (or MUST run label).
+        fold: the fold index.
+        path: the predictions TSV.
+    """
 
     cohort: str
     method: str
@@ -34,7 +41,15 @@ class PredictionFile:
 
 
 def fold_cindices(files: list[PredictionFile]) -> pd.DataFrame:
-    """Long table (method, scenario, cohort, fold, cindex, n_patients, n_events), one row per file and scenario."""
+    """Compute the C-index of every prediction file, per scenario.
+
+    Args:
+        files: the prediction files.
+
+    Returns:
+        Long table (method, scenario, cohort, fold, cindex, n_patients, n_events), one row per file and
+        scenario, sorted.
+    """
     rows = []
     for f in files:
         df = read_predictions(f.path)
@@ -51,8 +66,13 @@ def fold_cindices(files: list[PredictionFile]) -> pd.DataFrame:
 def oracle_cindices(cohort: str, truth: pd.DataFrame, folds: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """C-index of the demo's true risk per scenario on each fold's test patients.
 
-    ``truth``: the demo's truth table (``patient_id``, ``risk_<scenario>``); ``folds``: fold -> test
-    patients with ``patient_id``, ``time``, ``event``.
+    Args:
+        cohort: the cohort.
+        truth: the demo's truth table (``patient_id``, ``risk_<scenario>``).
+        folds: fold -> test patients with ``patient_id``, ``time``, ``event``.
+
+    Returns:
+        Long table as :func:`fold_cindices`'s, method ``oracle``.
     """
     rows = []
     truth = truth.set_index("patient_id")
@@ -66,15 +86,22 @@ def oracle_cindices(cohort: str, truth: pd.DataFrame, folds: dict[int, pd.DataFr
 
 
 def _order(df: pd.DataFrame) -> pd.DataFrame:
+    """Sort a long table by method, scenario (in :data:`SCENARIOS` order), cohort and fold."""
     order = {s: i for i, s in enumerate(SCENARIOS)}
     return df.sort_values(["method", "scenario", "cohort", "fold"],
                           key=lambda c: c.map(order) if c.name == "scenario" else c).reset_index(drop=True)
 
 
 def add_ranks(long: pd.DataFrame) -> pd.DataFrame:
-    """Per (cohort, scenario), the rank of each method's mean C-index (1 = best; the oracle is not ranked).
+    """Rank the methods' mean C-index per (cohort, scenario) (1 = best; the oracle is not ranked).
 
     Rank 1 and 2 are the paper's bold and underline.
+
+    Args:
+        long: the long C-index table.
+
+    Returns:
+        ``long`` with a ``rank`` column (NaN for the oracle).
     """
     means = long[long["method"] != ORACLE].groupby(["cohort", "scenario", "method"])["cindex"].mean().reset_index()
     means["rank"] = means.groupby(["cohort", "scenario"])["cindex"].rank(ascending=False, method="min").astype(int)
@@ -83,12 +110,23 @@ def add_ranks(long: pd.DataFrame) -> pd.DataFrame:
 
 def paper_table(long: pd.DataFrame, cohorts: list[str], methods: list[str], dagger: dict[str, bool] | None = None,
                 digits: int = 3, every_scenario: bool = False) -> pd.DataFrame:
-    """The paper's layout: rows (method, scenario) in ``methods`` order then scenario order.
+    """Lay the C-indices out as in the paper: rows (method, scenario) in ``methods`` order then scenario order.
 
-    Columns ``method, P, G, <cohorts…>, Overall`` (plus ``†`` when ``dagger`` is given: methods that
-    need identical modalities at training and inference). ``every_scenario``: a method gets a row of
-    ``–`` for a scenario it cannot predict (Table 2: LD-CVAE without pathology); otherwise such rows
-    are left out (Table 1: each unimodal method has its one scenario).
+    Columns ``method, P, G, <cohorts…>, Overall`` (plus ``†`` when ``dagger`` is given).
+
+    Args:
+        long: the long C-index table.
+        cohorts: the cohorts, in column order.
+        methods: the methods, in row order.
+        dagger: per method, whether it needs identical modalities at training and inference; None = no ``†``
+            column.
+        digits: decimals of the cells.
+        every_scenario: give a method a row of ``–`` for a scenario it cannot predict (Table 2: LD-CVAE
+            without pathology); otherwise such rows are left out (Table 1: each unimodal method has its one
+            scenario).
+
+    Returns:
+        The table.
     """
     rows = []
     for method in methods:
@@ -121,6 +159,12 @@ def _cell(vals: np.ndarray, digits: int) -> str:
 
 
 def write_table(df: pd.DataFrame, path: str | Path, sep: str = ",") -> None:
-    """Write a table atomically (UTF-8)."""
+    """Write a table atomically (UTF-8).
+
+    Args:
+        df: the table.
+        path: the file to write.
+        sep: the column separator.
+    """
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep=sep, index=False, encoding="utf-8")

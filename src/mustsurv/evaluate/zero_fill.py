@@ -17,7 +17,18 @@ Modality = Literal["pathology", "genomics"]
 
 
 def zero_filled(items: Sequence[PatientItem], modality: Modality) -> list[PatientItem]:
-    """Copies of the complete ``items`` with ``modality``'s tensors set to zeros of the same shapes."""
+    """Copy the complete patients with one modality's tensors set to zeros of the same shapes.
+
+    Args:
+        items: the patients; those lacking a modality are skipped.
+        modality: ``"pathology"`` or ``"genomics"``.
+
+    Returns:
+        The zero-filled copies.
+
+    Raises:
+        ValueError: unknown modality.
+    """
     out = []
     for it in items:
         if it["pathology"] is None or it["genomics"] is None:
@@ -35,7 +46,20 @@ def zero_filled(items: Sequence[PatientItem], modality: Modality) -> list[Patien
 
 @torch.no_grad()
 def zero_fill_cindex(model: MUST, items: Sequence[PatientItem], modality: Modality, batch_size: int = 16) -> float:
-    """C-index of ``model``'s complete-data prediction with ``modality`` zero-filled (complete patients only)."""
+    """C-index of the model's complete-data prediction with one modality zero-filled (complete patients only).
+
+    Args:
+        model: the trained MUST.
+        items: the patients.
+        modality: the modality to zero-fill.
+        batch_size: patients per forward pass.
+
+    Returns:
+        The C-index.
+
+    Raises:
+        ValueError: unknown modality.
+    """
     model.eval()
     filled = zero_filled(items, modality)
     device = next(model.parameters()).device

@@ -12,9 +12,13 @@ from torch import Tensor
 class PatientItem(TypedDict):
     """One patient as a dataset yields it.
 
-    ``pathology``: (N, D_path) patch features of all the patient's slides, or None when absent;
-    ``genomics``: the six family vectors, each (d_k,), or None when absent; ``time`` observed time,
-    ``event`` 1 = death observed, ``bin`` the discrete time bin (0..K-1).
+    Attributes:
+        patient_id: patient identifier.
+        pathology: (N, D_path) patch features of all the patient's slides, or None when absent.
+        genomics: the six family vectors, each (d_k,), or None when absent.
+        time: observed time.
+        event: 1 = death observed, 0 = censored.
+        bin: the discrete time bin (0..K-1).
     """
 
     patient_id: str
@@ -34,8 +38,11 @@ class SurvivalBatch:
         pathology: B bags, each (N_i, D_path) or None.
         genomics: one (B, d_k) tensor per family (zeros where ``has_genomics`` is False), or None if no
             patient of the batch has genomics.
-        has_pathology, has_genomics: (B,) bool availability masks.
-        time: (B,) float, event: (B,) long, bins: (B,) long.
+        has_pathology: (B,) bool availability mask of the pathology bags.
+        has_genomics: (B,) bool availability mask of the genomic families.
+        time: (B,) float observed times.
+        event: (B,) long, 1 = death observed.
+        bins: (B,) long discrete time bins.
     """
 
     patient_ids: list[str]
@@ -48,10 +55,18 @@ class SurvivalBatch:
     bins: Tensor
 
     def __len__(self) -> int:
+        """Number of patients B."""
         return len(self.patient_ids)
 
     def to(self, device: torch.device | str) -> "SurvivalBatch":
-        """Copy of the batch with every tensor on ``device``."""
+        """Copy the batch with every tensor on ``device``.
+
+        Args:
+            device: target device.
+
+        Returns:
+            The moved batch.
+        """
         return SurvivalBatch(
             patient_ids=self.patient_ids,
             pathology=[None if p is None else p.to(device) for p in self.pathology],
@@ -70,7 +85,17 @@ def _floating(t: Tensor) -> Tensor:
 
 
 def collate(items: Sequence[PatientItem]) -> SurvivalBatch:
-    """Collate patient dicts into a :class:`SurvivalBatch` (bags stay a list: lengths differ)."""
+    """Collate patient dicts into a :class:`SurvivalBatch` (bags stay a list: lengths differ).
+
+    Args:
+        items: B patient items.
+
+    Returns:
+        The batch.
+
+    Raises:
+        ValueError: ``items`` is empty, or a patient's genomic families differ in number or shape.
+    """
     if not items:
         raise ValueError("cannot collate an empty list of patients")
     has_genomics = [it["genomics"] is not None for it in items]
@@ -105,7 +130,15 @@ def collate(items: Sequence[PatientItem]) -> SurvivalBatch:
 
 
 def subset(batch: SurvivalBatch, rows: Sequence[int]) -> SurvivalBatch:
-    """The patients ``rows`` of ``batch`` (in that order) as a batch of their own."""
+    """Take the patients ``rows`` of ``batch`` (in that order) as a batch of their own.
+
+    Args:
+        batch: the batch.
+        rows: row indices into ``batch``.
+
+    Returns:
+        The sub-batch.
+    """
     idx = torch.as_tensor(list(rows), dtype=torch.long, device=batch.bins.device)
     return SurvivalBatch(
         patient_ids=[batch.patient_ids[i] for i in rows],

@@ -28,8 +28,21 @@ from mustsurv.models.layers.attention import SelfAttentionBlock
 def make_beta_schedule(
     kind: str = "linear", timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
 ) -> Tensor:
-    """Noise schedule β_1..β_T (T,), float64: ``linear`` (DDPM), ``scaled_linear`` (latent diffusion:
-    linear in sqrt β) or ``cosine`` (Nichol & Dhariwal, β clipped at 0.999)."""
+    """Make the noise schedule β_1..β_T.
+
+    Args:
+        kind: ``linear`` (DDPM), ``scaled_linear`` (latent diffusion: linear in sqrt β) or ``cosine``
+            (Nichol & Dhariwal, β clipped at 0.999).
+        timesteps: T, at least 2.
+        beta_start: first β (linear schedules).
+        beta_end: last β (linear schedules).
+
+    Returns:
+        (T,) float64 betas.
+
+    Raises:
+        ValueError: fewer than 2 timesteps or an unknown ``kind``.
+    """
     if timesteps < 2:
         raise ValueError(f"the diffusion needs at least 2 timesteps, got {timesteps}")
     if kind == "linear":
@@ -45,7 +58,15 @@ def make_beta_schedule(
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal embedding of integer timesteps ``t`` (B,) -> (B, dim)."""
+    """Embed integer timesteps sinusoidally.
+
+    Args:
+        t: (B,) integer timesteps.
+        dim: embedding dimension.
+
+    Returns:
+        (B, dim) embeddings.
+    """
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = t.float()[:, None] * freqs[None]
@@ -67,6 +88,16 @@ class EpsilonTransformer(nn.Module):
 
     def __init__(self, dim: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.0,
                  mlp_ratio: float = 4.0, use_cls: bool = True) -> None:
+        """Build the ε-predictor.
+
+        Args:
+            dim: latent and token dimension D.
+            layers: number of self-attention blocks.
+            heads: attention heads.
+            dropout: dropout of the blocks.
+            mlp_ratio: FFN width of the blocks over D.
+            use_cls: condition on [ĉ; CLS] (True) or on [ĉ] alone.
+        """
         super().__init__()
         self.dim = dim
         self.use_cls = use_cls
@@ -81,7 +112,15 @@ class EpsilonTransformer(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def condition(self, cond: Tensor, cls: Tensor) -> KVCache:
-        """Keys and values (B, H, L_prefix, D/H) of the condition prefix in every block; ``cond``, ``cls`` (B, D)."""
+        """Compute the condition prefix's keys and values in every block.
+
+        Args:
+            cond: (B, D) conditions ĉ.
+            cls: (B, D) class-token prior (ignored when ``use_cls`` is False).
+
+        Returns:
+            Per block, keys and values (B, H, L_prefix, D/H).
+        """
         parts = [self.embed_cond(cond)]
         if self.embed_cls is not None:
             parts.append(self.embed_cls(cls))
@@ -94,14 +133,33 @@ class EpsilonTransformer(nn.Module):
         return cache
 
     def denoise(self, z_t: Tensor, t: Tensor, cache: KVCache) -> Tensor:
-        """Predicted noise (B, D) for ``z_t`` (B, D) at integer steps ``t`` (B,) given the prefix ``cache``."""
+        """Predict the network output for ``z_t`` given the prefix ``cache``.
+
+        Args:
+            z_t: (B, D) noisy latents.
+            t: (B,) integer steps.
+            cache: the prefix keys and values from :meth:`condition`.
+
+        Returns:
+            (B, D) predicted noise (or v).
+        """
         x = (self.embed_x(z_t) + self.embed_time(timestep_embedding(t, self.dim))).unsqueeze(1)
         for block, (k, v) in zip(self.blocks, cache):
             x = block.forward_with_context(x, k, v)
         return self.out(x[:, 0])
 
     def forward(self, z_t: Tensor, t: Tensor, cond: Tensor, cls: Tensor) -> Tensor:
-        """``z_t``, ``cond``, ``cls`` (B, D); ``t`` (B,) integer steps -> predicted noise (B, D)."""
+        """Condition and denoise in one call.
+
+        Args:
+            z_t: (B, D) noisy latents.
+            t: (B,) integer steps.
+            cond: (B, D) conditions.
+            cls: (B, D) class-token prior.
+
+        Returns:
+            (B, D) predicted noise (or v).
+        """
         return self.denoise(z_t, t, self.condition(cond, cls))
 
 
@@ -123,18 +181,32 @@ class ConditionalLatentDiffusion(nn.Module):
         use_cls: bool = True,
         prediction: str = "eps",
     ) -> None:
-        """``clip_x0``: bound of the predicted clean latent in standardised units during sampling (None =
-        off). An under-trained ε-predictor otherwise lets DDIM's x̂0 = (z_t − √(1−ᾱ)ε)/√ᾱ blow up at
-        large t (1/√ᾱ_T ≈ 150); clipping x̂0 and re-deriving ε from it is DDPM's ``clip_denoised`` for a
-        standardised latent (about 99.99 % of a unit normal lies within ±4). ``mlp_ratio``: FFN width of the
-        ε-predictor's blocks over D (the paper gives depth 4 and width D only). ``use_cls``: condition on
-        [ĉ; CLS] (paper) or on [ĉ] alone (Table 3(b) ablation).
+        """Build the ε-predictor and the schedule buffers.
 
-        ``prediction``: what the network outputs. ``"eps"`` is Eq. 19 literally (the network predicts ε).
-        ``"v"`` predicts v = √ᾱ ε − √(1−ᾱ) x0 (Salimans & Ho 2022) and is trained on the v error; ε and
-        x̂0 follow exactly from v and z_t (ε = √(1−ᾱ) z_t + √ᾱ v, x̂0 = √ᾱ z_t − √(1−ᾱ) v), so the sampler
-        is the same DDIM. It matters when the ε-predictor is small or trained briefly: at large t an
-        ε error is amplified by 1/√ᾱ (≈150 at T = 1000) in x̂0, while a v error is not."""
+        Args:
+            dim: latent dimension D.
+            layers: blocks of the ε-predictor.
+            heads: attention heads of the ε-predictor.
+            timesteps: diffusion steps T.
+            schedule: noise schedule kind (see :func:`make_beta_schedule`).
+            beta_start: first β.
+            beta_end: last β.
+            dropout: dropout of the ε-predictor.
+            clip_x0: bound of the predicted clean latent in standardised units during sampling (None =
+                off). An under-trained ε-predictor otherwise lets DDIM's x̂0 = (z_t − √(1−ᾱ)ε)/√ᾱ blow up at
+                large t (1/√ᾱ_T ≈ 150); clipping x̂0 and re-deriving ε from it is DDPM's ``clip_denoised`` for a
+                standardised latent (about 99.99 % of a unit normal lies within ±4).
+            mlp_ratio: FFN width of the ε-predictor's blocks over D (the paper gives depth 4 and width D only).
+            use_cls: condition on [ĉ; CLS] (paper) or on [ĉ] alone (Table 3(b) ablation).
+            prediction: what the network outputs. ``"eps"`` is Eq. 19 literally (the network predicts ε).
+                ``"v"`` predicts v = √ᾱ ε − √(1−ᾱ) x0 (Salimans & Ho 2022) and is trained on the v error; ε and
+                x̂0 follow exactly from v and z_t (ε = √(1−ᾱ) z_t + √ᾱ v, x̂0 = √ᾱ z_t − √(1−ᾱ) v), so the sampler
+                is the same DDIM. It matters when the ε-predictor is small or trained briefly: at large t an
+                ε error is amplified by 1/√ᾱ (≈150 at T = 1000) in x̂0, while a v error is not.
+
+        Raises:
+            ValueError: ``prediction`` is neither ``"eps"`` nor ``"v"``, or the schedule is invalid.
+        """
         super().__init__()
         if prediction not in ("eps", "v"):
             raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
@@ -152,7 +224,16 @@ class ConditionalLatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def fit_normalisation(self, z0: Tensor, cond: Tensor, min_std: float = 1e-4) -> None:
-        """Set per-dimension mean/std of the targets ``z0`` (N, D) and conditions ``cond`` (N, D)."""
+        """Set the per-dimension mean/std of the targets and conditions.
+
+        Args:
+            z0: (N, D) training targets.
+            cond: (N, D) training conditions.
+            min_std: lower bound of each standard deviation.
+
+        Raises:
+            ValueError: fewer than two training patients.
+        """
         if z0.shape[0] < 2:
             raise ValueError("fitting the latent normalisation needs at least two training patients")
         self.z_mean.copy_(z0.mean(0))
@@ -161,12 +242,23 @@ class ConditionalLatentDiffusion(nn.Module):
         self.cond_std.copy_(cond.std(0).clamp_min(min_std))
 
     def _expand_cls(self, cls: Tensor, n: int) -> Tensor:
+        """The class-token prior as (n, D), from (D,) or (n, D)."""
         return cls.reshape(1, -1).expand(n, -1) if cls.ndim == 1 else cls
 
     def loss(self, z0: Tensor, cond: Tensor, cls: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Denoising loss of Eq. 19 for targets ``z0`` (B, D), conditions ``cond`` (B, D), prior ``cls``
-        (D,) or (B, D); t uniform in [0, T). The squared error of the predicted ε (``prediction="eps"``)
-        or of the predicted v (``"v"``)."""
+        """Compute the denoising loss of Eq. 19; t uniform in [0, T).
+
+        The squared error of the predicted ε (``prediction="eps"``) or of the predicted v (``"v"``).
+
+        Args:
+            z0: (B, D) targets.
+            cond: (B, D) conditions.
+            cls: (D,) or (B, D) class-token prior.
+            generator: source of t and the noise; the global one when None.
+
+        Returns:
+            Scalar loss.
+        """
         b = z0.shape[0]
         x0 = (z0 - self.z_mean) / self.z_std
         t = torch.randint(0, self.timesteps, (b,), device=z0.device, generator=generator)
@@ -179,14 +271,32 @@ class ConditionalLatentDiffusion(nn.Module):
         return ((pred - target) ** 2).mean()
 
     def eps_and_x0(self, out: Tensor, z_t: Tensor, a_t: Tensor) -> tuple[Tensor, Tensor]:
-        """The noise ε and clean latent x̂0 (B, D) implied by the network's output ``out`` (B, D) at a noisy
-        latent ``z_t`` (B, D) with signal level ``a_t`` = ᾱ_t (scalar or (B, 1)); unclipped."""
+        """Derive the noise ε and the clean latent x̂0 implied by the network's output (unclipped).
+
+        Args:
+            out: (B, D) network output (ε or v).
+            z_t: (B, D) noisy latent.
+            a_t: signal level ᾱ_t, a scalar or (B, 1).
+
+        Returns:
+            ε and x̂0, each (B, D).
+        """
         if self.prediction == "eps":
             return out, (z_t - (1 - a_t).sqrt() * out) / a_t.sqrt()
         return (1 - a_t).sqrt() * z_t + a_t.sqrt() * out, a_t.sqrt() * z_t - (1 - a_t).sqrt() * out
 
     def ddim_timesteps(self, steps: int) -> Tensor:
-        """Descending, distinct timesteps of a ``steps``-step DDIM schedule (from T-1 to 0)."""
+        """Make the descending, distinct timesteps of a DDIM schedule (from T-1 to 0).
+
+        Args:
+            steps: number of DDIM steps, in [1, T].
+
+        Returns:
+            (steps,) timesteps.
+
+        Raises:
+            ValueError: ``steps`` is outside [1, T].
+        """
         if not 1 <= steps <= self.timesteps:
             raise ValueError(f"DDIM steps must lie in [1, {self.timesteps}], got {steps}")
         return torch.linspace(self.timesteps - 1, 0, steps).round().long().unique_consecutive()
@@ -201,7 +311,7 @@ class ConditionalLatentDiffusion(nn.Module):
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Deterministic DDIM (Eq. 21) for B patients x S samples in one batch.
+        """Run deterministic DDIM (Eq. 21) for B patients x S samples in one batch.
 
         Args:
             cond: (B, D) shared components c̃ (conditions).
@@ -209,9 +319,13 @@ class ConditionalLatentDiffusion(nn.Module):
             n_samples: S samples per patient.
             steps: number of DDIM steps.
             noise: optional (B, S, D) initial z_T; drawn from ``generator`` otherwise.
+            generator: source of the initial noise when ``noise`` is None.
 
         Returns:
             (B, S, D) generated latents in the original (de-standardised) space.
+
+        Raises:
+            ValueError: ``noise`` has the wrong shape or ``steps`` is out of range.
         """
         b, d = cond.shape
         if noise is None:

@@ -17,6 +17,17 @@ class FamilyTokenizer(nn.Module):
     """
 
     def __init__(self, family_dims: Sequence[int], dim: int = 256, hidden: int = 256, dropout: float = 0.25) -> None:
+        """Build one MLP per family.
+
+        Args:
+            family_dims: d_k of each of the F families.
+            dim: token dimension.
+            hidden: hidden width of each MLP.
+            dropout: AlphaDropout probability.
+
+        Raises:
+            ValueError: a family has no feature.
+        """
         super().__init__()
         if not family_dims or min(family_dims) < 1:
             raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
@@ -30,6 +41,17 @@ class FamilyTokenizer(nn.Module):
         )
 
     def forward(self, genomics: Sequence[Tensor]) -> Tensor:
+        """Embed each family.
+
+        Args:
+            genomics: F tensors (B, d_k).
+
+        Returns:
+            (B, F, dim) family tokens.
+
+        Raises:
+            ValueError: the number of families or a family's size differs from the model's.
+        """
         if len(genomics) != len(self.mlps):
             raise ValueError(f"expected {len(self.mlps)} gene families, got {len(genomics)}")
         for k, (x, d) in enumerate(zip(genomics, self.family_dims)):
@@ -53,6 +75,16 @@ class GenomicsEncoder(nn.Module):
         layers: int = 1,
         dropout: float = 0.25,
     ) -> None:
+        """Build the tokenizer, class token and self-attention blocks.
+
+        Args:
+            family_dims: d_k of each of the F families.
+            dim: token dimension.
+            hidden: hidden width of the family MLPs.
+            heads: number of attention heads.
+            layers: number of self-attention blocks.
+            dropout: dropout of the MLPs and the attention blocks.
+        """
         super().__init__()
         self.tokenizer = FamilyTokenizer(family_dims, dim, hidden, dropout)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
@@ -60,7 +92,14 @@ class GenomicsEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, genomics: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        """``genomics`` F tensors (B, d_k) -> (g_G (B, dim), tokens (B, F, dim))."""
+        """Encode the genomic families.
+
+        Args:
+            genomics: F tensors (B, d_k).
+
+        Returns:
+            g_G (B, dim) and the updated family tokens (B, F, dim).
+        """
         tokens = self.tokenizer(genomics)
         x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         for block in self.blocks:

@@ -52,7 +52,20 @@ from mustsurv.survival import nll_loss, survival_from_hazards
 
 @dataclass
 class Decomposition:
-    """Every representation of §3.2–3.3 for B patients, each (B, D)."""
+    """Every representation of §3.2–3.3 for B patients, each (B, D).
+
+    Attributes:
+        g_p: pathology class output g_P.
+        g_g: genomics class output g_G.
+        u_p: pathology-specific component u_P.
+        u_g: genomics-specific component u_G.
+        c_pg: cross-attended shared component c_{P<-G}.
+        c_gp: cross-attended shared component c_{G<-P}.
+        u_p_hat: û_P, ``u_p`` projected on the specific subspace.
+        u_g_hat: û_G, ``u_g`` projected on the specific subspace.
+        c_pg_hat: ĉ_{P<-G}, ``c_pg`` projected on the shared subspace.
+        c_gp_hat: ĉ_{G<-P}, ``c_gp`` projected on the shared subspace.
+    """
 
     g_p: Tensor
     g_g: Tensor
@@ -72,8 +85,18 @@ class Decomposition:
 
 
 def patient_generator(seed: int, patient_id: str, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator seeded from ``seed`` and the patient id, so a patient's samples do not depend on the
-    batch it is predicted in."""
+    """Make a generator seeded from ``seed`` and the patient id.
+
+    A patient's samples then do not depend on the batch it is predicted in.
+
+    Args:
+        seed: the run's sampling seed.
+        patient_id: the patient's identifier.
+        device: device of the generator.
+
+    Returns:
+        The seeded generator.
+    """
     gen = torch.Generator(device=device)
     gen.manual_seed((int(seed) * 1_000_003 + zlib.crc32(patient_id.encode())) % (2**63))
     return gen
@@ -117,22 +140,55 @@ class MUST(nn.Module):
         checkpoint_patches: int | None = 20000,
         decomposition_norm: Literal["squared_l2", "mse"] = "squared_l2",
     ) -> None:
-        """Args mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
+        """Build the encoders, the shared subspace, the head and the two diffusion models.
 
-        ``warmup_slot`` places g_m in the head's input for Eq. 12: ``"modality"`` puts g_P in û_P's slot
-        and g_G in û_G's slot with ε (2D values, N(0, σ²)) in the two others; ``"first"`` reads
-        ``[g_m; ε_m]`` literally (g in the first slot for both modalities).
+        Defaults mirror the paper's settings (D = 256, r = 64, K = 4, σ = 0.1, λ = 1 / 1 / 0.5).
 
-        ``ldm_condition`` is what each diffusion model is trained on: ``"shared"`` (paper §3.5) the shared
-        component the other modality gives, ĉ_{G<-P} / ĉ_{P<-G}; ``"surrogate"`` the inference-time
-        condition itself, c̃ = g_avail − û_avail, which equals ĉ only once the decomposition is exact
-        (supplement §8.2 uses it for unpaired patients). ``ldm_clip_x0`` bounds DDIM's predicted clean
-        latent (standardised units; see :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`).
-        ``ldm_cls`` False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
-        ``checkpoint_patches``: bags with more patches train with activation checkpointing (TransMIL, the
-        pathology-specific layer and the cross-attention recompute their activations in backward: same gradients, far
-        less memory; None = never). ``decomposition_norm``: Eq. 13–14
-        as squared L2 norms (paper) or as mean squared errors over the D dimensions.
+        Args:
+            family_dims: d_k of each genomic family.
+            pathology_dim: D_path of the patch features.
+            dim: representation dimension D.
+            rank: rank r of the shared subspace, 0 < r < D.
+            n_bins: number of time bins K (hazard logits per patient).
+            heads: attention heads of every attention layer of the encoders.
+            num_landmarks: Nyström landmarks of TransMIL; None uses ``dim // 2``.
+            pinv_iterations: iterations of the Nyström pseudo-inverse.
+            genomics_hidden: hidden width of the family MLPs.
+            genomics_layers: self-attention blocks of the genomics encoder.
+            dropout: dropout of the pathology branch, the attention layers and the head.
+            genomics_dropout: dropout of the genomics encoder.
+            warmup_sigma: σ of the noise ε ~ N(0, σ²) of the warm-up stage (Eq. 12).
+            warmup_slot: where g_m goes in the head's input for Eq. 12: ``"modality"`` puts g_P in û_P's slot
+                and g_G in û_G's slot with ε (2D values, N(0, σ²)) in the two others; ``"first"`` reads
+                ``[g_m; ε_m]`` literally (g in the first slot for both modalities).
+            lambda_dec: weight λ_dec of the decomposition loss.
+            lambda_sh: weight λ_sh of the shared-component loss.
+            lambda_orth: weight λ_orth of the orthogonality loss.
+            alpha: up-weighting of the uncensored term of the survival likelihood.
+            ldm_layers: blocks of each diffusion model's ε-predictor.
+            ldm_heads: attention heads of the ε-predictor.
+            ldm_timesteps: diffusion steps T.
+            ldm_schedule: noise schedule (``linear``, ``scaled_linear`` or ``cosine``).
+            ldm_beta_start: first β of the schedule.
+            ldm_beta_end: last β of the schedule.
+            ldm_condition: what each diffusion model is trained on: ``"shared"`` (paper §3.5) the shared
+                component the other modality gives, ĉ_{G<-P} / ĉ_{P<-G}; ``"surrogate"`` the inference-time
+                condition itself, c̃ = g_avail − û_avail, which equals ĉ only once the decomposition is exact
+                (supplement §8.2 uses it for unpaired patients).
+            ldm_clip_x0: bound of DDIM's predicted clean latent (standardised units; see
+                :class:`~mustsurv.models.diffusion.ConditionalLatentDiffusion`); None = off.
+            ldm_mlp_ratio: FFN width of the ε-predictor's blocks over D.
+            ldm_cls: False conditions the diffusion models on [ĉ] without the class token (Table 3(b)).
+            ldm_prediction: ``"eps"`` or ``"v"`` network output of the diffusion models.
+            checkpoint_patches: bags with more patches train with activation checkpointing (TransMIL, the
+                pathology-specific layer and the cross-attention recompute their activations in backward: same
+                gradients, far less memory); None = never.
+            decomposition_norm: Eq. 13–14 as squared L2 norms (``"squared_l2"``, paper) or as mean squared errors
+                over the D dimensions (``"mse"``).
+
+        Raises:
+            ValueError: ``rank`` is not in (0, ``dim``), or ``ldm_condition``, ``decomposition_norm`` or
+                ``warmup_slot`` is not one of its values.
         """
         super().__init__()
         if not 0 < rank < dim:
@@ -184,20 +240,40 @@ class MUST(nn.Module):
         return q @ q.T
 
     def project_shared(self, x: Tensor) -> Tensor:
-        """P∩ x for rows of ``x`` (B, D)."""
+        """Project rows on the shared subspace: P∩ x.
+
+        Args:
+            x: (B, D) rows.
+
+        Returns:
+            (B, D) projections.
+        """
         q = self.basis()
         return (x @ q) @ q.T
 
     def project_specific(self, x: Tensor) -> Tensor:
-        """(I − P∩) x for rows of ``x`` (B, D)."""
+        """Project rows on the specific subspace: (I − P∩) x.
+
+        Args:
+            x: (B, D) rows.
+
+        Returns:
+            (B, D) projections.
+        """
         return x - self.project_shared(x)
 
     # ------------------------------------------------------------------ encoders
     def encode_pathology(self, bags: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """B bags (N_i, D_path) -> g_P (B, D), u_P (B, D), padded tokens H_P (B, N_max, D), mask (B, N_max).
+        """Encode B pathology bags.
 
         Each bag goes through TransMIL on its own (the square padding, landmarks and PPEG grid depend
         on its length); everything after works on padded tensors with masks.
+
+        Args:
+            bags: B bags, each (N_i, D_path).
+
+        Returns:
+            g_P (B, D), u_P (B, D), padded tokens H_P (B, N_max, D) and their mask (B, N_max) (True = real token).
         """
         g, u, tokens = [], [], []
         for bag in bags:
@@ -218,7 +294,14 @@ class MUST(nn.Module):
         return self.norm_u_p(self.specific_pathology(x)[0, 0])
 
     def encode_genomics(self, genomics: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """F tensors (B, d_k) -> g_G (B, D), u_G (B, D), tokens H_G (B, F, D)."""
+        """Encode the genomic families.
+
+        Args:
+            genomics: F tensors (B, d_k).
+
+        Returns:
+            g_G (B, D), u_G (B, D) and the family tokens H_G (B, F, D).
+        """
         g, tokens = self.genomics(genomics)
         x = torch.cat([self.cls_u_g.view(1, 1, -1).expand(tokens.shape[0], -1, -1), tokens], dim=1)
         u = self.norm_u_g(self.specific_genomics(x)[:, 0])
@@ -226,6 +309,7 @@ class MUST(nn.Module):
 
     @staticmethod
     def _require(batch: SurvivalBatch, pathology: bool, genomics: bool, what: str) -> None:
+        """Raise ValueError when a patient of ``batch`` lacks a modality that ``what`` needs."""
         missing = [
             pid for pid, hp, hg in zip(batch.patient_ids, batch.has_pathology.tolist(), batch.has_genomics.tolist())
             if (pathology and not hp) or (genomics and not hg)
@@ -235,7 +319,17 @@ class MUST(nn.Module):
             raise ValueError(f"{what} needs {need} for every patient; missing for {', '.join(missing[:10])}")
 
     def decompose(self, batch: SurvivalBatch) -> Decomposition:
-        """All representations for complete patients (both modalities present)."""
+        """Compute all representations for complete patients (both modalities present).
+
+        Args:
+            batch: B patients, each with pathology and genomics.
+
+        Returns:
+            The :class:`Decomposition`, each field (B, D).
+
+        Raises:
+            ValueError: a patient lacks a modality.
+        """
         self._require(batch, True, True, "the full MUST forward pass")
         g_p, u_p, h_p, mask_p = self.encode_pathology([p for p in batch.pathology if p is not None])
         g_g, u_g, h_g = self.encode_genomics(batch.genomics or [])
@@ -252,13 +346,33 @@ class MUST(nn.Module):
         )
 
     def head_logits(self, u_p: Tensor, c: Tensor, u_g: Tensor) -> Tensor:
-        """φ([û_P; ĉ; û_G]): three (B, D) -> hazard logits (B, K)."""
+        """Apply the head φ([û_P; ĉ; û_G]).
+
+        Args:
+            u_p: (B, D) pathology-specific slot.
+            c: (B, D) shared slot.
+            u_g: (B, D) genomics-specific slot.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         return self.head(torch.cat([u_p, c, u_g], dim=1))
 
     # ------------------------------------------------------------------ losses
     def warmup_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Stage 1 (Eq. 12): L_surv(φ([g_P; ε_P])) + L_surv(φ([g_G; ε_G])), ε ~ N(0, σ²), each term over
-        the patients that have the modality (mean over them)."""
+        """Compute the stage-1 loss (Eq. 12): L_surv(φ([g_P; ε_P])) + L_surv(φ([g_G; ε_G])), ε ~ N(0, σ²).
+
+        Each term is over the patients that have the modality (mean over them).
+
+        Args:
+            batch: B patients with at least one modality each.
+
+        Returns:
+            The scalar loss and its logged parts.
+
+        Raises:
+            ValueError: no patient of the batch has either modality.
+        """
         terms: dict[str, Tensor] = {}
         sigma = self.warmup_sigma
         if bool(batch.has_pathology.any()):
@@ -279,12 +393,22 @@ class MUST(nn.Module):
         return loss, {k: float(v.detach()) for k, v in terms.items()}
 
     def main_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Stage 2 (Eq. 16): L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth (batch means).
+        """Compute the stage-2 loss (Eq. 16): L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth (batch means).
 
         Unpaired patients (one modality absent; supplement §8.2) contribute the survival loss only, with
         a zero tensor for the missing û and c̃ = g_avail − û_avail as the shared component. Every term is a
         mean of per-patient terms over the batch (a paired-only term is 0 for an unpaired patient), so the
-        grouped and the bs-1 forms still give the same gradient."""
+        grouped and the bs-1 forms still give the same gradient.
+
+        Args:
+            batch: B patients with at least one modality each.
+
+        Returns:
+            The scalar loss and its logged parts.
+
+        Raises:
+            ValueError: a patient has neither modality.
+        """
         paired = batch.has_pathology & batch.has_genomics
         n = len(batch)
         if bool(paired.all()):
@@ -308,7 +432,17 @@ class MUST(nn.Module):
         return total, sums
 
     def unpaired_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """φ([û_P; c̃; 0]) (``missing_genomics``) or φ([0; c̃; û_G]) (``missing_pathology``), (B, K)."""
+        """Compute the head's logits for patients with one modality.
+
+        φ([û_P; c̃; 0]) for ``missing_genomics`` or φ([0; c̃; û_G]) for ``missing_pathology``.
+
+        Args:
+            batch: B patients that all have the available modality.
+            scenario: ``missing_genomics`` or ``missing_pathology``.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         if scenario == "missing_genomics":
             g, u = self.encode_pathology([p for p in batch.pathology if p is not None])[:2]
             u_hat = self.project_specific(u)
@@ -338,9 +472,17 @@ class MUST(nn.Module):
         return loss, {k: float(v.detach()) for k, v in logs.items()}
 
     def ldm_targets(self, batch: SurvivalBatch) -> dict[str, tuple[Tensor, Tensor]]:
-        """Stage-3 training pairs per modality: ``{"pathology": (û_P, cond_P), "genomics": (û_G, cond_G)}``,
-        each (B, D). The condition comes from the *other* modality, as at inference when this one is missing:
-        ĉ_{P<-G} / ĉ_{G<-P} (``ldm_condition="shared"``) or c̃ = g_G − û_G / g_P − û_P (``"surrogate"``)."""
+        """Build the stage-3 training pairs of each diffusion model.
+
+        The condition comes from the *other* modality, as at inference when this one is missing:
+        ĉ_{P<-G} / ĉ_{G<-P} (``ldm_condition="shared"``) or c̃ = g_G − û_G / g_P − û_P (``"surrogate"``).
+
+        Args:
+            batch: B complete patients.
+
+        Returns:
+            ``{"pathology": (û_P, cond_P), "genomics": (û_G, cond_G)}``, each tensor (B, D).
+        """
         with torch.no_grad():
             d = self.decompose(batch)
         if self.ldm_condition == "surrogate":
@@ -349,11 +491,25 @@ class MUST(nn.Module):
 
     def ldm_loss(self, modality: str, z0: Tensor, cond: Tensor,
                  generator: torch.Generator | None = None) -> Tensor:
-        """ε-prediction loss (Eq. 19) of the ``modality`` ("pathology" or "genomics") diffusion model."""
+        """Compute the ε-prediction loss (Eq. 19) of one modality's diffusion model.
+
+        Args:
+            modality: ``"pathology"`` or ``"genomics"``.
+            z0: (B, D) targets û.
+            cond: (B, D) conditions.
+            generator: source of the timesteps and noise; the global one when None.
+
+        Returns:
+            Scalar loss.
+
+        Raises:
+            ValueError: unknown ``modality``.
+        """
         ldm, cls = self._ldm(modality)
         return ldm.loss(z0, cond, cls.detach(), generator)
 
     def _ldm(self, modality: str) -> tuple[ConditionalLatentDiffusion, Tensor]:
+        """The diffusion model and class token of ``modality``; ValueError for an unknown one."""
         if modality == PATHOLOGY:
             return self.ldm_pathology, self.cls_u_p
         if modality == GENOMICS:
@@ -370,8 +526,25 @@ class MUST(nn.Module):
         steps: int = 50,
         seed: int = 0,
     ) -> Tensor:
-        """Mean of ``n_samples`` DDIM samples of û_modality (B, D) conditioned on [c̃; CLS_u], all B x S
-        samples denoised together; the initial noise of each patient comes from ``patient_generator``."""
+        """Sample the missing modality's specific component û conditioned on [c̃; CLS_u].
+
+        All B x S samples are denoised together; the initial noise of each patient comes from
+        :func:`patient_generator`.
+
+        Args:
+            modality: the modality to generate, ``"pathology"`` or ``"genomics"``.
+            cond: (B, D) conditions c̃.
+            patient_ids: B patient ids (seed the noise).
+            n_samples: S DDIM samples per patient.
+            steps: DDIM steps.
+            seed: sampling seed.
+
+        Returns:
+            (B, D) mean of the S samples.
+
+        Raises:
+            ValueError: unknown ``modality``.
+        """
         ldm, cls = self._ldm(modality)
         noise = torch.stack([
             torch.randn((n_samples, self.dim), generator=patient_generator(seed, pid), dtype=cond.dtype)
@@ -385,11 +558,26 @@ class MUST(nn.Module):
         self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0,
         specific: Literal["ldm", "zero"] = "ldm",
     ) -> Tensor:
-        """Hazard logits (B, K) in a scenario: ``complete`` uses [û_P; ĉ; û_G]; ``missing_genomics`` uses
-        [û_P; c̃; ũ_G] with c̃ = g_P − û_P (Eq. 20–22); ``missing_pathology`` symmetric.
+        """Predict hazard logits in a scenario.
 
-        ``specific="zero"`` puts a zero tensor in place of the missing ũ instead of sampling it (the
-        "without LDM" inference of supplement Table 4)."""
+        ``complete`` uses [û_P; ĉ; û_G]; ``missing_genomics`` uses [û_P; c̃; ũ_G] with c̃ = g_P − û_P
+        (Eq. 20–22); ``missing_pathology`` is symmetric.
+
+        Args:
+            batch: B patients having the scenario's available modalities.
+            scenario: ``complete``, ``missing_genomics`` or ``missing_pathology``.
+            n_samples: DDIM samples per patient for the missing ũ.
+            steps: DDIM steps.
+            seed: sampling seed.
+            specific: ``"ldm"`` samples the missing ũ; ``"zero"`` puts a zero tensor in its place (the
+                "without LDM" inference of supplement Table 4).
+
+        Returns:
+            (B, K) hazard logits.
+
+        Raises:
+            ValueError: unknown ``specific`` or ``scenario``, or a patient lacks a needed modality.
+        """
         if specific not in ("ldm", "zero"):
             raise ValueError(f"specific must be 'ldm' or 'zero', got {specific!r}")
         if scenario == "complete":
@@ -443,5 +631,17 @@ class MUST(nn.Module):
         self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50, seed: int = 0,
         specific: Literal["ldm", "zero"] = "ldm",
     ) -> Tensor:
-        """Risk −Σ_k S(k) (B,) in ``scenario``, from :meth:`predict_survival` (same arguments)."""
+        """Predict the risk −Σ_k S(k) in a scenario, from :meth:`predict_survival`.
+
+        Args:
+            batch: B patients.
+            scenario: ``complete``, ``missing_genomics`` or ``missing_pathology``.
+            n_samples: DDIM samples per patient.
+            steps: DDIM steps.
+            seed: sampling seed.
+            specific: ``"ldm"`` or ``"zero"``.
+
+        Returns:
+            (B,) risk scores (higher = earlier death).
+        """
         return -self.predict_survival(batch, scenario, n_samples, steps, seed, specific).sum(dim=1)

@@ -12,7 +12,17 @@ _MODELS: dict[str, type[nn.Module]] = {}
 
 
 def register_model(name: str) -> Callable[[M], M]:
-    """Class decorator adding a model class to the registry under ``name`` (unique)."""
+    """Make a class decorator adding a model class to the registry under ``name``.
+
+    Args:
+        name: registry name; must be unique.
+
+    Returns:
+        The decorator (returns the class unchanged).
+
+    Raises:
+        ValueError: ``name`` is already registered.
+    """
 
     def decorate(cls: M) -> M:
         if name in _MODELS and _MODELS[name] is not cls:
@@ -29,14 +39,35 @@ def available_models() -> list[str]:
 
 
 def build_model(name: str, **kwargs: object) -> nn.Module:
-    """Instantiate the model registered as ``name`` with ``kwargs``."""
+    """Instantiate the model registered as ``name``.
+
+    Args:
+        name: registry name.
+        **kwargs: constructor arguments.
+
+    Returns:
+        The model.
+
+    Raises:
+        KeyError: unknown ``name``; the message lists the registered models.
+    """
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(available_models())}")
     return _MODELS[name](**kwargs)
 
 
 def model_class(name: str) -> type[nn.Module]:
-    """The class registered as ``name``."""
+    """Look up the class registered as ``name``.
+
+    Args:
+        name: registry name.
+
+    Returns:
+        The model class.
+
+    Raises:
+        KeyError: unknown ``name``; the message lists the registered models.
+    """
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(available_models())}")
     return _MODELS[name]

@@ -21,7 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def read_families(path: str | Path) -> dict[str, list[str]]:
-    """Read the family CSV -> {family name: unique gene symbols in file order} (file column order kept)."""
+    """Read the gene-family CSV (MCAT signatures.csv layout).
+
+    Args:
+        path: the CSV, one column per family with the family name in the header.
+
+    Returns:
+        {family name: unique gene symbols in file order}, file column order kept.
+
+    Raises:
+        OmicsInputError: a column lacks a family name, a family name is duplicated or a family has no genes.
+    """
     path = Path(path)
     df = read_table(path)
     names = [str(c).strip() for c in df.columns]
@@ -49,8 +59,10 @@ def read_families(path: str | Path) -> dict[str, list[str]]:
 class FamilyLayout:
     """Per-family feature lists after expansion over the data types present.
 
-    ``features[k]`` is the sorted list of ``{GENE}_{type}`` names of family ``k`` found in the data;
-    ``sizes_by_type[k][t]`` counts them per data type ``t`` (``rnaseq``, ``cnv``, ``mut``).
+    Attributes:
+        names: the family names.
+        features: per family k, the sorted ``{GENE}_{type}`` names found in the data.
+        sizes_by_type: per family k, the count of its features per data type (``rnaseq``, ``cnv``, ``mut``).
     """
 
     names: list[str]
@@ -67,7 +79,18 @@ def expand_families(families: dict[str, list[str]], available: list[str] | set[s
     """Expand every family over the data types and keep the features in ``available``.
 
     Logs the features of the data that belong to no family (they are not used) and the family genes the
-    data lacks, per data type. Raises when a family ends up empty (no gene of it measured at all).
+    data lacks, per data type.
+
+    Args:
+        families: {family name: gene symbols}.
+        available: the ``{GENE}_{type}`` features of the data.
+        source: name of the data in messages.
+
+    Returns:
+        The family layout.
+
+    Raises:
+        OmicsInputError: a family ends up empty (no gene of it measured at all).
     """
     available = set(available)
     names = list(families)

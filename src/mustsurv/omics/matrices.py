@@ -64,9 +64,17 @@ _ANNOTATION_COLUMNS = frozenset({"Entrez_Gene_Id", "Locus ID", "Cytoband", "Gene
 
 
 def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
-    """Sample x feature -> patient x feature: drop normal/control samples, keep the lowest tumour type, average ties.
+    """Collapse sample x feature rows to patient x feature rows.
 
-    ``matrix`` has one row per sample id (index). Returns a float frame indexed by patient id (``patient_id``).
+    Drops normal/control samples, keeps the lowest tumour type and averages ties.
+
+    Args:
+        matrix: one row per sample id (index).
+        path: the source file, for messages.
+        what: name of the data in messages.
+
+    Returns:
+        A float frame indexed by patient id (``patient_id``).
     """
     samples = pd.Series(matrix.index, index=matrix.index)
     types = samples.map(sample_type)
@@ -104,10 +112,20 @@ def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFram
 def read_gene_matrix(path: str | Path, what: str) -> pd.DataFrame:
     """Read a gene x sample matrix (cBioPortal, GISTIC or Xena) into a patient x gene float frame.
 
-    ``what`` names the data in messages (``"RNA"``, ``"CNV"``). Rows without a gene symbol are dropped,
-    duplicated gene symbols are averaged, duplicated sample columns are averaged; all counted in the log.
-    Returns float64 values with NaN for missing cells, index = patient id (``patient_id``), columns = gene
-    symbols (``gene``).
+    Rows without a gene symbol are dropped, duplicated gene symbols are averaged, duplicated sample columns
+    are averaged; all counted in the log.
+
+    Args:
+        path: the matrix file.
+        what: name of the data in messages (``"RNA"``, ``"CNV"``).
+
+    Returns:
+        float64 values with NaN for missing cells, index = patient id (``patient_id``), columns = gene symbols
+        (``gene``).
+
+    Raises:
+        OmicsInputError: the gene column is duplicated, there are no sample columns, or the genes are
+            Ensembl ids instead of HGNC symbols.
     """
     path = Path(path)
     df = read_table(path, numeric=lambda c: c not in _GENE_COLUMNS and c not in _ANNOTATION_COLUMNS)
@@ -147,11 +165,20 @@ def read_gene_matrix(path: str | Path, what: str) -> pd.DataFrame:
 
 
 def rna_transform(frame: pd.DataFrame, transform: RnaTransform, source: str | Path) -> tuple[pd.DataFrame, str]:
-    """Apply the configured RNA transform; return the frame and the transform actually applied.
+    """Apply the configured RNA transform.
 
-    ``log2p1`` = log2(x + 1) for RSEM/TPM/count scale values (all values must be >= 0). ``none`` passes
-    values through (z-scores, already-logged data). ``auto`` picks ``log2p1`` when no value is negative
-    and the largest exceeds 100 (a linear expression scale), ``none`` otherwise.
+    Args:
+        frame: patient x gene RNA values.
+        transform: ``log2p1`` = log2(x + 1) for RSEM/TPM/count scale values (all values must be >= 0);
+            ``none`` passes values through (z-scores, already-logged data); ``auto`` picks ``log2p1`` when no
+            value is negative and the largest exceeds 100 (a linear expression scale), ``none`` otherwise.
+        source: the source file, for messages.
+
+    Returns:
+        The transformed frame and the transform actually applied.
+
+    Raises:
+        OmicsInputError: ``log2p1`` on negative values, or an unknown transform.
     """
     vals = frame.to_numpy(dtype=np.float64)
     finite = vals[np.isfinite(vals)]
@@ -172,13 +199,31 @@ def rna_transform(frame: pd.DataFrame, transform: RnaTransform, source: str | Pa
 
 
 def read_rna(path: str | Path, transform: RnaTransform = "auto") -> tuple[pd.DataFrame, str]:
-    """RNA gene x sample matrix -> (patient x gene frame after the transform, transform applied)."""
+    """Read an RNA gene x sample matrix and transform it.
+
+    Args:
+        path: the matrix file.
+        transform: ``auto``, ``log2p1`` or ``none`` (see :func:`rna_transform`).
+
+    Returns:
+        The patient x gene frame after the transform, and the transform applied.
+    """
     frame = read_gene_matrix(path, "RNA")
     return rna_transform(frame, transform, path)
 
 
 def read_cnv(path: str | Path) -> pd.DataFrame:
-    """GISTIC thresholded CNV gene x sample matrix (values -2..2) -> patient x gene frame."""
+    """Read a GISTIC thresholded CNV gene x sample matrix (values -2..2).
+
+    Args:
+        path: the matrix file.
+
+    Returns:
+        A patient x gene frame.
+
+    Raises:
+        OmicsInputError: a value lies outside -2..2.
+    """
     frame = read_gene_matrix(path, "CNV")
     vals = frame.to_numpy()
     bad = np.isfinite(vals) & ~np.isin(vals, [-2.0, -1.0, 0.0, 1.0, 2.0])
@@ -190,10 +235,19 @@ def read_cnv(path: str | Path) -> pd.DataFrame:
 
 
 def read_maf(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """MAF file(s) -> binary patient x gene frame (1 = at least one non-silent call, see :data:`NON_SILENT`).
+    """Read MAF file(s) into a binary patient x gene frame (1 = at least one non-silent call, see :data:`NON_SILENT`).
 
     Every patient with any call (silent ones included) in the MAF(s) is a row; a patient absent from all
     MAFs is not (its mutation status is unknown, not zero). Ignored classifications are counted in the log.
+
+    Args:
+        paths: one MAF or several.
+
+    Returns:
+        The patient x gene 0/1 frame.
+
+    Raises:
+        OmicsInputError: a MAF lacks a required column or has no calls with a Tumor_Sample_Barcode.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]

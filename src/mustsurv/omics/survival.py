@@ -49,7 +49,8 @@ def _parse_status(values: pd.Series) -> pd.Series:
 
 
 def _survival_frame(path: Path, patient: pd.Series, time: pd.Series, event: pd.Series) -> pd.DataFrame:
-    """Validate and de-duplicate a per-patient survival table (NaN kept for missing time/event)."""
+    """Validate and de-duplicate a per-patient survival table (NaN kept for missing time/event); OmicsInputError names the problem.
+    """
     df = pd.DataFrame({PATIENT_ID: patient.map(lambda s: patient_of(str(s)) if pd.notna(s) else s),
                        "time": time, "event": event}).dropna(subset=[PATIENT_ID])
     neg = df["time"] < 0
@@ -71,13 +72,22 @@ def _survival_frame(path: Path, patient: pd.Series, time: pd.Series, event: pd.S
 
 
 def read_clinical(path: str | Path) -> pd.DataFrame:
-    """Per-patient survival of a clinical table.
+    """Read the per-patient survival of a clinical table.
 
-    Returns columns ``patient_id`` (str), ``time`` (months, float) and ``event`` (1 = death; float, NaN =
-    unknown), one row per patient.
     The style is detected from the columns: TCGA-CDR (``OS``, ``OS.time`` days), cBioPortal
     (``OS_MONTHS``, ``OS_STATUS``) or MCAT (``survival_months``, ``censorship``; 1 = censored).
     Patients with a missing time or event are kept with NaN; the cohort table drops and counts them.
+
+    Args:
+        path: the clinical table.
+
+    Returns:
+        Columns ``patient_id`` (str), ``time`` (months, float) and ``event`` (1 = death; float, NaN =
+        unknown), one row per patient.
+
+    Raises:
+        OmicsInputError: no patient id column, no recognised survival columns, negative times, events other
+            than 0/1, or conflicting rows of one patient.
     """
     path = Path(path)
     df = read_table(path)
@@ -111,9 +121,11 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
 class McatTable:
     """Content of an MCAT/PORPOISE "all_clean" table, one row per patient.
 
-    ``survival``: columns patient_id, time (months), event. ``features``: patient x feature float frame
-    (index ``patient_id``, features suffixed ``_rnaseq``/``_cnv``/``_mut``, values as in the file).
-    ``slides``: patient id -> slide ids listed in the file.
+    Attributes:
+        survival: columns patient_id, time (months), event.
+        features: patient x feature float frame (index ``patient_id``, features suffixed
+            ``_rnaseq``/``_cnv``/``_mut``, values as in the file).
+        slides: patient id -> slide ids listed in the file.
     """
 
     survival: pd.DataFrame
@@ -126,6 +138,16 @@ def read_mcat_csv(path: str | Path) -> McatTable:
 
     Rows of the same patient (one per slide) must agree on survival; their omics values are averaged
     when they differ (counted in the log). Non-finite feature values become NaN (counted).
+
+    Args:
+        path: the CSV.
+
+    Returns:
+        The table's survival, features and slides.
+
+    Raises:
+        OmicsInputError: required columns are missing, there are no feature columns, a feature column is
+            duplicated, or the survival rows are invalid.
     """
     path = Path(path)
     df = read_table(path, numeric=lambda c: c.rsplit("_", 1)[-1] in DATA_TYPES)

@@ -60,6 +60,17 @@ def read_table(path: str | Path, numeric: Callable[[str], bool] | None = None) -
     text, and :func:`to_float` then names the cell). Lines starting with ``#`` (cBioPortal / MAF
     headers) are skipped; the separator is a tab if the header line has one, else a comma. Duplicated
     header names are kept as they are (not renamed), so callers can detect them.
+
+    Args:
+        path: the table (plain, zip, gzip or bz2).
+        numeric: predicate on a column name: parse that column as numbers; None parses none.
+
+    Returns:
+        The table.
+
+    Raises:
+        OmicsInputError: the file is missing, not UTF-8 text, empty, has no rows, or is a zip with more than
+            one member.
     """
     path = Path(path)
     if not path.is_file():
@@ -93,7 +104,18 @@ def read_table(path: str | Path, numeric: Callable[[str], bool] | None = None) -
 
 
 def to_float(values: pd.DataFrame, path: Path) -> np.ndarray:
-    """Convert string cells (rows x columns) to float64; a non-numeric cell raises naming its column and value."""
+    """Convert string cells (rows x columns) to float64.
+
+    Args:
+        values: the cells.
+        path: the source file, for messages.
+
+    Returns:
+        The float64 array.
+
+    Raises:
+        OmicsInputError: a non-numeric cell; the message names its column and value.
+    """
     try:
         return values.to_numpy(dtype=np.float64)  # fast path: every cell parses
     except (ValueError, TypeError):
@@ -112,7 +134,16 @@ def to_float(values: pd.DataFrame, path: Path) -> np.ndarray:
 
 
 def report_nonfinite(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
-    """Replace +-Inf by NaN and log the number of NaN/Inf cells."""
+    """Replace +-Inf by NaN and log the number of NaN/Inf cells.
+
+    Args:
+        arr: the values.
+        path: the source file, for the log.
+        what: name of the data, for the log.
+
+    Returns:
+        The array with Inf replaced.
+    """
     n_inf = int(np.isinf(arr).sum())
     if n_inf:
         log.warning("%s: %d infinite %s value(s) set to NaN (not measured)", path, n_inf, what)

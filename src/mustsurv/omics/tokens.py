@@ -37,7 +37,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Tokens:
-    """Family tokens of a cohort: ``values[k]`` is a (P, d_k) float32 array, rows in ``patients`` order."""
+    """Family tokens of a cohort.
+
+    Attributes:
+        patients: P patient ids.
+        family_names: the F family names.
+        features: per family k, its d_k feature names.
+        values: per family k, a (P, d_k) float32 array, rows in ``patients`` order.
+        rna_transform: the RNA transform applied.
+        sources: the input files.
+    """
 
     patients: list[str]
     family_names: list[str]
@@ -48,6 +57,7 @@ class Tokens:
 
     @property
     def family_sizes(self) -> list[int]:
+        """Token sizes d_k, one per family."""
         return [len(f) for f in self.features]
 
     def row_of(self) -> dict[str, int]:
@@ -57,10 +67,21 @@ class Tokens:
 
 def assemble_features(rna: pd.DataFrame | None = None, cnv: pd.DataFrame | None = None,
                       mut: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Patient x gene frames per data type -> one patient x ``{GENE}_{type}`` frame (outer join on patients,
-    index ``patient_id``, sorted).
+    """Join the patient x gene frames of each data type into one patient x ``{GENE}_{type}`` frame.
 
-    A patient missing from one data type gets NaN for its features (not measured); counted in the log.
+    Outer join on patients, index ``patient_id``, sorted. A patient missing from one data type gets NaN for
+    its features (not measured); counted in the log.
+
+    Args:
+        rna: patient x gene RNA values, or None.
+        cnv: patient x gene CNV calls, or None.
+        mut: patient x gene mutation flags, or None.
+
+    Returns:
+        The joined frame.
+
+    Raises:
+        ValueError: no data type is given.
     """
     parts = []
     for t, frame in (("rnaseq", rna), ("cnv", cnv), ("mut", mut)):
@@ -84,6 +105,16 @@ def build_tokens(features: pd.DataFrame, families: dict[str, list[str]], rna_tra
 
     Features that are NaN for every patient are dropped before grouping; patients with no measured value
     in any family feature are dropped (they have no genomics). Both are counted in the log.
+
+    Args:
+        features: patient x ``{GENE}_{type}`` frame.
+        families: {family name: gene symbols}.
+        rna_transform: the RNA transform applied, recorded in the tokens.
+        sources: the input files, recorded in the tokens.
+        source: name of the data in messages.
+
+    Returns:
+        The tokens.
     """
     feats = features.astype(np.float64).replace([np.inf, -np.inf], np.nan)
     all_nan = feats.columns[feats.isna().all(axis=0)]
@@ -114,9 +145,21 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
                 transform: str = "auto") -> Tokens:
     """Read a cohort's omics inputs (separate tables or an MCAT all_clean CSV) and build its tokens.
 
-    ``transform`` is the RNA transform (``auto``, ``log2p1``, ``none``; see
-    :func:`mustsurv.omics.matrices.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
-    columns of the MCAT table.
+    Args:
+        gene_families: the gene-family CSV.
+        rna: RNA gene x sample matrix.
+        cnv: GISTIC CNV gene x sample matrix.
+        maf: MAF files.
+        mcat_csv: an MCAT all_clean CSV, instead of ``rna``/``cnv``/``maf``.
+        transform: the RNA transform (``auto``, ``log2p1``, ``none``; see
+            :func:`mustsurv.omics.matrices.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
+            columns of the MCAT table.
+
+    Returns:
+        The tokens.
+
+    Raises:
+        ValueError: both ``mcat_csv`` and separate tables are given, or no data type is given.
     """
     families = read_families(gene_families)
     if mcat_csv is not None:
@@ -139,7 +182,15 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
 
 
 def write_tokens(path: str | Path, tokens: Tokens) -> None:
-    """Write ``tokens`` to ``path`` atomically in the layout of the module docstring."""
+    """Write ``tokens`` to ``path`` atomically in the layout of the module docstring.
+
+    Args:
+        path: the ``tokens.h5`` file.
+        tokens: the tokens.
+
+    Raises:
+        ValueError: a family's values do not have shape (P, d_k).
+    """
     str_dt = h5py.string_dtype("utf-8")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
@@ -162,7 +213,14 @@ def write_tokens(path: str | Path, tokens: Tokens) -> None:
 
 
 def read_tokens(path: str | Path) -> Tokens:
-    """Read a ``tokens.h5`` written by :func:`write_tokens`."""
+    """Read a ``tokens.h5`` written by :func:`write_tokens`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The tokens.
+    """
     with h5py.File(path, "r") as h5:
         names = [s.decode() if isinstance(s, bytes) else s for s in h5["family_names"][()]]
         patients = [s.decode() if isinstance(s, bytes) else s for s in h5["patients"][()]]

@@ -21,11 +21,21 @@ log = logging.getLogger("mustsurv.slides")
 
 def run_batch(slide_ids: Sequence[str], step: Callable[[str], T], what: str,
               on_failure: Callable[[str, str], None]) -> tuple[dict[str, T], dict[str, str]]:
-    """Call ``step(slide_id)`` for every slide; return ({slide_id: result}, {slide_id: error message}).
+    """Call ``step(slide_id)`` for every slide of a batch, isolating failures per slide.
 
     An exception of one slide (``Exception``, not ``KeyboardInterrupt``) is logged with the slide's name
     and handed to ``on_failure(slide_id, message)``, which writes that slide's failure outputs; the
     remaining slides still run. An error inside ``on_failure`` propagates (the job then fails).
+
+    Args:
+        slide_ids: the slides of the batch.
+        step: the per-slide step, called with the slide's id.
+        what: name of the step, for the log.
+        on_failure: writes a failed slide's outputs, called with the slide's id and the error message.
+
+    Returns:
+        ``{slide_id: result}`` of the slides that succeeded and ``{slide_id: error message}`` of those that
+        failed.
     """
     results: dict[str, T] = {}
     failures: dict[str, str] = {}

@@ -37,7 +37,14 @@ MIN_REGIONS_FOR_WORKERS = 8  # slides with fewer regions (blocks of region_patch
 
 @dataclass(frozen=True)
 class EmbedParams(FromConfig):
-    """Embedding settings (keys of the config's ``slides`` block)."""
+    """Embedding settings (keys of the config's ``slides`` block).
+
+    Attributes:
+        batch_size: patches per encoder batch.
+        num_workers: reader worker processes (0 = read in the main process).
+        region_patches: side, in patches, of the grid block read as one region.
+        read_retries: extra attempts of a region read that fails to decode.
+    """
 
     batch_size: int = 64
     num_workers: int = 1
@@ -47,10 +54,18 @@ class EmbedParams(FromConfig):
 
 
 def region_groups(coords: np.ndarray, step: int, region_patches: int) -> list[tuple[int, int]]:
-    """[start, end) runs of consecutive patches of ``coords`` (N, 2) in the same grid block.
+    """Group consecutive patches that lie in the same grid block into runs.
 
     Works for any order; the block-major order of :func:`mustsurv.slides.tiling.tile_slide` gives one
     run per block.
+
+    Args:
+        coords: (N, 2) level-0 top-left (x, y) of the patches.
+        step: patch side in level-0 px.
+        region_patches: block side in patches.
+
+    Returns:
+        The [start, end) index runs, in order.
     """
     if len(coords) == 0:
         return []
@@ -61,13 +76,23 @@ def region_groups(coords: np.ndarray, step: int, region_patches: int) -> list[tu
 
 
 class RegionPatches(Dataset):
-    """Item ``i``: uint8 tensor (n_i, patch_size, patch_size, 3) of the patches of region ``i``.
+    """Dataset whose item ``i`` is a uint8 tensor (n_i, patch_size, patch_size, 3) of the patches of region ``i``.
 
     Each worker process opens its own slide handle on first use.
     """
 
     def __init__(self, path: Path, slide_id: str, mpp: float, tiles: Tiles, groups: list[tuple[int, int]],
                  retries: int) -> None:
+        """Keep what each worker needs to read the regions.
+
+        Args:
+            path: the slide file.
+            slide_id: the slide's id.
+            mpp: the slide's level-0 MPP (the coords file's, so the reader needs no sheet).
+            tiles: the slide's patches and read attributes (``read_level``, ``read_size``, ``patch_size``).
+            groups: the [start, end) patch runs of the regions (:func:`region_groups`).
+            retries: extra attempts of a failed read.
+        """
         self.path, self.slide_id, self.mpp, self.retries = path, slide_id, mpp, retries
         self.coords = tiles.coords
         self.groups = groups
@@ -78,15 +103,28 @@ class RegionPatches(Dataset):
         self._pid = -1
 
     def __len__(self) -> int:
+        """Number of regions."""
         return len(self.groups)
 
     def _handle(self) -> Slide:
+        """The slide handle of the current process, (re)opened after a fork."""
         if self._slide is None or self._pid != os.getpid():
             self._slide = Slide(self.path, fallback_mpp=self.mpp, retries=self.retries, slide_id=self.slide_id)
             self._pid = os.getpid()
         return self._slide
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        """Read region ``i`` and cut it into its patches.
+
+        Args:
+            i: the region's index.
+
+        Returns:
+            (n_i, patch_size, patch_size, 3) uint8 patches, area-downsampled from ``read_size`` when larger.
+
+        Raises:
+            SlideReadError: the region fails to decode after the retries.
+        """
         slide = self._handle()
         a, b = self.groups[i]
         xy = self.coords[a:b]
@@ -107,14 +145,17 @@ class _LogStream:
     """File-like object turning tqdm's refreshes into log lines."""
 
     def __init__(self, logger: logging.Logger) -> None:
+        """Send the text to ``logger`` at level INFO."""
         self.logger = logger
 
     def write(self, text: str) -> None:
+        """Log ``text`` without its line breaks (nothing when empty)."""
         text = text.strip("\r\n ")
         if text:
             self.logger.info(text)
 
     def flush(self) -> None:
+        """Nothing to flush."""
         pass
 
 
@@ -135,7 +176,15 @@ def _batches(pieces: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.
 
 
 def feature_attrs(tiles: Tiles, encoder: Encoder) -> dict[str, Any]:
-    """Attributes of a features file: the coords file's slide attributes plus the encoder."""
+    """Attributes of a features file: the coords file's slide attributes plus the encoder.
+
+    Args:
+        tiles: the slide's patches, with their attributes.
+        encoder: the encoder.
+
+    Returns:
+        The attributes (``encoder`` and ``embed_dim`` added).
+    """
     return {**tiles.attrs, "encoder": encoder.spec.name, "embed_dim": encoder.dim}
 
 
@@ -148,11 +197,27 @@ def embed_slide(
     logger: logging.Logger = log,
     progress_interval: float = 10.0,
 ) -> dict[str, Any]:
-    """Embed the patches ``tiles`` of one slide into ``out_path`` (TRIDENT layout), atomically.
+    """Embed the patches of one slide into a features file (TRIDENT layout), atomically.
 
     Output datasets: ``features`` (N, D) float32, ``coords`` (N, 2) int64 (same order),
     ``tissue_fraction`` (N,); attributes on the file and on ``coords``. With N = 0 (empty tissue mask)
-    the file holds empty datasets and no model is built. Returns the attributes written.
+    the file holds empty datasets and no model is built.
+
+    Args:
+        slide_path: the slide file.
+        tiles: the patches to embed (a coords file's content).
+        out_path: the features ``.h5`` to write.
+        encoder: the patch encoder.
+        params: the embedding settings.
+        logger: logger of the progress lines.
+        progress_interval: seconds between progress lines.
+
+    Returns:
+        The attributes written.
+
+    Raises:
+        SlideReadError: a region fails to decode after the retries.
+        RuntimeError: fewer or more patches were embedded than the coords file lists.
     """
     n, dim = len(tiles.coords), encoder.dim
     attrs = feature_attrs(tiles, encoder)
@@ -173,6 +238,7 @@ def embed_slide(
 
 def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Encoder, params: EmbedParams,
           logger: logging.Logger, progress_interval: float) -> None:
+    """Embed the patches of ``tiles`` batch by batch into the preallocated dataset ``feats``."""
     step = int(tiles.attrs["patch_size_level0"])
     groups = region_groups(tiles.coords, step, params.region_patches)
     data = RegionPatches(Path(slide_path), name, float(tiles.attrs["level0_mpp"]), tiles, groups, params.read_retries)
@@ -207,6 +273,7 @@ def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Enc
 
 
 def _store(feats: h5py.Dataset, offset: int, out: torch.Tensor) -> None:
+    """Copy features ``out`` to rows ``offset:`` of ``feats``."""
     arr = out.cpu().numpy()
     feats[offset:offset + len(arr)] = arr
 
@@ -214,13 +281,28 @@ def _store(feats: h5py.Dataset, offset: int, out: torch.Tensor) -> None:
 def embed_batch(jobs: Sequence[tuple[str, str | os.PathLike, str | os.PathLike, str | os.PathLike]], encoder: str,
                 weights: str | os.PathLike | None, embed: dict[str, Any], device: str = "auto",
                 threads: int = 2) -> dict[str, str]:
-    """Embed a batch of slides with one encoder instance; ``jobs`` are (slide_id, slide, coords, out).
-    Returns {slide_id: error} of the slides that failed.
+    """Embed a batch of slides with one encoder instance.
 
     The encoder is built once per batch (start-up dominates on small slides). On CPU it gets
     ``threads - num_workers`` threads (at least one); the readers the rest. A slide that fails (e.g. a
     tile that does not decode after the retries) gets a features file with no patches, status
     ``failed`` and the error, and the others go on (:func:`mustsurv.slides.batch.run_batch`).
+
+    Args:
+        jobs: (slide_id, slide file, coords file, features file to write) of each slide.
+        encoder: the encoder's name.
+        weights: its local weights file, or None.
+        embed: the config's ``slides`` block (:class:`EmbedParams` keys).
+        device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
+        threads: CPU threads of the job.
+
+    Returns:
+        ``{slide_id: error}`` of the slides that failed.
+
+    Raises:
+        KeyError: unknown encoder name.
+        EncoderWeightsError: the encoder's weights file is missing or does not fit.
+        RuntimeError: ``cuda`` is asked for but no CUDA device is visible.
     """
     params = EmbedParams.from_config(embed)
     dev = pick_device(device)

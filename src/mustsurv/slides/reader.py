@@ -37,7 +37,15 @@ class ReadPlan:
     """How to read one patch of ``patch_size`` px at ``target_mpp`` from a slide.
 
     ``read_size`` px are read at pyramid level ``level`` and area-downsampled to ``patch_size`` when they
-    differ (never upsampled); one patch spans ``patch_size_level0`` level-0 pixels.
+    differ (never upsampled).
+
+    Attributes:
+        level: pyramid level to read.
+        level_mpp: microns per pixel of that level.
+        read_size: side in px of the square read at ``level``.
+        patch_size: side in px of the patch handed to the encoder.
+        patch_size_level0: side of one patch in level-0 pixels.
+        target_mpp: the patches' resolution in µm/px.
     """
 
     level: int
@@ -61,7 +69,22 @@ def plan_read(
     The coarsest level whose resolution is at least the target (within ``tolerance``, relative) is read.
     Its scale ``target_mpp / level_mpp`` is snapped to the nearest integer when within the tolerance
     (0.2525 µm/px at 0.5 µm/px gives 2: 448 px read, downsampled to 224), else the read size is
-    ``round(patch_size * scale)``. A slide coarser than the target raises :class:`SlideError`.
+    ``round(patch_size * scale)``.
+
+    Args:
+        level_mpps: microns per pixel of each pyramid level.
+        level_downsamples: downsample factor of each level relative to level 0.
+        target_mpp: the patches' resolution in µm/px.
+        patch_size: side of a patch in px.
+        tolerance: relative tolerance on the resolutions (0.1 = 10 %).
+        name: the slide, named in the error.
+
+    Returns:
+        The read plan.
+
+    Raises:
+        SlideError: the slide is coarser than the target (patches are never upsampled); the message says
+            which setting to change.
     """
     usable = [k for k, m in enumerate(level_mpps) if m <= target_mpp * (1 + tolerance)]
     if not usable:
@@ -100,13 +123,17 @@ def _to_rgb(img) -> np.ndarray:
 class Slide:
     """An open whole-slide image with its level-0 MPP resolved (from the file, else ``fallback_mpp``).
 
-    Parameters
-    ----------
-    path: the slide file (any format OpenSlide reads).
-    fallback_mpp: the slide sheet's ``mpp`` for this slide, used only when the file has none.
-    sheet: the slide sheet's path, named in the error when both are missing.
-    retries: extra attempts (each on a reopened handle) before a failed read raises.
-    slide_id: the slide's id (default: the file name without its suffix).
+    Attributes:
+        path: the slide file.
+        name: the slide's id.
+        retries: extra read attempts.
+        mpp: level-0 microns per pixel.
+        mpp_source: ``"slide"`` (from the file) or ``"sheet"`` (the fallback).
+        magnification: the scanner's objective power, NaN when the file does not say.
+        dimensions: level-0 (width, height) in px.
+        level_dimensions: (width, height) of each pyramid level.
+        level_downsamples: downsample factor of each level relative to level 0.
+        level_mpps: microns per pixel of each level.
     """
 
     def __init__(
@@ -117,6 +144,19 @@ class Slide:
         retries: int = 2,
         slide_id: str | None = None,
     ) -> None:
+        """Open the slide and resolve its MPP.
+
+        Args:
+            path: the slide file (any format OpenSlide reads).
+            fallback_mpp: the slide sheet's ``mpp`` for this slide, used only when the file has none.
+            sheet: the slide sheet's path, named in the error when both are missing.
+            retries: extra attempts (each on a reopened handle) before a failed read raises.
+            slide_id: the slide's id (default: the file name without its suffix).
+
+        Raises:
+            SlideError: the file is missing or cannot be opened.
+            MissingMPPError: neither the file nor the sheet gives the MPP; the message says which cell to fill.
+        """
         self.path = Path(path)
         self.name = slide_id or self.path.stem
         self.retries = retries
@@ -148,6 +188,7 @@ class Slide:
         self.level_mpps: list[float] = [self.mpp * d for d in self.level_downsamples]
 
     def _open(self) -> openslide.OpenSlide:
+        """Open the file with OpenSlide; a missing or unreadable file raises :class:`SlideError` naming it."""
         if not self.path.is_file():
             raise SlideError(f"{self.path}: slide file not found; fix its path in the slide sheet or glob.")
         try:
@@ -160,23 +201,51 @@ class Slide:
             ) from err
 
     def close(self) -> None:
+        """Close the OpenSlide handle."""
         self._osr.close()
 
     def __enter__(self) -> "Slide":
+        """Use the slide as a context manager that closes it on exit."""
         return self
 
     def __exit__(self, *exc) -> None:
+        """Close the slide."""
         self.close()
 
     def plan(self, target_mpp: float, patch_size: int, tolerance: float) -> ReadPlan:
-        """The :class:`ReadPlan` for patches of ``patch_size`` px at ``target_mpp`` on this slide."""
+        """Plan the reads of patches from this slide.
+
+        Args:
+            target_mpp: the patches' resolution in µm/px.
+            patch_size: side of a patch in px.
+            tolerance: relative tolerance on the resolutions.
+
+        Returns:
+            The :class:`ReadPlan`.
+
+        Raises:
+            SlideError: the slide is coarser than the target.
+        """
         return plan_read(self.level_mpps, self.level_downsamples, target_mpp, patch_size, tolerance, str(self.path))
 
     def read_region(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
-        """RGB uint8 (height, width, 3) at ``level`` whose top-left is level-0 pixel (x, y).
+        """Read a region of the slide.
 
-        A decode failure is retried ``retries`` times on a reopened handle, then raises
-        :class:`SlideReadError` naming the slide and the region.
+        A decode failure is retried ``retries`` times on a reopened handle.
+
+        Args:
+            x: level-0 x of the region's top-left corner.
+            y: level-0 y of the region's top-left corner.
+            level: pyramid level to read.
+            width: width in px at ``level``.
+            height: height in px at ``level``.
+
+        Returns:
+            (height, width, 3) RGB uint8; transparent pixels (outside the scan) are white.
+
+        Raises:
+            SlideReadError: the region still fails to decode after the retries; the message names the slide
+                and the region.
         """
         last: Exception | None = None
         for attempt in range(self.retries + 1):
@@ -195,11 +264,21 @@ class Slide:
         ) from last
 
     def thumbnail(self, mpp: float, chunk: int = 4096) -> tuple[np.ndarray, float]:
-        """RGB uint8 (h, w, 3) of the whole slide at about ``mpp`` µm/px (never finer than level 0), and
-        its downsample factor relative to level 0 (level-0 px per thumbnail px).
+        """Read the whole slide at about ``mpp`` µm/px (never finer than level 0).
 
         The best pyramid level is read in ``chunk``-px pieces, each area-resized into the output, so
         memory stays bounded for slides without a low-resolution level.
+
+        Args:
+            mpp: the thumbnail's resolution in µm/px.
+            chunk: side of the pieces read, in output px.
+
+        Returns:
+            The (h, w, 3) RGB uint8 thumbnail and its downsample factor relative to level 0 (level-0 px per
+            thumbnail px).
+
+        Raises:
+            SlideReadError: a piece fails to decode after the retries.
         """
         want = max(1.0, mpp / self.mpp)
         level = self._osr.get_best_level_for_downsample(want)
@@ -226,7 +305,15 @@ class Slide:
 
 
 def sheet_mpp(sheet: str | os.PathLike | None, slide_id: str) -> float | None:
-    """The slide sheet's ``mpp`` for ``slide_id`` (None without a sheet, column or value)."""
+    """Look up a slide's ``mpp`` in the slide sheet.
+
+    Args:
+        sheet: the slide sheet, or None.
+        slide_id: the slide's id.
+
+    Returns:
+        The sheet's ``mpp`` for the slide; None without a sheet, an ``mpp`` column or a value.
+    """
     if not sheet:
         return None
     from mustsurv.cohort.slides import read_sheet
@@ -246,6 +333,20 @@ def open_slide(
     sheet: str | os.PathLike | None = None,
     retries: int = 2,
 ) -> Slide:
-    """Open ``path`` (slide ``slide_id``, default the file's stem) with the sheet's MPP as fallback."""
+    """Open a slide with the sheet's MPP as fallback.
+
+    Args:
+        path: the slide file.
+        slide_id: the slide's id; the file's stem when None.
+        sheet: the slide sheet, or None.
+        retries: extra attempts of a failed read.
+
+    Returns:
+        The open slide.
+
+    Raises:
+        SlideError: the file is missing or cannot be opened.
+        MissingMPPError: neither the file nor the sheet gives the MPP; the message says which cell to fill.
+    """
     slide_id = slide_id or Path(path).stem
     return Slide(path, fallback_mpp=sheet_mpp(sheet, slide_id), sheet=sheet, retries=retries, slide_id=slide_id)

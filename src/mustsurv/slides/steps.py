@@ -1,5 +1,5 @@
 """Segmentation, tiling and summary steps, called by ``workflow/scripts/slides_*.py`` (no torch import here;
-the embedding step is :func:`mustsurv.slides.embed.embed_step`)."""
+the embedding step is :func:`mustsurv.slides.embed.embed_batch`)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,23 @@ PathLike = str | os.PathLike
 
 def tissue_step(slide_path: PathLike, slide_id: str, sheet: PathLike | None, geojson: PathLike, qc: PathLike,
                 segmentation: dict[str, Any], retries: int = 2) -> str:
-    """Segment one slide into ``geojson`` and draw ``qc``; return the status (``ok`` / ``empty_mask``)."""
+    """Segment one slide into a GeoJSON file and draw its QC image.
+
+    Args:
+        slide_path: the slide file.
+        slide_id: the slide's id.
+        sheet: the slide sheet (MPP fallback), or None.
+        geojson: the tissue GeoJSON to write.
+        qc: the QC PNG to write.
+        segmentation: the config's ``slides.segmentation`` block.
+        retries: extra attempts of a failed read.
+
+    Returns:
+        The status, ``ok`` or ``empty_mask``.
+
+    Raises:
+        SlideError: the slide cannot be opened, read, or has no MPP.
+    """
     with open_slide(slide_path, slide_id, sheet, retries) as slide:
         tissue = segment_slide(slide, SegmentParams.from_config(segmentation))
         write_geojson(geojson, tissue)
@@ -58,7 +74,24 @@ def tissue_step(slide_path: PathLike, slide_id: str, sheet: PathLike | None, geo
 
 def coords_step(slide_path: PathLike, slide_id: str, sheet: PathLike | None, geojson: PathLike, out: PathLike,
                 tiling: dict[str, Any], retries: int = 2) -> int:
-    """Tile one slide inside its tissue polygons into the coords file ``out``; return the patch count."""
+    """Tile one slide inside its tissue polygons into a coords file.
+
+    Args:
+        slide_path: the slide file.
+        slide_id: the slide's id.
+        sheet: the slide sheet (MPP fallback), or None.
+        geojson: the slide's tissue GeoJSON.
+        out: the coords ``.h5`` to write.
+        tiling: the config's ``slides`` block (:class:`~mustsurv.slides.tiling.TileParams` keys).
+        retries: extra attempts of a failed read.
+
+    Returns:
+        The number of patches.
+
+    Raises:
+        SlideError: the slide cannot be opened, has no MPP, is coarser than the target or smaller than one
+            patch.
+    """
     with open_slide(slide_path, slide_id, sheet, retries) as slide:
         tiles = tile_slide(slide, read_geojson(geojson), TileParams.from_config(tiling))
     write_coords(out, tiles)
@@ -71,11 +104,21 @@ def coords_step(slide_path: PathLike, slide_id: str, sheet: PathLike | None, geo
 
 def patch_batch(slides: dict[str, PathLike], sheet: PathLike | None, outputs: dict[str, dict[str, PathLike]],
                 segmentation: dict[str, Any], tiling: dict[str, Any], retries: int = 2) -> dict[str, str]:
-    """Segment and tile a batch of slides ({slide_id: path}); return {slide_id: error} of the failed ones.
+    """Segment and tile a batch of slides.
 
-    ``outputs[slide_id]`` has the paths ``geojson``, ``qc`` and ``coords`` of that slide. A slide that
-    fails gets failure outputs (status ``failed``, the error in GeoJSON properties and coords attributes)
-    and the others go on (:func:`mustsurv.slides.batch.run_batch`).
+    A slide that fails gets failure outputs (status ``failed``, the error in GeoJSON properties and coords
+    attributes) and the others go on (:func:`mustsurv.slides.batch.run_batch`).
+
+    Args:
+        slides: ``{slide_id: slide file}``.
+        sheet: the slide sheet (MPP fallback), or None.
+        outputs: per slide id, the paths ``geojson``, ``qc`` and ``coords`` of that slide.
+        segmentation: the config's ``slides.segmentation`` block.
+        tiling: the config's ``slides`` block.
+        retries: extra attempts of a failed read.
+
+    Returns:
+        ``{slide_id: error}`` of the slides that failed.
     """
 
     def one(slide_id: str) -> int:
@@ -97,10 +140,18 @@ class SlideFailedError(RuntimeError):
 
 
 def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike, skip_failed: bool = False) -> None:
-    """Write the cohort's slide summary from its features files ({slide_id: path}).
+    """Write the cohort's slide summary from its features files.
 
-    Slides whose features file has status ``failed`` stop the run here with their names and errors,
-    unless ``skip_failed`` (they are then listed with that status and left out of the bags).
+    Args:
+        features: ``{slide_id: features file}``.
+        sheet: the slide sheet (patient ids), or None (the first 12 characters of the slide ids).
+        out: the ``summary.tsv`` to write.
+        skip_failed: list failed slides with that status (left out of the bags) instead of stopping.
+
+    Raises:
+        SlideFailedError: slides have status ``failed`` and ``skip_failed`` is false; the message names them,
+            their errors and the fixes.
+        FeatureFileError: a features file is unusable or has an unknown status.
     """
     patients = None
     if sheet:

@@ -56,6 +56,7 @@ class FeatureFileError(ValueError):
 
 
 def _attr(attrs_list: list[Any], *keys: str) -> float:
+    """The first of ``keys`` found as a number in ``attrs_list`` (NaN when none is)."""
     for attrs in attrs_list:
         for key in keys:
             if key in attrs:
@@ -67,10 +68,20 @@ def _attr(attrs_list: list[Any], *keys: str) -> float:
 
 
 def feature_file_info(path: str | os.PathLike) -> dict[str, Any]:
-    """status, n_patches, dim, level0_mpp, magnification of a features ``.h5`` (ours, TRIDENT's or CLAM's).
+    """Describe a features ``.h5`` (ours, TRIDENT's or CLAM's).
 
     Needs a 2-D ``features`` dataset (N, D) and, when present, ``coords`` (N, 2); attributes are looked up
-    on the file and on ``coords``. Raises :class:`FeatureFileError` for anything else.
+    on the file and on ``coords``.
+
+    Args:
+        path: the features file.
+
+    Returns:
+        ``status``, ``n_patches``, ``dim``, ``level0_mpp`` and ``magnification`` (NaN when unknown).
+
+    Raises:
+        FeatureFileError: the file is unreadable or its datasets do not have these shapes; the message names
+            the file and the fix.
     """
     fix = "re-export it (TRIDENT/CLAM layout: `features` (N, D), `coords` (N, 2)) or remove it from the folder"
     try:
@@ -101,7 +112,14 @@ def feature_file_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def feature_file_error(path: str | os.PathLike) -> str:
-    """The ``error`` attribute of a failed slide's features file ('' when there is none)."""
+    """The error of a failed slide's features file.
+
+    Args:
+        path: the features file.
+
+    Returns:
+        Its ``error`` attribute ('' when there is none or the file is unreadable).
+    """
     try:
         with h5py.File(path, "r") as h5:
             return str(h5.attrs.get("error", ""))
@@ -110,8 +128,19 @@ def feature_file_error(path: str | os.PathLike) -> str:
 
 
 def build_summary(features: dict[str, str], patients: dict[str, str] | None = None) -> pd.DataFrame:
-    """The summary table of slides ``features`` ({slide_id: features h5}); patient ids from ``patients``
-    (a slide sheet's mapping) or the first 12 characters of the slide id."""
+    """Build the summary table of a cohort's slides.
+
+    Args:
+        features: ``{slide_id: features h5}``.
+        patients: ``{slide_id: patient id}`` (a slide sheet's mapping); a slide not in it gets the first 12
+            characters of its id.
+
+    Returns:
+        One row per slide, sorted by slide id, columns :data:`SUMMARY_COLUMNS`.
+
+    Raises:
+        FeatureFileError: a features file is unusable or has an unknown status; the message says to delete it.
+    """
     patients = patients or {}
     rows = []
     for slide_id, path in sorted(features.items()):
@@ -131,7 +160,12 @@ def build_summary(features: dict[str, str], patients: dict[str, str] | None = No
 
 
 def write_summary(path: str | os.PathLike, df: pd.DataFrame) -> None:
-    """Write the summary as TSV atomically (NaN as empty cells)."""
+    """Write the summary as TSV atomically (NaN as empty cells).
+
+    Args:
+        path: the ``summary.tsv`` to write.
+        df: the summary (:func:`build_summary`).
+    """
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
 
@@ -139,10 +173,17 @@ def write_summary(path: str | os.PathLike, df: pd.DataFrame) -> None:
 def read_summary(path: str | os.PathLike, report: bool = True) -> pd.DataFrame:
     """Read a summary written by :func:`write_summary` and mark usable slides.
 
-    Returns the file's columns (:data:`SUMMARY_COLUMNS`; ``n_patches`` as int64, an empty cell read as 0)
-    plus ``usable`` (bool: status ``ok`` and n_patches > 0). ``report`` logs the number of unusable slides
-    by status. Raises :class:`SummaryInputError` naming the file when a column the cohort assembly needs is
-    missing or a slide appears twice.
+    Args:
+        path: the ``summary.tsv``.
+        report: log the number of unusable slides by status.
+
+    Returns:
+        The file's columns (:data:`SUMMARY_COLUMNS`; ``n_patches`` as int64, an empty cell read as 0) plus
+        ``usable`` (bool: status ``ok`` and n_patches > 0).
+
+    Raises:
+        SummaryInputError: a column the cohort assembly needs is missing or a slide appears twice; the
+            message names the file and the rule that rebuilds it.
     """
     path = Path(path)
     df = pd.read_csv(path, sep="\t", dtype={"slide_id": str, PATIENT_ID: str, "status": str, "features": str})

@@ -28,7 +28,15 @@ SUBSAMPLE = 16  # raster px per patch side when measuring tissue fractions
 
 @dataclass(frozen=True)
 class TileParams(FromConfig):
-    """Tiling settings (keys of the config's ``slides`` block)."""
+    """Tiling settings (keys of the config's ``slides`` block).
+
+    Attributes:
+        target_mpp: the patches' resolution in µm/px.
+        mpp_tolerance: relative tolerance on the resolutions.
+        patch_size: side of a patch in px.
+        min_tissue_fraction: a patch is kept when at least this fraction of it is tissue.
+        region_patches: side, in patches, of the blocks of the patch order (one read region each).
+    """
 
     target_mpp: float = 0.5
     mpp_tolerance: float = 0.05
@@ -40,8 +48,13 @@ class TileParams(FromConfig):
 
 @dataclass
 class Tiles:
-    """Kept patches of one slide: ``coords`` (N, 2) int64 level-0 top-left (x, y), ``tissue_fraction``
-    (N,) float32, and the slide/plan attributes written with them."""
+    """Kept patches of one slide.
+
+    Attributes:
+        coords: (N, 2) int64 level-0 top-left (x, y).
+        tissue_fraction: (N,) float32 tissue fraction of each patch.
+        attrs: the slide/plan attributes written with them (:func:`slide_attrs`).
+    """
 
     coords: np.ndarray
     tissue_fraction: np.ndarray
@@ -49,7 +62,16 @@ class Tiles:
 
 
 def slide_attrs(slide: Slide, plan: ReadPlan, status: str) -> dict[str, Any]:
-    """TRIDENT-style attributes of a slide's patch files."""
+    """TRIDENT-style attributes of a slide's patch files.
+
+    Args:
+        slide: the open slide.
+        plan: its read plan.
+        status: ``ok`` or ``empty_mask``.
+
+    Returns:
+        The attributes (name, patch and read sizes, read level, MPPs, magnification, level-0 size, status).
+    """
     return {
         "name": slide.name,
         "patch_size": plan.patch_size,
@@ -67,9 +89,18 @@ def slide_attrs(slide: Slide, plan: ReadPlan, status: str) -> dict[str, Any]:
 
 
 def tissue_fractions(polygons: list[tuple[Ring, list[Ring]]], step: int, nx: int, ny: int) -> np.ndarray:
-    """(ny, nx) float32 fraction of each grid cell (``step`` level-0 px) covered by the polygons.
+    """Measure the fraction of each grid cell covered by the tissue polygons.
 
     Holes are empty; islands inside holes count again.
+
+    Args:
+        polygons: (exterior, holes) level-0 rings.
+        step: cell side in level-0 px.
+        nx: cells per row.
+        ny: cells per column.
+
+    Returns:
+        (ny, nx) float32 fractions.
     """
     raster = np.zeros((ny * SUBSAMPLE, nx * SUBSAMPLE), dtype=np.uint8)
     shift = 4
@@ -89,14 +120,32 @@ def tissue_fractions(polygons: list[tuple[Ring, list[Ring]]], step: int, nx: int
 
 
 def block_order(cols: np.ndarray, rows: np.ndarray, block: int) -> np.ndarray:
-    """Permutation (N,) sorting grid cells (cols, rows: (N,) int) block-major, row-major within a block."""
+    """Order grid cells block-major, row-major within a block.
+
+    Args:
+        cols: (N,) int column of each cell.
+        rows: (N,) int row of each cell.
+        block: block side in cells.
+
+    Returns:
+        (N,) permutation of the cells.
+    """
     return np.lexsort((cols, rows, cols // block, rows // block))
 
 
 def tile_slide(slide: Slide, polygons: list[tuple[Ring, list[Ring]]], params: TileParams) -> Tiles:
-    """Grid cells of ``slide`` whose tissue fraction is > 0 and >= ``min_tissue_fraction``.
+    """Keep the grid cells of a slide whose tissue fraction is > 0 and >= ``min_tissue_fraction``.
 
-    Raises :class:`SlideError` when the slide is smaller than one patch at the target MPP.
+    Args:
+        slide: the open slide.
+        polygons: its tissue polygons, (exterior, holes) level-0 rings.
+        params: the tiling settings.
+
+    Returns:
+        The kept patches in block-major order.
+
+    Raises:
+        SlideError: the slide is coarser than the target MPP, or smaller than one patch at it.
     """
     plan = slide.plan(params.target_mpp, params.patch_size, params.mpp_tolerance)
     step = plan.patch_size_level0
@@ -117,15 +166,28 @@ def tile_slide(slide: Slide, polygons: list[tuple[Ring, list[Ring]]], params: Ti
 
 
 def failed_tiles(slide_id: str, error: str) -> Tiles:
-    """No patches, status ``failed`` and the error: what a slide that could not be read is tiled into."""
+    """Tile a slide that could not be read: no patches, status ``failed`` and the error.
+
+    Args:
+        slide_id: the slide's id.
+        error: the error message.
+
+    Returns:
+        The empty tiles.
+    """
     return Tiles(np.zeros((0, 2), np.int64), np.zeros(0, np.float32),
                  {"name": slide_id, "status": STATUS_FAILED, "error": error})
 
 
 def write_coords(path: str | os.PathLike, tiles: Tiles) -> None:
-    """Write ``coords`` (N, 2) int64 and ``tissue_fraction`` (N,) with the attributes, atomically.
+    """Write the patches to a coords file atomically.
 
-    Attributes go on the file and on the ``coords`` dataset (where TRIDENT keeps them).
+    Datasets ``coords`` (N, 2) int64 and ``tissue_fraction`` (N,); the attributes go on the file and on
+    the ``coords`` dataset (where TRIDENT keeps them).
+
+    Args:
+        path: the coords ``.h5`` to write.
+        tiles: the patches.
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         ds = h5.create_dataset("coords", data=tiles.coords.astype(np.int64).reshape(-1, 2))
@@ -135,7 +197,18 @@ def write_coords(path: str | os.PathLike, tiles: Tiles) -> None:
 
 
 def read_coords(path: str | os.PathLike) -> Tiles:
-    """Read a coords file written by :func:`write_coords`."""
+    """Read a coords file written by :func:`write_coords`.
+
+    Args:
+        path: the coords ``.h5``.
+
+    Returns:
+        The patches (tissue fractions all 1 when the file has none).
+
+    Raises:
+        SlideError: the file is unreadable or lacks ``coords``; the message says to delete it so the tiling
+            reruns.
+    """
     try:
         with h5py.File(path, "r") as h5:
             coords = h5["coords"][:].astype(np.int64).reshape(-1, 2)

@@ -27,7 +27,18 @@ Ring = np.ndarray  # (K, 2) float64, level-0 (x, y), not closed
 
 @dataclass(frozen=True)
 class SegmentParams(FromConfig):
-    """Segmentation settings (the config's ``slides.segmentation`` block)."""
+    """Segmentation settings (the config's ``slides.segmentation`` block).
+
+    Attributes:
+        seg_mpp: µm/px of the thumbnail that is segmented.
+        saturation_threshold: fixed threshold 0..255 of the saturation, used when ``use_otsu`` is false.
+        use_otsu: Otsu threshold on the blurred saturation instead of the fixed one.
+        median_blur: odd median kernel size (thumbnail px).
+        close_kernel: closing kernel size (thumbnail px); 0 disables.
+        min_tissue_area_mm2: minimum area of a tissue outline minus its holes.
+        min_hole_area_mm2: minimum area of a kept hole.
+        max_holes: largest holes kept per tissue outline.
+    """
 
     seg_mpp: float = 4.0  # µm/px of the thumbnail that is segmented
     saturation_threshold: int = 8  # 0..255, used when use_otsu is false
@@ -42,7 +53,15 @@ class SegmentParams(FromConfig):
 
 @dataclass
 class Tissue:
-    """Tissue polygons of one slide: each a (exterior, holes) pair of level-0 rings."""
+    """Tissue polygons of one slide.
+
+    Attributes:
+        polygons: (exterior, holes) pairs of level-0 rings.
+        name: the slide's id.
+        level0_width: level-0 width in px.
+        level0_height: level-0 height in px.
+        level0_mpp: level-0 microns per pixel.
+    """
 
     polygons: list[tuple[Ring, list[Ring]]]
     name: str
@@ -52,11 +71,20 @@ class Tissue:
 
     @property
     def status(self) -> str:
+        """``ok`` with polygons, else ``empty_mask``."""
         return STATUS_OK if self.polygons else STATUS_EMPTY
 
 
 def tissue_mask(rgb: np.ndarray, params: SegmentParams) -> np.ndarray:
-    """Binary tissue mask uint8 (h, w) in {0, 255} of an RGB uint8 (h, w, 3) thumbnail."""
+    """Threshold a thumbnail's saturation into a binary tissue mask.
+
+    Args:
+        rgb: (h, w, 3) RGB uint8 thumbnail.
+        params: the segmentation settings.
+
+    Returns:
+        (h, w) uint8 mask in {0, 255}.
+    """
     sat = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
     k = params.median_blur | 1
     if k > 1:
@@ -74,10 +102,18 @@ def tissue_mask(rgb: np.ndarray, params: SegmentParams) -> np.ndarray:
 def mask_polygons(
     mask: np.ndarray, px_area_mm2: float, params: SegmentParams
 ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-    """Filtered (exterior, holes) contours, in mask pixel coordinates (K, 2) int, of a uint8 mask.
+    """Find the filtered tissue outlines and their holes in a mask.
 
     Keeps a tissue outline when its area minus its kept holes' area passes ``min_tissue_area_mm2``;
     keeps its holes larger than ``min_hole_area_mm2``, at most ``max_holes`` of them, largest first.
+
+    Args:
+        mask: (h, w) uint8 mask.
+        px_area_mm2: area of one mask pixel in mm².
+        params: the segmentation settings.
+
+    Returns:
+        (exterior, holes) contours in mask pixel coordinates, each (K, 2) int.
     """
     contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
@@ -107,7 +143,18 @@ def _to_level0(ring: np.ndarray, downsample: float) -> Ring:
 
 
 def segment_slide(slide: Slide, params: SegmentParams) -> Tissue:
-    """Tissue polygons of ``slide`` from its thumbnail at ``params.seg_mpp``."""
+    """Segment a slide's tissue on its thumbnail at ``params.seg_mpp``.
+
+    Args:
+        slide: the open slide.
+        params: the segmentation settings.
+
+    Returns:
+        The tissue polygons in level-0 px (none when the mask is empty).
+
+    Raises:
+        SlideReadError: the thumbnail fails to decode after the retries.
+    """
     thumb, ds = slide.thumbnail(params.seg_mpp)
     mask = tissue_mask(thumb, params)
     px_area_mm2 = (ds * slide.mpp / 1000.0) ** 2
@@ -120,12 +167,21 @@ def segment_slide(slide: Slide, params: SegmentParams) -> Tissue:
 
 
 def _ring_json(ring: Ring) -> list[list[float]]:
+    """A ring as a closed GeoJSON coordinate list, rounded to 0.1 px."""
     pts = [[round(float(x), 1), round(float(y), 1)] for x, y in ring]
     return pts + [pts[0]]
 
 
 def tissue_to_geojson(tissue: Tissue) -> dict[str, Any]:
-    """GeoJSON FeatureCollection (QuPath-style annotations), one Polygon per tissue outline with holes."""
+    """Convert tissue polygons to a GeoJSON FeatureCollection (QuPath-style annotations).
+
+    Args:
+        tissue: the tissue polygons.
+
+    Returns:
+        The collection: one Polygon per tissue outline with its holes; the slide's name, status and level-0
+        size in ``properties``.
+    """
     feats = [
         {
             "type": "Feature",
@@ -149,12 +205,27 @@ def tissue_to_geojson(tissue: Tissue) -> dict[str, Any]:
 
 
 def write_geojson(path: str | os.PathLike, tissue: Tissue) -> None:
-    """Write the tissue polygons to ``path`` atomically."""
+    """Write the tissue polygons as GeoJSON atomically.
+
+    Args:
+        path: the GeoJSON file to write.
+        tissue: the tissue polygons.
+    """
     write_text_atomic(path, json.dumps(tissue_to_geojson(tissue)))
 
 
 def read_geojson(path: str | os.PathLike) -> list[tuple[Ring, list[Ring]]]:
-    """Tissue polygons (exterior, holes) in level-0 px of a GeoJSON file (Polygon / MultiPolygon features)."""
+    """Read the tissue polygons of a GeoJSON file (Polygon and MultiPolygon features; others are skipped).
+
+    Args:
+        path: the GeoJSON file.
+
+    Returns:
+        (exterior, holes) rings in level-0 px.
+
+    Raises:
+        ValueError: the file is not valid JSON; the message says to delete it so the segmentation reruns.
+    """
     with open(path) as fh:
         try:
             doc = json.load(fh)
@@ -176,8 +247,19 @@ def read_geojson(path: str | os.PathLike) -> list[tuple[Ring, list[Ring]]]:
 
 
 def qc_image(slide: Slide, tissue: Tissue, max_side: int = 1024) -> np.ndarray:
-    """RGB uint8 QC image (about ``max_side`` px on its long side, never finer than level 0): the slide
-    with tissue outlines (green) and holes (blue) drawn on it."""
+    """Draw a QC image: the slide with tissue outlines (green) and holes (blue).
+
+    Args:
+        slide: the open slide.
+        tissue: its tissue polygons.
+        max_side: about this many px on the long side (never finer than level 0).
+
+    Returns:
+        RGB uint8 image (h, w, 3).
+
+    Raises:
+        SlideReadError: the thumbnail fails to decode after the retries.
+    """
     W0, H0 = slide.dimensions
     img, downsample = slide.thumbnail(max(W0, H0) * slide.mpp / max_side)
     f = 1.0 / downsample
@@ -192,14 +274,28 @@ def qc_image(slide: Slide, tissue: Tissue, max_side: int = 1024) -> np.ndarray:
 
 
 def failed_geojson(path: str | os.PathLike, slide_id: str, error: str) -> None:
-    """Write the GeoJSON of a slide that could not be segmented: no features, the error in ``properties``."""
+    """Write the GeoJSON of a slide that could not be segmented: no features, the error in ``properties``.
+
+    Args:
+        path: the GeoJSON file to write.
+        slide_id: the slide's id.
+        error: the error message.
+    """
     doc = {"type": "FeatureCollection", "features": [],
            "properties": {"name": slide_id, "status": STATUS_FAILED, "error": error}}
     write_text_atomic(path, json.dumps(doc))
 
 
 def failed_qc_image(slide_id: str, error: str) -> np.ndarray:
-    """A small RGB placeholder QC image naming the slide and its error."""
+    """Draw a small placeholder QC image naming a failed slide and its error.
+
+    Args:
+        slide_id: the slide's id.
+        error: the error message (its first 300 characters are drawn).
+
+    Returns:
+        (240, 960, 3) RGB uint8 image.
+    """
     img = np.full((240, 960, 3), 235, dtype=np.uint8)
     cv2.putText(img, f"{slide_id}: FAILED", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (200, 0, 0), 2)
     for k in range(0, min(len(error), 300), 75):
@@ -208,7 +304,15 @@ def failed_qc_image(slide_id: str, error: str) -> np.ndarray:
 
 
 def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image as PNG atomically."""
+    """Write an RGB image as PNG atomically.
+
+    Args:
+        path: the PNG file to write.
+        rgb: (h, w, 3) RGB uint8 image.
+
+    Raises:
+        RuntimeError: the PNG encoding failed.
+    """
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"{path}: PNG encoding failed")

@@ -57,50 +57,117 @@ DECOMPOSITION_FIGURES: tuple[str, ...] = ("ecdf", "cosine_map")
 # --- demo inputs ---------------------------------------------------------------------------------
 
 def demo_dir(cohort: Part) -> str:
-    """Folder of a demo cohort's generated inputs."""
+    """Folder of a demo cohort's generated inputs.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        The folder.
+    """
     return f"resources/demo/{cohort}"
 
 
 def demo_slide(cohort: Part, slide: Part) -> str:
-    """A generated demo slide (Aperio SVS)."""
+    """A generated demo slide (Aperio SVS).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        slide: the slide's id (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"{demo_dir(cohort)}/slides/{slide}.svs"
 
 
 def demo_tables(cohort: Part) -> dict[str, str]:
-    """The demo generator's tables of ``cohort`` by role (see :data:`DEMO_TABLES`)."""
+    """The demo generator's tables of a cohort by role (see :data:`DEMO_TABLES`).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        ``{role: path}``.
+    """
     return {role: f"{demo_dir(cohort)}/{name}" for role, name in DEMO_TABLES.items()}
 
 
 # --- genomics, cohort assembly and folds ---------------------------------------------------------
 
 def cohort_dir(cohort: Part) -> str:
-    """Root of a cohort's results."""
+    """Root of a cohort's results.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        The folder.
+    """
     return f"results/cohorts/{cohort}"
 
 
 def tokens(cohort: Part) -> str:
-    """Family tokens of every patient with genomics (``omics_tokens``)."""
+    """Family tokens of every patient with genomics (``omics_tokens``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/omics/tokens.h5"
 
 
 def cohort_table(cohort: Part) -> str:
-    """The patient table (``cohort_table``)."""
+    """The patient table (``cohort_table``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/cohort.tsv"
 
 
 def fold(cohort: Part, k: Part) -> str:
-    """Fold ``k``'s file: train/test patients and time-bin edges."""
+    """Fold ``k``'s file: train/test patients and time-bin edges.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        k: the fold index (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/splits/fold{k}.json"
 
 
 def folds(cohort: Part, ks: Iterable[int]) -> list[str]:
-    """The fold files of ``ks``, in order."""
+    """The fold files of ``ks``, in order.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        ks: the fold indices.
+
+    Returns:
+        The paths.
+    """
     return [fold(cohort, k) for k in ks]
 
 
 def fold_inputs(cohort: Part, k: Part) -> dict[str, str]:
-    """What a fold's datasets are read from (``mustsurv.train.data.fold_datasets``'s arguments): the cohort
-    table, the fold file, the tokens and the slide summary of a cohort with both modalities."""
+    """What a fold's datasets are read from (``mustsurv.train.data.fold_datasets``'s arguments).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        k: the fold index (or a wildcard).
+
+    Returns:
+        The cohort table, the fold file, the tokens and the slide summary of a cohort with both
+        modalities, by argument name.
+    """
     return {"cohort_tsv": cohort_table(cohort), "split_json": fold(cohort, k), "tokens_h5": tokens(cohort),
             "summary_tsv": slide_summary(cohort)}
 
@@ -108,80 +175,195 @@ def fold_inputs(cohort: Part, k: Part) -> dict[str, str]:
 # --- slides --------------------------------------------------------------------------------------
 
 def slides_dir(cohort: Part) -> str:
-    """Root of a cohort's slide outputs."""
+    """Root of a cohort's slide outputs.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        The folder.
+    """
     return f"{cohort_dir(cohort)}/slides"
 
 
 def slide_outputs(cohort: Part, slide: Part) -> dict[str, str]:
-    """Per-slide outputs of segmentation + tiling by role: ``geojson``, ``qc`` (PNG), ``coords`` (h5)."""
+    """Per-slide outputs of segmentation + tiling.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        slide: the slide's id (or a wildcard).
+
+    Returns:
+        ``geojson``, ``qc`` (PNG) and ``coords`` (h5) paths by role.
+    """
     d = slides_dir(cohort)
     return {"geojson": f"{d}/tissue/{slide}.geojson", "qc": f"{d}/tissue/qc/{slide}.png",
             "coords": f"{d}/coords/{slide}.h5"}
 
 
 def features(cohort: Part, slide: Part, encoder: Part) -> str:
-    """A slide's patch features written by this workflow's encoder."""
+    """A slide's patch features written by this workflow's encoder.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        slide: the slide's id (or a wildcard).
+        encoder: the encoder's name (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"{slides_dir(cohort)}/features/{encoder}/{slide}.h5"
 
 
 def slide_summary(cohort: Part) -> str:
-    """One row per slide of the cohort (``slides_summary``)."""
+    """One row per slide of the cohort (``slides_summary``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+
+    Returns:
+        The path.
+    """
     return f"{slides_dir(cohort)}/summary.tsv"
 
 
 # --- models and predictions ----------------------------------------------------------------------
 
 def must_checkpoint(cohort: Part, run: Part, k: Part, stage: Part) -> str:
-    """The whole MUST model of run ``run`` (``must`` or a variant ``must_*``) after ``stage`` (1, 2, 3)."""
+    """The whole MUST model of a run after a stage.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        run: ``must`` or a variant ``must_*`` (or a wildcard).
+        k: the fold index (or a wildcard).
+        stage: 1, 2 or 3 (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/models/{run}/fold{k}/stage{stage}.pt"
 
 
 def baseline_model(cohort: Part, method: Part, k: Part) -> str:
-    """A trained baseline of fold ``k``."""
+    """A trained baseline of fold ``k``.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: the baseline's name (or a wildcard).
+        k: the fold index (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/models/{method}/fold{k}/model.pt"
 
 
 def predictions(cohort: Part, method: Part, k: Part, ldm: bool = True) -> str:
-    """Test predictions of fold ``k`` (``patient_id, scenario, risk, time, event, train_median_risk,
-    survival_1 … survival_K``: :mod:`mustsurv.evaluate.predictions`); ``ldm=False``: a MUST run's missing
-    scenarios with a zero tensor in place of the missing û ("without LDM")."""
+    """Test predictions of fold ``k`` (:mod:`mustsurv.evaluate.predictions`: ``patient_id, scenario, risk, time,
+    event, train_median_risk, survival_1 … survival_K``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: the method, MUST run or Table 2 reference (or a wildcard).
+        k: the fold index (or a wildcard).
+        ldm: False: a MUST run's missing scenarios with a zero tensor in place of the missing û
+            ("without LDM").
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/predictions/{method}/fold{k}{'' if ldm else '_no_ldm'}.tsv"
 
 
 def decomposition_cosines(cohort: Part, run: Part, k: Part) -> str:
-    """A MUST run's decomposition cosines of fold ``k``'s test patients (npz)."""
+    """A MUST run's decomposition cosines of fold ``k``'s test patients (npz).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        run: the MUST run (or a wildcard).
+        k: the fold index (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/predictions/{run}/fold{k}_decomposition.npz"
 
 
 # --- reports -------------------------------------------------------------------------------------
 
 def cohort_report(cohort: Part, name: str) -> str:
-    """A per-cohort report file: ``cindex_folds.tsv``, ``table1.csv``, ``table2.csv``, ``metrics_folds.tsv``,
-    ``logrank.tsv``, ``decomposition.tsv``."""
+    """A per-cohort report file.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        name: ``cindex_folds.tsv``, ``table1.csv``, ``table2.csv``, ``metrics_folds.tsv``, ``logrank.tsv`` or
+            ``decomposition.tsv``.
+
+    Returns:
+        The path.
+    """
     return f"{cohort_dir(cohort)}/{name}"
 
 
 def study_table(name: str) -> str:
-    """A study-wide table over every cohort (``table1.csv``, ``table2.csv``, ``cindex_folds.tsv``,
-    ``metrics_folds.tsv``, ``metrics_summary.csv``)."""
+    """A study-wide table over every cohort.
+
+    Args:
+        name: ``table1.csv``, ``table2.csv``, ``cindex_folds.tsv``, ``metrics_folds.tsv``,
+            ``metrics_summary.csv`` or ``provenance.json``.
+
+    Returns:
+        The path.
+    """
     return f"results/tables/{name}"
 
 
 def km_figure(cohort: Part, method: Part, scenario: Part) -> str:
-    """Kaplan–Meier figure of a method in a scenario, pooled over the test folds."""
+    """Kaplan–Meier figure of a method in a scenario, pooled over the test folds.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: the method (or a wildcard).
+        scenario: the scenario (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"results/figures/km/{cohort}/{method}_{scenario}.png"
 
 
 def decomposition_figure(cohort: Part, kind: Part) -> str:
-    """MUST's decomposition figure (``ecdf`` or ``cosine_map``) of a cohort."""
+    """MUST's decomposition figure of a cohort.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        kind: ``ecdf`` or ``cosine_map`` (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"results/figures/decomposition/{cohort}_{kind}.png"
 
 
 def ablation_table(name: Part) -> str:
-    """An analysis-experiment table (``warmup``, ``ldm_conditioning``, ``rank``, ``training_missingness``)."""
+    """An analysis-experiment table.
+
+    Args:
+        name: ``warmup``, ``ldm_conditioning``, ``rank`` or ``training_missingness`` (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"results/tables/ablation_{name}.csv"
 
 
 def ablation_figure(name: Part) -> str:
-    """The figure drawn from an analysis-experiment table (``rank``: Fig. 4)."""
+    """The figure drawn from an analysis-experiment table (``rank``: Fig. 4).
+
+    Args:
+        name: the table's name (or a wildcard).
+
+    Returns:
+        The path.
+    """
     return f"results/figures/ablation_{name}.png"

@@ -18,9 +18,9 @@ class MethodInfo:
     """What the tables need to know of a method.
 
     Attributes:
-        tables: The paper tables it is a row of: ``table1`` (unimodal and complete-data methods) and/or
+        tables: the paper tables it is a row of: ``table1`` (unimodal and complete-data methods) and/or
             ``table2`` (missing-modality methods); MUST is in both.
-        scenarios: The scenarios it writes predictions for, in :data:`SCENARIOS` order.
+        scenarios: the scenarios it writes predictions for, in :data:`SCENARIOS` order.
         same_modalities: True when it needs identical modalities at training and inference (the paper's †).
     """
 
@@ -65,7 +65,17 @@ TABLES: tuple[str, ...] = ("table1", "table2")
 
 
 def method_info(method: str) -> MethodInfo:
-    """The entry of ``method``; a clear error for a method the tables do not know."""
+    """Look up a method's (or a Table 2 reference's) entry.
+
+    Args:
+        method: the method's name.
+
+    Returns:
+        Its :class:`MethodInfo`.
+
+    Raises:
+        KeyError: the method has no entry in :data:`METHODS`; the message says to add one.
+    """
     if method in REFERENCES:
         return REFERENCES[method]
     if method not in METHODS:
@@ -75,17 +85,47 @@ def method_info(method: str) -> MethodInfo:
 
 
 def table_methods(table: str) -> tuple[str, ...]:
-    """The methods of ``table`` (``table1`` or ``table2``) in the paper's row order."""
+    """The methods of a paper table, in the paper's row order.
+
+    Args:
+        table: ``table1`` or ``table2``.
+
+    Returns:
+        The method names.
+
+    Raises:
+        ValueError: unknown table.
+    """
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; use one of {', '.join(TABLES)}")
     return tuple(m for m, info in METHODS.items() if table in info.tables)
 
 
 def scenarios_of(method: str) -> tuple[Scenario, ...]:
-    """The scenarios ``method`` writes predictions for."""
+    """The scenarios a method writes predictions for.
+
+    Args:
+        method: the method's name.
+
+    Returns:
+        The scenarios, in :data:`~mustsurv.study.vocabulary.SCENARIOS` order.
+
+    Raises:
+        KeyError: the method has no entry in :data:`METHODS`.
+    """
     return method_info(method).scenarios
 
 
 def dagger_of(method: str) -> bool:
-    """Whether ``method`` needs identical modalities at training and inference (†)."""
+    """Whether a method needs identical modalities at training and inference (the paper's †).
+
+    Args:
+        method: the method's name.
+
+    Returns:
+        True for a † method.
+
+    Raises:
+        KeyError: the method has no entry in :data:`METHODS`.
+    """
     return method_info(method).same_modalities

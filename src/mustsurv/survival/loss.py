@@ -22,17 +22,38 @@ from torch import Tensor
 
 
 def hazards_from_logits(logits: Tensor) -> Tensor:
-    """Hazards ``h = sigmoid(logits)``; ``logits`` (B, K) -> (B, K) in (0, 1)."""
+    """Compute the hazards ``h = sigmoid(logits)``.
+
+    Args:
+        logits: (B, K) hazard logits.
+
+    Returns:
+        (B, K) hazards in (0, 1).
+    """
     return torch.sigmoid(logits)
 
 
 def survival_from_hazards(hazards: Tensor) -> Tensor:
-    """Survival ``S(k) = prod_{j<=k}(1 - h_j)``; ``hazards`` (B, K) -> (B, K), non-increasing in k."""
+    """Compute the survival ``S(k) = prod_{j<=k}(1 - h_j)``.
+
+    Args:
+        hazards: (B, K) hazards.
+
+    Returns:
+        (B, K) survival, non-increasing in k.
+    """
     return torch.cumprod(1.0 - hazards, dim=1)
 
 
 def risk_from_hazards(hazards: Tensor) -> Tensor:
-    """Risk score ``-sum_k S(k)`` (B,); larger means shorter expected survival."""
+    """Compute the risk score ``-sum_k S(k)``.
+
+    Args:
+        hazards: (B, K) hazards.
+
+    Returns:
+        (B,) risk; larger means shorter expected survival.
+    """
     return -survival_from_hazards(hazards).sum(dim=1)
 
 
@@ -56,6 +77,9 @@ def nll_loss(
 
     Returns:
         Scalar loss (or (B,) per-patient losses for ``reduction="none"``).
+
+    Raises:
+        ValueError: ``logits`` is not (B, K), a bin lies outside [0, K-1], or ``reduction`` is unknown.
     """
     if logits.ndim != 2:
         raise ValueError(f"logits must be (B, K), got shape {tuple(logits.shape)}")

@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike
 
 
 def _as_arrays(time: ArrayLike, event: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``time``, ``event`` as float and int arrays (N,); ValueError on unequal lengths or non-finite times."""
     t = np.asarray(time, dtype=float).reshape(-1)
     e = np.asarray(event).reshape(-1)
     if t.shape != e.shape:
@@ -19,9 +20,20 @@ def _as_arrays(time: ArrayLike, event: ArrayLike) -> tuple[np.ndarray, np.ndarra
 
 
 def c_index(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> float:
-    """Harrell's concordance index of ``risk`` (higher = earlier event), shapes (N,).
+    """Compute Harrell's concordance index of ``risk`` (higher = earlier event).
 
     Delegates to :func:`sksurv.metrics.concordance_index_censored` (ties in risk count 1/2).
+
+    Args:
+        time: (N,) survival times.
+        event: (N,) 1 = event observed, 0 = censored.
+        risk: (N,) risk scores.
+
+    Returns:
+        The concordance index.
+
+    Raises:
+        ValueError: lengths differ or a time or risk is NaN/inf.
     """
     from sksurv.metrics import concordance_index_censored
 
@@ -36,8 +48,16 @@ def c_index(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> float:
 
 @dataclass(frozen=True)
 class KaplanMeierCurve:
-    """A Kaplan–Meier estimate: ``timeline`` (T,), ``survival`` (T,), 95 % CI ``lower``/``upper`` (T,),
-    and the censoring times with the curve's value there (for tick marks)."""
+    """A Kaplan–Meier estimate.
+
+    Attributes:
+        timeline: (T,) times.
+        survival: (T,) survival estimate.
+        lower: (T,) lower bound of the 95 % CI.
+        upper: (T,) upper bound of the 95 % CI.
+        censor_times: the censoring times.
+        censor_survival: the curve's value at the censoring times (for tick marks).
+    """
 
     timeline: np.ndarray
     survival: np.ndarray
@@ -48,7 +68,16 @@ class KaplanMeierCurve:
 
 
 def kaplan_meier(time: ArrayLike, event: ArrayLike, alpha: float = 0.05) -> KaplanMeierCurve:
-    """Kaplan–Meier estimate with a ``1 - alpha`` confidence band (lifelines' ``KaplanMeierFitter``)."""
+    """Estimate a Kaplan–Meier curve with a ``1 - alpha`` confidence band (lifelines' ``KaplanMeierFitter``).
+
+    Args:
+        time: (N,) survival times.
+        event: (N,) 1 = event observed, 0 = censored.
+        alpha: 1 - confidence level of the band.
+
+    Returns:
+        The curve.
+    """
     from lifelines import KaplanMeierFitter
 
     t, e = _as_arrays(time, event)
@@ -67,7 +96,19 @@ def kaplan_meier(time: ArrayLike, event: ArrayLike, alpha: float = 0.05) -> Kapl
 
 
 def logrank(time: ArrayLike, event: ArrayLike, group: ArrayLike) -> float:
-    """p-value of the log-rank test between the groups in ``group`` (N,) (lifelines)."""
+    """Run the log-rank test between the groups in ``group`` (lifelines).
+
+    Args:
+        time: (N,) survival times.
+        event: (N,) 1 = event observed, 0 = censored.
+        group: (N,) group labels.
+
+    Returns:
+        The p-value.
+
+    Raises:
+        ValueError: lengths differ or there are fewer than two groups.
+    """
     from lifelines.statistics import multivariate_logrank_test
 
     t, e = _as_arrays(time, event)

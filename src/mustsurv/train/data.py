@@ -37,12 +37,12 @@ def fold_datasets(
     omics scaler.
 
     Args:
-        cohort_tsv: The cohort table.
-        split_json: The fold file (train / validation / test patients, bin edges).
-        tokens_h5: The cohort's family tokens (None: no genomics).
-        summary_tsv: The cohort's slide summary (None: no pathology).
-        store: Feature store shared by every fold of a job, so each bag is read from disk once.
-        fit_on_validation: Fit on train + validation and return no validation set (selection modes that
+        cohort_tsv: the cohort table.
+        split_json: the fold file (train / validation / test patients, bin edges).
+        tokens_h5: the cohort's family tokens (None: no genomics).
+        summary_tsv: the cohort's slide summary (None: no pathology).
+        store: feature store shared by every fold of a job, so each bag is read from disk once.
+        fit_on_validation: fit on train + validation and return no validation set (selection modes that
             choose nothing on validation patients: ``last_epoch``, ``optimistic``, and a refit).
 
     Returns:

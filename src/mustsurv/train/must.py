@@ -31,7 +31,17 @@ log = logging.getLogger(__name__)
 
 
 def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
-    """The patients having both pathology and genomics (MUST trains on complete pairs by default)."""
+    """Select the patients having both pathology and genomics (MUST trains on complete pairs by default).
+
+    Args:
+        dataset: the training patients.
+
+    Returns:
+        The complete patients.
+
+    Raises:
+        ValueError: no patient has both modalities.
+    """
     kept = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
     if len(kept) < len(dataset):
         log.warning("MUST training uses %d of %d patients: the others lack a modality", len(kept), len(dataset))
@@ -41,7 +51,18 @@ def complete_patients(dataset: Sequence[PatientItem]) -> list[PatientItem]:
 
 
 def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[PatientItem]:
-    """Complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality."""
+    """Select complete pairs only, or (``unpaired``: supplement §8.2) every patient with at least one modality.
+
+    Args:
+        dataset: the training patients.
+        unpaired: also keep patients with one modality.
+
+    Returns:
+        The patients to train on.
+
+    Raises:
+        ValueError: no patient has both modalities (the decomposition needs pairs).
+    """
     if not unpaired:
         return complete_patients(dataset)
     kept = [it for it in dataset if it["pathology"] is not None or it["genomics"] is not None]
@@ -51,8 +72,22 @@ def training_patients(dataset: Sequence[PatientItem], unpaired: bool) -> list[Pa
 
 
 def unpair(items: Sequence[PatientItem], fraction: float, seed: int) -> list[PatientItem]:
-    """A copy of ``items`` where round(``fraction`` · n) complete patients, drawn with ``seed``, lose one
-    modality: the first half of the draw loses genomics, the rest pathology (supplement §8.2)."""
+    """Copy ``items`` with some complete patients losing one modality (supplement §8.2).
+
+    round(``fraction`` · n) complete patients, drawn with ``seed``, lose one modality: the first half of
+    the draw loses genomics, the rest pathology.
+
+    Args:
+        items: the training patients.
+        fraction: share of the complete patients to unpair.
+        seed: seed of the draw.
+
+    Returns:
+        The modified copy.
+
+    Raises:
+        ValueError: fewer than two pairs would remain.
+    """
     complete = [i for i, it in enumerate(items) if it[PATHOLOGY] is not None and it[GENOMICS] is not None]
     n_drop = round(fraction * len(items))
     if n_drop > len(complete) - 2:
@@ -74,10 +109,23 @@ def train_stage1(
     monitor: Callable[[], float] | None = None,
     patience: int | None = None,
 ) -> TrainState:
-    """Stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``);
-    paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation. ``unpaired``: also train on
-    patients with one modality (each term uses the patients that have its modality). ``monitor`` and
-    ``patience``: epoch selection (:func:`~mustsurv.train.trainer.train_epochs`)."""
+    """Train stage 1 warm-up: survival loss on φ([g_P; ε]) and φ([g_G; ε]) (σ = ``model.warmup_sigma``).
+
+    Paper: 30 epochs, AdamW lr 1e-3, wd 1e-5, bs 1 x 32 accumulation.
+
+    Args:
+        model: the MUST model.
+        dataset: the training patients.
+        cfg: optimiser settings.
+        progress_path: resumable progress file; None = no resume.
+        unpaired: also train on patients with one modality (each term uses the patients that have its
+            modality).
+        monitor: the selection criterion, evaluated after each epoch (:func:`~mustsurv.train.trainer.train_epochs`).
+        patience: epochs without improvement of ``monitor`` before stopping early.
+
+    Returns:
+        The stage's training state.
+    """
     return train_epochs(model, training_patients(dataset, unpaired), model.warmup_loss, model.parameters(), cfg,
                         progress_path=progress_path, monitor=monitor, patience=patience)
 
@@ -91,10 +139,22 @@ def train_stage2(
     monitor: Callable[[], float] | None = None,
     patience: int | None = None,
 ) -> TrainState:
-    """Stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
-    The diffusion models are not part of this stage. ``unpaired``: patients with one modality take the
-    survival loss only (:meth:`MUST.main_loss`). ``monitor`` and ``patience``: epoch selection
-    (:func:`~mustsurv.train.trainer.train_epochs`)."""
+    """Train stage 2: L_surv + λ_dec L_decomp + λ_sh L_shared + λ_orth L_orth; paper: 30 epochs, lr 2e-4.
+
+    The diffusion models are not part of this stage.
+
+    Args:
+        model: the MUST model after stage 1.
+        dataset: the training patients.
+        cfg: optimiser settings.
+        progress_path: resumable progress file; None = no resume.
+        unpaired: patients with one modality take the survival loss only (:meth:`MUST.main_loss`).
+        monitor: the selection criterion, evaluated after each epoch (:func:`~mustsurv.train.trainer.train_epochs`).
+        patience: epochs without improvement of ``monitor`` before stopping early.
+
+    Returns:
+        The stage's training state.
+    """
     params = [p for n, p in model.named_parameters() if not n.startswith("ldm_")]
     return train_epochs(model, training_patients(dataset, unpaired), model.main_loss, params, cfg,
                         progress_path=progress_path, monitor=monitor, patience=patience)
@@ -104,7 +164,16 @@ def train_stage2(
 def ldm_training_pairs(
     model: MUST, dataset: Sequence[PatientItem], batch_size: int = 32
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Frozen model's targets and conditions for stage 3: modality -> (û (N, D), ĉ (N, D))."""
+    """Compute the frozen model's targets and conditions for stage 3.
+
+    Args:
+        model: the MUST model after stage 2.
+        dataset: the training patients (complete pairs).
+        batch_size: patients per forward pass.
+
+    Returns:
+        modality -> (û (N, D), ĉ (N, D)).
+    """
     model.eval()
     items = complete_patients(dataset)
     device = next(model.parameters()).device
@@ -138,16 +207,16 @@ def train_stage3(
     from memorising a small training set.
 
     Args:
-        model: The trained MUST model (stages 1-2); its diffusion models are trained in place.
-        dataset: The training patients (complete pairs give the training pairs).
-        steps: Maximum optimiser steps per diffusion model.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        batch_size: Pairs per step.
-        seed: Seeds the mini-batches, noise and timesteps.
-        validation: Patients to select the stopping step on (None: keep the last step).
-        evaluations: Validation evaluations over ``steps``.
-        patience: Evaluations without improvement before stopping early (None: never early).
+        model: the trained MUST model (stages 1-2); its diffusion models are trained in place.
+        dataset: the training patients (complete pairs give the training pairs).
+        steps: maximum optimiser steps per diffusion model.
+        lr: adamW learning rate.
+        weight_decay: adamW weight decay.
+        batch_size: pairs per step.
+        seed: seeds the mini-batches, noise and timesteps.
+        validation: patients to select the stopping step on (None: keep the last step).
+        evaluations: validation evaluations over ``steps``.
+        patience: evaluations without improvement before stopping early (None: never early).
 
     Returns:
         Per modality the training loss at every 1 % of the steps; with ``validation`` also
@@ -236,7 +305,18 @@ class _DenoisingCheck:
 
 
 def scenario_available(item: PatientItem, scenario: Scenario) -> bool:
-    """Whether the patient has the modalities the scenario keeps."""
+    """Tell whether the patient has the modalities the scenario keeps.
+
+    Args:
+        item: one patient.
+        scenario: ``complete``, ``missing_genomics`` or ``missing_pathology``.
+
+    Returns:
+        True when the patient can be predicted in ``scenario``.
+
+    Raises:
+        ValueError: unknown ``scenario``.
+    """
     if scenario == "complete":
         return item["pathology"] is not None and item["genomics"] is not None
     if scenario == "missing_genomics":
@@ -285,14 +365,14 @@ def predict(
     Args:
         model: MUST or a registry baseline (anything with ``predict_survival(batch, scenario, n_samples,
             steps, seed)``).
-        dataset: The patients to predict (the test fold).
-        scenarios: The scenarios to predict.
-        batch_size: Patients per forward pass.
+        dataset: the patients to predict (the test fold).
+        scenarios: the scenarios to predict.
+        batch_size: patients per forward pass.
         n_samples: DDIM samples averaged per patient (MUST's missing scenarios).
         steps: DDIM steps.
-        seed: Sampling seed (combined with each patient id).
+        seed: sampling seed (combined with each patient id).
         specific: ``"zero"`` (MUST only): the missing û is a zero tensor instead of an LDM sample.
-        train: The patients the model was fit on; they are predicted the same way (same seeds, same
+        train: the patients the model was fit on; they are predicted the same way (same seeds, same
             sampling) and their median risk per scenario fills ``train_median_risk``. None leaves that
             column NaN (such a table is not a valid predictions file).
 

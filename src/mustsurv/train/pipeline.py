@@ -52,7 +52,15 @@ log = logging.getLogger(__name__)
 
 
 def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
-    """Path of ``<out>.progress``; a progress file older than any input is stale and removed first."""
+    """Return the path of ``<out>.progress``; a progress file older than any input is stale and removed first.
+
+    Args:
+        out: the stage's output path.
+        inputs: the stage's inputs (None entries are skipped).
+
+    Returns:
+        The progress path.
+    """
     progress = Path(f"{out}.progress")
     if progress.exists():
         newest = max((Path(p).stat().st_mtime for p in inputs if p is not None and Path(p).exists()), default=0.0)
@@ -64,13 +72,32 @@ def fresh_progress(out: str | Path, inputs: list[str | Path | None]) -> Path:
 
 def must_kwargs(family_sizes: list[int], pathology_dim: int, n_bins: int,
                 model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs of the MUST model for a fold (data-dependent sizes + the config's ``must.model``)."""
+    """Build the constructor kwargs of the MUST model for a fold.
+
+    Args:
+        family_sizes: d_k of each genomic family.
+        pathology_dim: D_path of the patch features.
+        n_bins: number of time bins K.
+        model_cfg: the config's ``must.model`` block.
+
+    Returns:
+        The data-dependent sizes merged with the config.
+    """
     return {"family_dims": list(family_sizes), "pathology_dim": int(pathology_dim), "n_bins": int(n_bins),
             **model_cfg}
 
 
 def load_fold(data: dict[str, str | None], selection: Selection, store: FeatureStore | None) -> FoldData:
-    """A fold's datasets as ``selection`` needs them (fit on train, or on train + validation)."""
+    """Load a fold's datasets as ``selection`` needs them (fit on train, or on train + validation).
+
+    Args:
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        selection: the run's selection.
+        store: feature store shared between folds.
+
+    Returns:
+        The fold's datasets.
+    """
     return fold_datasets(data["cohort"], data["split"], data.get("tokens"), data.get("summary"), store=store,
                          fit_on_validation=selection.fit_on_validation)
 
@@ -78,8 +105,7 @@ def load_fold(data: dict[str, str | None], selection: Selection, store: FeatureS
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
                    selection: Selection, previous: str | Path | None = None, store: FeatureStore | None = None,
                    variant: Variant = MAIN, fold: int = 0) -> None:
-    """Train stage ``stage`` (1, 2 or 3) of the MUST run ``variant`` on the training part of fold ``fold``
-    and save the whole model after it to ``out``.
+    """Train stage ``stage`` of the MUST run ``variant`` on fold ``fold``'s training part and save the whole model.
 
     Every stage selects as ``selection`` says: stages 1-2 keep the epoch with the lowest validation survival
     loss (or C-index) and stop early; stage 3 stops each diffusion model at its lowest validation denoising
@@ -90,14 +116,18 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
     Args:
         stage: 1, 2 or 3.
         data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
-        out: The checkpoint to write (the whole model after this stage).
-        cfg: The config's ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``).
-        seed: Seeds weights, order, noise.
-        selection: Where and how choices are made (:class:`~mustsurv.train.selection.Selection`).
-        previous: The checkpoint after the previous stage (stages 2 and 3).
-        store: Feature store shared by the job's folds.
-        variant: The MUST run.
-        fold: The fold index (seeds the unpairing of an unpaired run).
+        out: the checkpoint to write (the whole model after this stage).
+        cfg: the config's ``must`` block (``model``, ``stage1``, ``stage2``, ``stage3``).
+        seed: seeds weights, order, noise.
+        selection: where and how choices are made (:class:`~mustsurv.train.selection.Selection`).
+        previous: the checkpoint after the previous stage (stages 2 and 3).
+        store: feature store shared by the job's folds.
+        variant: the MUST run.
+        fold: the fold index (seeds the unpairing of an unpaired run).
+
+    Raises:
+        ValueError: the cohort lacks slides or genomics, ``stage`` is not 1-3, ``previous`` is missing for
+            stages 2 and 3, or it does not match this run's model.
     """
     seed_everything(seed)
     device = default_device()
@@ -134,8 +164,11 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
 
 
 def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch.device) -> MUST:
-    """The model of checkpoint ``previous``; when its kwargs differ from ``kwargs`` only in the diffusion
-    models' settings, a model built with ``kwargs`` that takes every other weight from it."""
+    """Load the model of checkpoint ``previous``.
+
+    When its kwargs differ from ``kwargs`` only in the diffusion models' settings, a model built with
+    ``kwargs`` takes every other weight from it; other differences raise ValueError.
+    """
     if previous is None:
         raise ValueError("stages 2 and 3 continue from the previous stage's checkpoint; pass `previous`")
     model, ckpt = load_checkpoint(previous, device)
@@ -156,9 +189,17 @@ def _continue(previous: str | Path | None, kwargs: dict[str, Any], device: torch
 def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: dict[str, Any], seed: int,
                            out_tsv: str | Path, out_no_ldm: str | Path | None = None,
                            train: Sequence[PatientItem] | None = None) -> None:
-    """MUST's test predictions in every scenario (``inference``: the config's ``must.inference``) and, with
-    ``out_no_ldm``, in the two missing scenarios with a zero tensor in place of the missing û. ``train``:
-    the fold's training patients, predicted the same way for the files' ``train_median_risk``."""
+    """Write MUST's test predictions in every scenario.
+
+    Args:
+        model: the trained MUST model.
+        test: the test patients.
+        inference: the config's ``must.inference`` block.
+        seed: sampling seed.
+        out_tsv: predictions TSV.
+        out_no_ldm: if given, also the two missing scenarios with a zero tensor in place of the missing û.
+        train: the patients the model was fit on, predicted the same way for the files' ``train_median_risk``.
+    """
     sampling = dict(n_samples=inference["n_samples"], steps=inference["ddim_steps"],
                     batch_size=inference["batch_size"], seed=seed)
     for scenarios, specific, out in ((SCENARIOS, "ldm", out_tsv),
@@ -171,8 +212,19 @@ def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
                  inference: dict[str, Any], seed: int, selection: Selection, store: FeatureStore | None = None,
                  out_no_ldm: str | Path | None = None) -> None:
-    """Risk of every test patient in every scenario it allows, and the decomposition cosines; with
-    ``out_no_ldm`` also the two missing scenarios with a zero tensor in place of the missing û."""
+    """Predict the risk of every test patient in every scenario it allows, and the decomposition cosines.
+
+    Args:
+        ckpt: the stage-3 checkpoint.
+        data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
+        out_tsv: predictions TSV.
+        out_npz: decomposition cosines.
+        inference: the config's ``must.inference`` block.
+        seed: sampling seed.
+        selection: the run's selection (which patients the model was fit on, for ``train_median_risk``).
+        store: feature store shared between folds.
+        out_no_ldm: if given, also the two missing scenarios with a zero tensor in place of the missing û.
+    """
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, default_device())
     fold = load_fold(data, selection, store)
@@ -195,14 +247,17 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     accepts. The model predicts only the scenarios it declares (``scenarios`` class attribute).
 
     Args:
-        method: The registry name.
+        method: the registry name.
         data: ``cohort``, ``split`` and optionally ``tokens``, ``summary`` paths.
-        out_ckpt: The checkpoint to write.
-        out_tsv: The test predictions to write.
-        cfg: The config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
-        seed: Seeds weights, order, noise and sampling.
-        selection: Where and how choices are made.
-        store: Feature store shared by the job's folds.
+        out_ckpt: the checkpoint to write.
+        out_tsv: the test predictions to write.
+        cfg: the config's ``baselines.<method>`` block (``model`` kwargs, ``train`` optimiser settings).
+        seed: seeds weights, order, noise and sampling.
+        selection: where and how choices are made.
+        store: feature store shared by the job's folds.
+
+    Raises:
+        ValueError: no training patient has the modalities the method needs.
     """
     seed_everything(seed)
     device = default_device()

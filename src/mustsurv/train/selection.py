@@ -72,7 +72,13 @@ class Selection(FromConfig):
         return self.mode != "validation"
 
     def monitored(self, data: FoldData) -> Sequence[PatientItem] | None:
-        """The patients the criterion is evaluated on: validation, test (``optimistic``) or none.
+        """The patients the criterion is evaluated on.
+
+        Args:
+            data: the fold's datasets.
+
+        Returns:
+            Its validation patients, its test patients (``optimistic``) or None (``last_epoch``).
 
         Raises:
             ValueError: In ``validation`` mode when the fold has no validation patients.
@@ -141,8 +147,17 @@ def _device_of(loss_fn: Callable) -> Callable[[], object]:
 
 def scenario_cindex(predict_fn: Callable[..., object], model: object, scenario: str,
                     seed: int) -> Callable[[Sequence[PatientItem]], float]:
-    """Harrell's C-index of ``model``'s risk in ``scenario`` on the patients that allow it, as a function of
-    the patients (``predict_fn``: :func:`mustsurv.train.must.predict`)."""
+    """Harrell's C-index of a model's risk in one scenario, as a function of the patients.
+
+    Args:
+        predict_fn: :func:`mustsurv.train.must.predict`.
+        model: the model.
+        scenario: the scenario (its patients are those that allow it).
+        seed: sampling seed.
+
+    Returns:
+        Patients -> C-index.
+    """
 
     def cindex(items: Sequence[PatientItem]) -> float:
         pred = predict_fn(model, items, (scenario,), seed=seed)

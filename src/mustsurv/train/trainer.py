@@ -39,7 +39,11 @@ def default_device() -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    """Seed Python, NumPy and torch (CPU and CUDA).
+
+    Args:
+        seed: the seed.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -47,8 +51,18 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class OptimConfig:
-    """One training stage: AdamW(lr, weight_decay) for ``epochs`` epochs, an optimiser step every
-    ``accumulation_steps`` patients; ``grouped`` picks the one-pass-per-group form."""
+    """One training stage's optimiser settings.
+
+    Attributes:
+        epochs: number of epochs.
+        lr: learning rate.
+        weight_decay: weight decay.
+        accumulation_steps: patients per optimiser step.
+        grouped: use the one-pass-per-group form.
+        seed: seed of the epoch permutations.
+        optimizer: ``adamw``, ``adam`` or ``sgd``.
+        momentum: SGD momentum.
+    """
 
     epochs: int = 30
     lr: float = 2e-4
@@ -65,11 +79,11 @@ class TrainState:
     """What a progress file needs to resume a stage.
 
     Attributes:
-        epochs_done: Epochs trained so far.
-        history: Per-epoch mean training logs (plus ``monitor``, the monitored value, when one is given).
-        selected_epoch: The epoch whose weights are kept (the last one without a monitor).
-        best: The best monitored value so far (lower is better); None without a monitor.
-        since_best: Epochs since the best one (early stopping counts them against the patience).
+        epochs_done: epochs trained so far.
+        history: per-epoch mean training logs (plus ``monitor``, the monitored value, when one is given).
+        selected_epoch: the epoch whose weights are kept (the last one without a monitor).
+        best: the best monitored value so far (lower is better); None without a monitor.
+        since_best: epochs since the best one (early stopping counts them against the patience).
     """
 
     epochs_done: int = 0
@@ -80,8 +94,19 @@ class TrainState:
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """``cfg.optimizer``: ``adamw`` (MUST, paper), ``adam`` (SurvPath and most baselines) or ``sgd`` (CMTA,
-    with ``cfg.momentum``), all with ``cfg.lr`` and ``cfg.weight_decay``."""
+    """Build the optimiser of ``cfg``, with ``cfg.lr`` and ``cfg.weight_decay``.
+
+    Args:
+        params: the parameters to train.
+        cfg: ``cfg.optimizer`` is ``adamw`` (MUST, paper), ``adam`` (SurvPath and most baselines) or ``sgd``
+            (CMTA, with ``cfg.momentum``).
+
+    Returns:
+        The optimiser.
+
+    Raises:
+        ValueError: unknown optimiser.
+    """
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
@@ -92,7 +117,20 @@ def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.
 
 
 def epoch_groups(n: int, group_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Seeded permutation of ``range(n)`` for ``epoch``, cut into consecutive groups of ``group_size``."""
+    """Cut a seeded permutation of ``range(n)`` for ``epoch`` into consecutive groups of ``group_size``.
+
+    Args:
+        n: number of patients.
+        group_size: patients per group (optimiser step), >= 1.
+        seed: the stage's seed.
+        epoch: epoch index.
+
+    Returns:
+        The groups of indices.
+
+    Raises:
+        ValueError: ``group_size`` < 1.
+    """
     if group_size < 1:
         raise ValueError(f"accumulation_steps must be >= 1, got {group_size}")
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -103,7 +141,18 @@ def epoch_groups(n: int, group_size: int, seed: int, epoch: int) -> list[list[in
 def accumulate_group(
     model: nn.Module, loss_fn: LossFn, items: Sequence[PatientItem], grouped: bool, device: torch.device
 ) -> dict[str, float]:
-    """Add the gradient of the group-mean loss to ``.grad`` (no optimiser step); returns mean logs."""
+    """Add the gradient of the group-mean loss to ``.grad`` (no optimiser step).
+
+    Args:
+        model: the model.
+        loss_fn: batch -> (loss, logs).
+        items: the group's patients.
+        grouped: one forward pass for the whole group; else one per patient.
+        device: device of the batches.
+
+    Returns:
+        The mean logs.
+    """
     if grouped:
         loss, logs = loss_fn(collate(items).to(device))
         loss.backward()
@@ -137,21 +186,24 @@ def train_epochs(
     brought no improvement (None: never early).
 
     Args:
-        model: The model; trained in place.
-        dataset: The training patients.
-        loss_fn: Batch -> (loss, logs).
-        params: The parameters to train (those without ``requires_grad`` are skipped).
-        cfg: Optimiser, epochs and accumulation.
-        device: Where batches go (default: the model's device).
-        progress_path: If given, the model, optimiser, state and best weights are saved there atomically
+        model: the model; trained in place.
+        dataset: the training patients.
+        loss_fn: batch -> (loss, logs).
+        params: the parameters to train (those without ``requires_grad`` are skipped).
+        cfg: optimiser, epochs and accumulation.
+        device: where batches go (default: the model's device).
+        progress_path: if given, the model, optimiser, state and best weights are saved there atomically
             after each epoch, and a run finding that file resumes after its last finished epoch (same seed
             -> same result as an uninterrupted run).
-        on_epoch: Called with (epoch, logs) after each epoch.
-        monitor: The selection criterion, evaluated after each epoch.
-        patience: Epochs without improvement of ``monitor`` before stopping early.
+        on_epoch: called with (epoch, logs) after each epoch.
+        monitor: the selection criterion, evaluated after each epoch.
+        patience: epochs without improvement of ``monitor`` before stopping early.
 
     Returns:
         The final :class:`TrainState` (``selected_epoch`` says whose weights the model holds).
+
+    Raises:
+        ValueError: the training set is empty.
     """
     if len(dataset) == 0:
         raise ValueError("the training set is empty")
@@ -218,13 +270,33 @@ def _evaluate(model: nn.Module, monitor: Callable[[], float]) -> float:
 def save_checkpoint(
     path: str | Path, model: nn.Module, name: str, kwargs: dict[str, Any], meta: dict[str, Any] | None = None
 ) -> None:
-    """Save ``model`` (registry ``name`` + constructor ``kwargs``, so it can be rebuilt) atomically."""
+    """Save ``model`` atomically so it can be rebuilt.
+
+    Args:
+        path: the checkpoint file.
+        model: the model.
+        name: its registry name.
+        kwargs: its constructor arguments.
+        meta: extra metadata.
+    """
     with atomic_path(path) as tmp:
         torch.save({"name": name, "kwargs": kwargs, "state_dict": model.state_dict(), "meta": meta or {}}, tmp)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model saved by :func:`save_checkpoint`; returns (model in eval mode, checkpoint dict)."""
+    """Rebuild the model saved by :func:`save_checkpoint`.
+
+    Args:
+        path: the checkpoint file.
+        device: device to load onto.
+
+    Returns:
+        The model in eval mode and the checkpoint dict.
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist; run the training rule that writes it.
+        ValueError: the file is not a readable mustsurv checkpoint; delete it and retrain.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; run the training rule that writes it")

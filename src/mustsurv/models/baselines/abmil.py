@@ -27,12 +27,20 @@ class GatedAttention(nn.Module):
     """Gated attention scores: (N, L) -> (N,) unnormalised logits."""
 
     def __init__(self, in_dim: int = 512, attn_dim: int = 256, dropout: float = 0.25) -> None:
+        """Build the tanh and sigmoid branches.
+
+        Args:
+            in_dim: instance dimension L.
+            attn_dim: hidden width of the branches.
+            dropout: dropout probability.
+        """
         super().__init__()
         self.tanh_branch = nn.Sequential(nn.Linear(in_dim, attn_dim), nn.Tanh(), nn.Dropout(dropout))
         self.gate_branch = nn.Sequential(nn.Linear(in_dim, attn_dim), nn.Sigmoid(), nn.Dropout(dropout))
         self.score = nn.Linear(attn_dim, 1)
 
     def forward(self, h: Tensor) -> Tensor:
+        """(N, L) instances -> (N,) unnormalised attention logits."""
         return self.score(self.tanh_branch(h) * self.gate_branch(h)).squeeze(-1)
 
 
@@ -45,6 +53,17 @@ class ABMIL(BaselineModel):
 
     def __init__(self, pathology_dim: int = 1536, hidden_dim: int = 512, attn_dim: int = 256, head_dim: int = 256,
                  dropout: float = 0.25, n_bins: int = 4, alpha: float = 0.0) -> None:
+        """Build the model.
+
+        Args:
+            pathology_dim: D_path of the patch features.
+            hidden_dim: instance embedding dimension.
+            attn_dim: hidden width of the gated attention.
+            head_dim: hidden width of the head.
+            dropout: dropout probability.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the NLL.
+        """
         super().__init__(n_bins, alpha)
         self.pathology_dim = pathology_dim
         self.embed = nn.Sequential(nn.Linear(pathology_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout))
@@ -54,11 +73,25 @@ class ABMIL(BaselineModel):
         xavier_init(self)
 
     def pool(self, bag: Tensor) -> Tensor:
-        """Attention-pooled bag embedding (N, D_path) -> (hidden_dim,)."""
+        """Attention-pool one bag.
+
+        Args:
+            bag: (N, D_path) patch features.
+
+        Returns:
+            (hidden_dim,) bag embedding.
+        """
         h = self.embed(bag)
         return torch.softmax(self.attention(h), dim=0) @ h
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """B bags -> hazard logits (B, K); genomics in the batch is not read."""
+        """Predict hazard logits from B bags; genomics in the batch is not read.
+
+        Args:
+            batch: B patients, each with a bag (N_i, D_path).
+
+        Returns:
+            (B, K) hazard logits.
+        """
         pooled = torch.stack([self.pool(bag) for bag in self.bags(batch)])
         return self.classifier(self.rho(pooled))

@@ -31,8 +31,13 @@ from mustsurv.survival import nll_loss, survival_from_hazards
 
 
 def xavier_init(module: nn.Module) -> None:
-    """Xavier-normal weights and zero biases for every ``nn.Linear`` and unit LayerNorms (the
-    ``initialize_weights`` convention of the MCAT/CMTA code bases)."""
+    """Apply Xavier-normal weights and zero biases to every ``nn.Linear`` and unit LayerNorms.
+
+    The ``initialize_weights`` convention of the MCAT/CMTA code bases.
+
+    Args:
+        module: the model, initialised in place.
+    """
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.xavier_normal_(m.weight)
@@ -44,7 +49,15 @@ def xavier_init(module: nn.Module) -> None:
 
 
 class BaselineModel(nn.Module, ABC):
-    """Base of every baseline; see the module docstring for the interface."""
+    """Base of every baseline; see the module docstring for the interface.
+
+    Attributes:
+        scenarios: the scenarios the model is evaluated in.
+        uses_pathology: the model reads pathology bags.
+        uses_genomics: the model reads the genomic families.
+        same_modalities: the model is trained on the modalities it is evaluated with.
+        pathology_dim: D_path of the patch features (pathology models).
+    """
 
     scenarios: ClassVar[tuple[Scenario, ...]] = ()
     uses_pathology: ClassVar[bool] = False
@@ -53,7 +66,15 @@ class BaselineModel(nn.Module, ABC):
     pathology_dim: int  # D_path of the patch features; set by the models that read pathology
 
     def __init__(self, n_bins: int = 4, alpha: float = 0.0) -> None:
-        """``n_bins`` K hazard logits per patient; ``alpha`` the uncensored up-weighting of the NLL."""
+        """Set the survival settings shared by every baseline.
+
+        Args:
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the NLL.
+
+        Raises:
+            ValueError: ``n_bins`` < 1.
+        """
         super().__init__()
         if n_bins < 1:
             raise ValueError(f"n_bins must be >= 1, got {n_bins}")
@@ -63,15 +84,32 @@ class BaselineModel(nn.Module, ABC):
     # ------------------------------------------------------------------ data
     @classmethod
     def accepts(cls, item: PatientItem) -> bool:
-        """Whether the patient has every modality the model reads."""
+        """Tell whether the patient has every modality the model reads.
+
+        Args:
+            item: one patient.
+
+        Returns:
+            True when the patient can be used.
+        """
         return (not cls.uses_pathology or item["pathology"] is not None) and (
             not cls.uses_genomics or item["genomics"] is not None
         )
 
     @classmethod
     def input_kwargs(cls, pathology_dim: int | None, family_dims: Sequence[int] | None) -> dict[str, Any]:
-        """Constructor arguments that come from the data: ``pathology_dim`` (D_path of the patch features)
-        for pathology models, ``family_dims`` (d_k of the F gene families) for genomics models."""
+        """Build the constructor arguments that come from the data.
+
+        Args:
+            pathology_dim: D_path of the patch features (pathology models), or None when the cohort has none.
+            family_dims: d_k of the F gene families (genomics models), or None when the cohort has none.
+
+        Returns:
+            The keyword arguments the model reads.
+
+        Raises:
+            ValueError: the model reads a modality the cohort lacks.
+        """
         kwargs: dict[str, Any] = {}
         if cls.uses_pathology:
             if not pathology_dim:
@@ -84,7 +122,17 @@ class BaselineModel(nn.Module, ABC):
         return kwargs
 
     def bags(self, batch: SurvivalBatch) -> list[Tensor]:
-        """The B pathology bags (N_i, D_path); a clear error if a patient has none."""
+        """Collect the B pathology bags of the batch.
+
+        Args:
+            batch: B patients, each with a bag.
+
+        Returns:
+            B bags, each (N_i, D_path).
+
+        Raises:
+            ValueError: a patient has no bag or a bag is not a non-empty (N, D_path) matrix.
+        """
         missing = [pid for pid, p in zip(batch.patient_ids, batch.pathology) if p is None]
         if missing:
             raise ValueError(f"{type(self).__name__} needs pathology; patients without slides: "
@@ -98,7 +146,17 @@ class BaselineModel(nn.Module, ABC):
         return bags
 
     def families(self, batch: SurvivalBatch) -> list[Tensor]:
-        """The F family tensors (B, d_k); a clear error if a patient has no genomics."""
+        """Collect the F family tensors of the batch.
+
+        Args:
+            batch: B patients, each with genomics.
+
+        Returns:
+            F tensors (B, d_k).
+
+        Raises:
+            ValueError: a patient has no genomics.
+        """
         missing = [pid for pid, has in zip(batch.patient_ids, batch.has_genomics.tolist()) if not has]
         if batch.genomics is None or missing:
             missing = missing or list(batch.patient_ids)
@@ -109,20 +167,42 @@ class BaselineModel(nn.Module, ABC):
     # ------------------------------------------------------------------ model
     @abstractmethod
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """Hazard logits (B, K)."""
+        """Hazard logits (B, K) of ``batch``."""
 
     def survival_loss(self, logits: Tensor, batch: SurvivalBatch) -> Tensor:
-        """Batch-mean discrete-time NLL of ``logits`` (B, K) with the model's ``alpha``."""
+        """Compute the batch-mean discrete-time NLL with the model's ``alpha``.
+
+        Args:
+            logits: (B, K) hazard logits.
+            batch: the batch (bins and events).
+
+        Returns:
+            Scalar loss.
+        """
         return nll_loss(logits, batch.bins, batch.event, self.alpha)
 
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Batch-mean survival NLL; returns (loss, {"surv": value})."""
+        """Compute the batch-mean survival NLL.
+
+        Args:
+            batch: B patients.
+
+        Returns:
+            ``(loss, {"surv": value})``.
+        """
         surv = self.survival_loss(self(batch), batch)
         return surv, {"surv": float(surv.detach())}
 
     # ------------------------------------------------------------------ inference
     def check_scenario(self, scenario: str) -> None:
-        """Raise unless ``scenario`` is one this method is evaluated in."""
+        """Raise unless ``scenario`` is one this method is evaluated in.
+
+        Args:
+            scenario: a scenario name.
+
+        Raises:
+            ValueError: unknown scenario, or one the model is not evaluated in.
+        """
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
         if scenario not in self.scenarios:
@@ -131,7 +211,15 @@ class BaselineModel(nn.Module, ABC):
 
     @torch.no_grad()
     def predict_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K) in ``scenario`` (the model is switched to eval mode)."""
+        """Predict hazard logits in ``scenario`` (the model is switched to eval mode).
+
+        Args:
+            batch: B patients.
+            scenario: one of the model's :attr:`scenarios`.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         self.check_scenario(scenario)
         self.eval()
         return self(batch)
@@ -157,5 +245,17 @@ class BaselineModel(nn.Module, ABC):
     @torch.no_grad()
     def predict_risk(self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50,
                      seed: int = 0) -> Tensor:
-        """Risk −Σ_k S(k) (B,) in ``scenario``, from :meth:`predict_survival` (same arguments)."""
+        """Predict the risk −Σ_k S(k) in ``scenario``, from :meth:`predict_survival`.
+
+        Args:
+            batch: B patients.
+            scenario: one of the model's :attr:`scenarios`.
+            n_samples: MUST's sampling argument, taken for a common call signature (unused: the baselines are
+                deterministic at inference).
+            steps: as ``n_samples``.
+            seed: as ``n_samples``.
+
+        Returns:
+            (B,) risk scores.
+        """
         return -self.predict_survival(batch, scenario, n_samples, steps, seed).sum(dim=1)

@@ -43,11 +43,22 @@ from mustsurv.models.registry import register_model
 
 
 class TokenTransformer(nn.Module):
-    """Class token + two Nyström-attention layers + LayerNorm on a short token sequence (CMTA's genomic
-    transformer): (B, L, D) -> (class output (B, D), token outputs (B, L, D))."""
+    """Class token + two Nyström-attention layers + LayerNorm on a short token sequence (CMTA's genomic transformer).
+
+    (B, L, D) -> (class output (B, D), token outputs (B, L, D)).
+    """
 
     def __init__(self, dim: int, heads: int = 8, num_landmarks: int | None = None, pinv_iterations: int = 6,
                  dropout: float = 0.1) -> None:
+        """Build the transformer.
+
+        Args:
+            dim: token dimension D.
+            heads: attention heads.
+            num_landmarks: Nyström landmarks; None uses ``dim // 2``.
+            pinv_iterations: iterations of the Nyström pseudo-inverse.
+            dropout: dropout probability.
+        """
         super().__init__()
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 1e-6)
         self.layer1 = TransLayer(dim, heads, num_landmarks, pinv_iterations, dropout)
@@ -55,6 +66,7 @@ class TokenTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L, D) tokens -> class output (B, D) and token outputs (B, L, D)."""
         h = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         h = self.norm(self.layer2(self.layer1(h)))
         return h[:, 0], h[:, 1:]
@@ -72,8 +84,23 @@ class CMTA(BaselineModel):
                  heads: int = 8, cross_heads: int = 1, num_landmarks: int | None = None, pinv_iterations: int = 6,
                  dropout: float = 0.1, token_dropout: float = 0.25, alignment_weight: float = 1.0,
                  n_bins: int = 4, alpha: float = 0.0) -> None:
-        """``alignment_weight`` is CMTA's α (weight of the L1 class-token alignment); ``alpha`` is the
-        uncensored up-weighting of the survival NLL, as for every model."""
+        """Build the pathology and genomic encoders/decoders, the cross-attention and the head.
+
+        Args:
+            pathology_dim: D_path of the patch features.
+            family_dims: d_k of the F gene families.
+            dim: token dimension D.
+            token_hidden: hidden width of the family MLPs.
+            heads: attention heads of the Nyström layers.
+            cross_heads: attention heads of the cross-modal attention.
+            num_landmarks: Nyström landmarks; None uses ``dim // 2``.
+            pinv_iterations: iterations of the Nyström pseudo-inverse.
+            dropout: dropout of the transformers.
+            token_dropout: dropout of the family MLPs.
+            alignment_weight: CMTA's α, weight of the L1 class-token alignment.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the survival NLL.
+        """
         super().__init__(n_bins, alpha)
         self.alignment_weight = alignment_weight
         self.pathology_dim = pathology_dim
@@ -89,7 +116,14 @@ class CMTA(BaselineModel):
         xavier_init(self)
 
     def encode(self, batch: SurvivalBatch) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Hazard logits (B, K) and the class tokens p_enc, p_dec, g_enc, g_dec, each (B, D)."""
+        """Encode both modalities and predict.
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            Hazard logits (B, K) and the class tokens p_enc, p_dec, g_enc, g_dec, each (B, D).
+        """
         bags = self.bags(batch)
         g_enc, g_tokens = self.genomics_encoder(self.tokenizer(self.families(batch)))  # (B, D), (B, F, D)
         p_enc, p_dec, translated_g = [], [], []
@@ -107,11 +141,25 @@ class CMTA(BaselineModel):
         return self.classifier(fused), p_enc_t, p_dec_t, g_enc, g_dec
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """B patients with both modalities -> hazard logits (B, K)."""
+        """Predict hazard logits.
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         return self.encode(batch)[0]
 
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """NLL + α (L1(p_dec, sg(p_enc)) + L1(g_dec, sg(g_enc))); logs ``surv`` and ``align``."""
+        """Compute NLL + α (L1(p_dec, sg(p_enc)) + L1(g_dec, sg(g_enc))).
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            The scalar loss and the logged ``surv`` and ``align`` parts.
+        """
         logits, p_enc, p_dec, g_enc, g_dec = self.encode(batch)
         surv = self.survival_loss(logits, batch)
         align = F.l1_loss(p_dec, p_enc.detach()) + F.l1_loss(g_dec, g_enc.detach())

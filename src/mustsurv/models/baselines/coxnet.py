@@ -26,7 +26,8 @@ Outputs (B patients, K bins with edges ``[0, e_1, ..., e_{K-1}, inf]`` of the fo
 
 * ``predict_risk``: the Cox linear predictor η = x·β (B,) (higher = earlier death). This is *not* the
   −Σ S of the deep models; it orders patients identically (S(t | x) = S_0(t)^exp(η) decreases in η at every t),
-  and it is the quantity the Cox model ranks by;
+  and it is the quantity the Cox model ranks by. The prediction files (``mustsurv.train.must.predict``) hold
+  −Σ S for every method, this one included: the same ranking, hence the same C-index;
 * ``predict_survival``: (B, K) S(t | x) = S_0(t)^exp(η), Breslow S_0 of the training patients, at
   t = e_1, ..., e_{K-1} (the end of bins 0..K-2) and, for the last column, at the last observed time of the
   training patients (the end of the estimator's support, or e_{K−1} if that is later; the last bin ends at inf,
@@ -64,16 +65,6 @@ def _t(a: Any) -> Tensor:
 
 class CoxnetBaseline(BaselineModel):
     """Elastic-net Cox model on a fixed feature map of the batch; see the module docstring.
-
-    Args:
-        n_bins: K, the number of survival columns ``predict_survival`` returns.
-        l1_ratio: Elastic-net mixing (1 = lasso, → 0 = ridge), in (0, 1].
-        n_alphas: Length of the penalty path.
-        alpha_min_ratio: Smallest penalty of the path as a fraction of the largest (the one that zeroes
-            every coefficient).
-        max_iter: Coordinate-descent iterations of the Coxnet solver.
-        inner_folds: Folds of the inner cross-validation on the training patients that chooses the penalty
-            when a fold has no validation patients.
     """
 
     uses_pathology: ClassVar[bool] = False
@@ -82,6 +73,18 @@ class CoxnetBaseline(BaselineModel):
 
     def __init__(self, n_bins: int = 4, l1_ratio: float = 0.5, n_alphas: int = 50, alpha_min_ratio: float = 0.01,
                  max_iter: int = 100000, inner_folds: int = 5) -> None:
+        """Build an unfitted model.
+
+        Args:
+            n_bins: K, the number of survival columns ``predict_survival`` returns.
+            l1_ratio: elastic-net mixing (1 = lasso, → 0 = ridge), in (0, 1].
+            n_alphas: length of the penalty path.
+            alpha_min_ratio: smallest penalty of the path as a fraction of the largest (the one that zeroes
+                every coefficient).
+            max_iter: coordinate-descent iterations of the Coxnet solver.
+            inner_folds: folds of the inner cross-validation on the training patients that chooses the
+                penalty when a fold has no validation patients.
+        """
         super().__init__(n_bins, 0.0)
         if not 0.0 < l1_ratio <= 1.0:
             raise ValueError(f"l1_ratio must lie in (0, 1], got {l1_ratio}")
@@ -250,8 +253,15 @@ class CoxnetBaseline(BaselineModel):
         return np.append(edges[1:-1], t_last)
 
     def baseline_survival_at(self, times: np.ndarray) -> np.ndarray:
-        """Breslow S_0(t) (right-continuous step function; 1 before the first time, its last value after
-        the last), ``times`` (T,) -> (T,)."""
+        """Breslow S_0(t): a right-continuous step function, 1 before the first time, its last value after
+        the last.
+
+        Args:
+            times: (T,) times.
+
+        Returns:
+            (T,) baseline survival.
+        """
         self._require_fit()
         bt, bs = self._fit["baseline_time"].numpy(), self._fit["baseline_survival"].numpy()
         idx = np.searchsorted(bt, np.asarray(times, dtype=np.float64), side="right") - 1
@@ -275,8 +285,18 @@ class CoxnetBaseline(BaselineModel):
     @torch.no_grad()
     def predict_risk(self, batch: SurvivalBatch, scenario: Scenario, n_samples: int = 5, steps: int = 50,
                      seed: int = 0) -> Tensor:
-        """Risk = the Cox linear predictor η (B,) in ``scenario`` (not −Σ S; same ordering, see the module
-        docstring). ``n_samples``, ``steps`` and ``seed`` are MUST's sampling arguments, unused."""
+        """Risk = the Cox linear predictor η in ``scenario`` (not −Σ S; see the module docstring).
+
+        Args:
+            batch: B patients.
+            scenario: one of the model's :attr:`scenarios`.
+            n_samples: MUST's sampling argument, unused.
+            steps: as ``n_samples``.
+            seed: as ``n_samples``.
+
+        Returns:
+            (B,) risk scores.
+        """
         self.check_scenario(scenario)
         self.eval()
         return self.linear_predictor(batch)
@@ -306,10 +326,6 @@ class CoxnetBaseline(BaselineModel):
 @register_model("coxph_genomics")
 class CoxnetGenomics(CoxnetBaseline):
     """Elastic-net Cox model on the concatenated family vectors (B, Σ d_k); see the module docstring.
-
-    Args:
-        family_dims: d_k of the F gene families.
-        n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds: see :class:`CoxnetBaseline`.
     """
 
     scenarios = ("missing_pathology",)
@@ -317,6 +333,19 @@ class CoxnetGenomics(CoxnetBaseline):
 
     def __init__(self, family_dims: Sequence[int], n_bins: int = 4, l1_ratio: float = 0.5, n_alphas: int = 50,
                  alpha_min_ratio: float = 0.01, max_iter: int = 100000, inner_folds: int = 5) -> None:
+        """Build an unfitted model.
+
+        Args:
+            family_dims: d_k of the F gene families.
+            n_bins: K, the number of survival columns ``predict_survival`` returns.
+            l1_ratio: elastic-net mixing (1 = lasso, → 0 = ridge), in (0, 1].
+            n_alphas: length of the penalty path.
+            alpha_min_ratio: smallest penalty of the path as a fraction of the largest (the one that zeroes
+                every coefficient).
+            max_iter: coordinate-descent iterations of the Coxnet solver.
+            inner_folds: folds of the inner cross-validation on the training patients that chooses the
+                penalty when a fold has no validation patients.
+        """
         super().__init__(n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds)
         if not family_dims or min(family_dims) < 1:
             raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
@@ -328,11 +357,6 @@ class CoxnetGenomics(CoxnetBaseline):
 class CoxnetPathology(CoxnetBaseline):
     """Elastic-net Cox model on the first ``pca_components`` principal components of mean-pooled patch
     features (B, D); see the module docstring.
-
-    Args:
-        pathology_dim: D, the patch feature size.
-        pca_components: Principal components kept (fit on the training patients; capped at n_train − 1 and D).
-        n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds: see :class:`CoxnetBaseline`.
     """
 
     scenarios = ("missing_genomics",)
@@ -341,6 +365,21 @@ class CoxnetPathology(CoxnetBaseline):
     def __init__(self, pathology_dim: int, pca_components: int = 16, n_bins: int = 4, l1_ratio: float = 0.5,
                  n_alphas: int = 50, alpha_min_ratio: float = 0.01, max_iter: int = 100000,
                  inner_folds: int = 5) -> None:
+        """Build an unfitted model.
+
+        Args:
+            pathology_dim: D, the patch feature size.
+            pca_components: principal components kept (fit on the training patients; capped at n_train − 1
+                and D).
+            n_bins: K, the number of survival columns ``predict_survival`` returns.
+            l1_ratio: elastic-net mixing (1 = lasso, → 0 = ridge), in (0, 1].
+            n_alphas: length of the penalty path.
+            alpha_min_ratio: smallest penalty of the path as a fraction of the largest (the one that zeroes
+                every coefficient).
+            max_iter: coordinate-descent iterations of the Coxnet solver.
+            inner_folds: folds of the inner cross-validation on the training patients that chooses the
+                penalty when a fold has no validation patients.
+        """
         super().__init__(n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds)
         if pathology_dim < 1 or pca_components < 1:
             raise ValueError(f"pathology_dim and pca_components must be >= 1, got {pathology_dim}, {pca_components}")
@@ -352,12 +391,6 @@ class CoxnetPathology(CoxnetBaseline):
 class CoxnetConcat(CoxnetBaseline):
     """Elastic-net Cox model on the family vectors and the pathology PCA scores side by side
     (B, Σ d_k + pca_components), complete data only; see the module docstring.
-
-    Args:
-        pathology_dim: D, the patch feature size.
-        family_dims: d_k of the F gene families.
-        pca_components: Principal components of the pooled pathology features kept.
-        n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds: see :class:`CoxnetBaseline`.
     """
 
     scenarios = ("complete",)
@@ -367,6 +400,21 @@ class CoxnetConcat(CoxnetBaseline):
     def __init__(self, pathology_dim: int, family_dims: Sequence[int], pca_components: int = 16, n_bins: int = 4,
                  l1_ratio: float = 0.5, n_alphas: int = 50, alpha_min_ratio: float = 0.01, max_iter: int = 100000,
                  inner_folds: int = 5) -> None:
+        """Build an unfitted model.
+
+        Args:
+            pathology_dim: D, the patch feature size.
+            family_dims: d_k of the F gene families.
+            pca_components: principal components of the pooled pathology features kept.
+            n_bins: K, the number of survival columns ``predict_survival`` returns.
+            l1_ratio: elastic-net mixing (1 = lasso, → 0 = ridge), in (0, 1].
+            n_alphas: length of the penalty path.
+            alpha_min_ratio: smallest penalty of the path as a fraction of the largest (the one that zeroes
+                every coefficient).
+            max_iter: coordinate-descent iterations of the Coxnet solver.
+            inner_folds: folds of the inner cross-validation on the training patients that chooses the
+                penalty when a fold has no validation patients.
+        """
         super().__init__(n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds)
         if not family_dims or min(family_dims) < 1:
             raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")

@@ -60,10 +60,16 @@ LOGVAR_RANGE = (-8.0, 8.0)
 
 
 def product_of_experts(mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
-    """Normalised product of E diagonal Gaussian experts.
+    """Compute the normalised product of E diagonal Gaussian experts.
 
-    ``mu``, ``logvar`` (E, ..., L) -> (mu, logvar) (..., L) with precision T = Σ_e exp(-logvar_e) and
-    mean Σ_e T_e μ_e / T.
+    The precision is T = Σ_e exp(-logvar_e) and the mean Σ_e T_e μ_e / T.
+
+    Args:
+        mu: (E, ..., L) expert means.
+        logvar: (E, ..., L) expert log-variances.
+
+    Returns:
+        mu and logvar of the product, each (..., L).
     """
     precision = torch.exp(-logvar)
     total = precision.sum(0)
@@ -71,13 +77,28 @@ def product_of_experts(mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
-    """KL(N(μ_q, diag e^{logvar_q}) || N(μ_p, diag e^{logvar_p})) summed over the last dim: (..., L) -> (...)."""
+    """Compute KL(N(μ_q, diag e^{logvar_q}) || N(μ_p, diag e^{logvar_p})) summed over the last dim.
+
+    Args:
+        mu_q: (..., L) mean of q.
+        logvar_q: (..., L) log-variance of q.
+        mu_p: (..., L) mean of p.
+        logvar_p: (..., L) log-variance of p.
+
+    Returns:
+        (...) KL divergences.
+    """
     return 0.5 * (logvar_p - logvar_q + (torch.exp(logvar_q) + (mu_q - mu_p) ** 2) * torch.exp(-logvar_p)
                   - 1.0).sum(-1)
 
 
 class Gaussian(NamedTuple):
-    """A diagonal Gaussian: ``mu``, ``logvar`` (B, L)."""
+    """A diagonal Gaussian.
+
+    Attributes:
+        mu: (B, L) mean.
+        logvar: (B, L) log-variance.
+    """
 
     mu: Tensor
     logvar: Tensor
@@ -99,7 +120,8 @@ class LDCVAE(MissingModalityBaseline):
                  token_hidden: int = 256, dropout: float = 0.25, missing_rate: float = 0.5,
                  recon_weight: float = 1.0, kl_weight: float = 1.0, vib_weight: float = 0.01, n_bins: int = 4,
                  alpha: float = 0.0) -> None:
-        """
+        """Build the slide encoder, the family experts, the decoder and the head.
+
         Args:
             pathology_dim: D_path of the patch features.
             family_dims: d_k of the F gene-family vectors.
@@ -109,9 +131,14 @@ class LDCVAE(MissingModalityBaseline):
             dropout: dropout rate of every layer.
             missing_rate: probability that a training patient takes the missing-genomics path in the
                 survival head (z from the prior, decoded family embeddings).
-            recon_weight, kl_weight, vib_weight: weights of the reconstruction, conditional KL and
-                slide-bottleneck KL terms.
-            n_bins: K hazard logits; alpha: uncensored up-weighting of the NLL.
+            recon_weight: weight of the reconstruction term.
+            kl_weight: weight of the conditional KL term.
+            vib_weight: weight of the slide-bottleneck KL term.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the survival NLL.
+
+        Raises:
+            ValueError: ``missing_rate`` is outside [0, 1].
         """
         super().__init__(n_bins, alpha)
         if not 0.0 <= missing_rate <= 1.0:
@@ -138,13 +165,28 @@ class LDCVAE(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ parts
     def encode_pathology(self, batch: SurvivalBatch) -> tuple[Tensor, Gaussian]:
-        """Bags -> slide representation h_P (B, dim) and the conditional prior p(z | P) (B, L)."""
+        """Encode the bags.
+
+        Args:
+            batch: B patients with pathology.
+
+        Returns:
+            The slide representation h_P (B, dim) and the conditional prior p(z | P) (B, L).
+        """
         h = self.pathology_encoder(self.bags(batch))
         return h, _gaussian(self.pathology_posterior(h))
 
     def encode_genomics(self, batch: SurvivalBatch, prior: Gaussian) -> tuple[Tensor, Gaussian]:
-        """Families -> embeddings e (B, F, dim) and the joint posterior q(z | G, P) (B, L), the product of
-        the F family experts and the slide prior ``prior``."""
+        """Encode the families into embeddings and the joint posterior.
+
+        Args:
+            batch: B patients with genomics.
+            prior: the slide prior p(z | P), (B, L).
+
+        Returns:
+            Family embeddings e (B, F, dim) and the joint posterior q(z | G, P) (B, L), the product of the F
+            family experts and ``prior``.
+        """
         tokens = self.tokenizer(self.families(batch))
         experts = [_gaussian(lin(tokens[:, k])) for k, lin in enumerate(self.family_posteriors)]
         mu = torch.stack([prior.mu, *(e.mu for e in experts)])
@@ -152,31 +194,69 @@ class LDCVAE(MissingModalityBaseline):
         return tokens, Gaussian(*product_of_experts(mu, logvar))
 
     def decode(self, z: Tensor) -> Tensor:
-        """Latent z (B, L) -> decoded family embeddings ê (B, F, dim)."""
+        """Decode a latent into family embeddings.
+
+        Args:
+            z: (B, L) latents.
+
+        Returns:
+            (B, F, dim) decoded family embeddings ê.
+        """
         h = self.decoder_trunk(z)
         return torch.stack([head(h) for head in self.decoder_heads], dim=1)
 
     def draw(self, dist: Gaussian) -> Tensor:
-        """A reparameterised sample (B, L) in training mode, the mean in eval mode."""
+        """Draw from a Gaussian: a reparameterised sample in training mode, the mean in eval mode.
+
+        Args:
+            dist: the Gaussian, (B, L).
+
+        Returns:
+            (B, L) latents.
+        """
         if not self.training:
             return dist.mu
         return dist.mu + torch.exp(0.5 * dist.logvar) * torch.randn_like(dist.mu)
 
     def draw_missing(self, batch_size: int) -> Tensor:
-        """(B,) bool: which training patients take the missing-genomics path, each ``torch.rand < rate``."""
+        """Choose which training patients take the missing-genomics path, each ``torch.rand < rate``.
+
+        Args:
+            batch_size: B.
+
+        Returns:
+            (B,) bool mask.
+        """
         return torch.rand(batch_size) < self.missing_rate
 
     def logits_from(self, h: Tensor, z: Tensor, families: Tensor) -> Tensor:
-        """Hazard logits (B, K) from h_P (B, dim), z (B, L) and family embeddings (B, F, dim)."""
+        """Predict hazard logits from the slide representation, the latent and the family embeddings.
+
+        Args:
+            h: (B, dim) slide representation h_P.
+            z: (B, L) latent.
+            families: (B, F, dim) family embeddings.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         g = self.genomics_proj(families.flatten(1))
         return self.head(torch.cat([h, z, g], dim=-1))
 
     # ------------------------------------------------------------------ training
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """NLL + weighted reconstruction, conditional KL and slide-bottleneck KL (batch means of
-        per-patient terms). In training mode each patient takes the missing-genomics path in the head
-        with probability ``missing_rate``. Logs: surv, recon, kl, vib and ``missing`` (the fraction of
-        patients on the missing path)."""
+        """Compute NLL + weighted reconstruction, conditional KL and slide-bottleneck KL (batch means of per-patient terms).
+
+        In training mode each patient takes the missing-genomics path in the head with probability
+        ``missing_rate``.
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            The scalar loss and the logged surv, recon, kl, vib and ``missing`` (the fraction of patients on
+            the missing path).
+        """
         b = len(batch)
         h, prior = self.encode_pathology(batch)
         tokens, post = self.encode_genomics(batch, prior)
@@ -203,9 +283,21 @@ class LDCVAE(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ inference
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K). ``complete``: z from q(z | G, P), the real family embeddings;
-        ``missing_genomics``: z from p(z | P) and the embeddings decoded from it (genomics is not read).
-        Means in eval mode, samples in training mode."""
+        """Predict hazard logits in a scenario.
+
+        ``complete``: z from q(z | G, P), the real family embeddings; ``missing_genomics``: z from p(z | P) and
+        the embeddings decoded from it (genomics is not read). Means in eval mode, samples in training mode.
+
+        Args:
+            batch: B patients.
+            scenario: ``complete`` or ``missing_genomics``.
+
+        Returns:
+            (B, K) hazard logits.
+
+        Raises:
+            ValueError: any other scenario.
+        """
         if scenario not in self.scenarios:
             raise ValueError(f"{type(self).__name__} is evaluated only in {', '.join(self.scenarios)}, not in "
                              f"{scenario!r}: it generates genomics from the slide and cannot run without pathology")

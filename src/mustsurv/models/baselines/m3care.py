@@ -82,15 +82,30 @@ from mustsurv.study.vocabulary import GENOMICS, MODALITIES, PATHOLOGY, Scenario
 
 
 def patient_key(patient_id: str) -> int:
-    """A stable integer key of a patient id (CRC-32), stored in the memory bank."""
+    """Compute a stable integer key of a patient id (CRC-32), stored in the memory bank.
+
+    Args:
+        patient_id: the patient's identifier.
+
+    Returns:
+        The key.
+    """
     return zlib.crc32(str(patient_id).encode())
 
 
 class DeepKernel(nn.Module):
-    """Learned similarity of one modality: log κ(x, y) for queries ``x`` (B, D) and keys ``y`` (S, D)
-    -> (B, S); see the module docstring for the formula."""
+    """Learned similarity of one modality: log κ(x, y) for queries and keys.
+
+    See the module docstring for the formula.
+    """
 
     def __init__(self, dim: int, kernel_dim: int) -> None:
+        """Build the projection and the learned bandwidths.
+
+        Args:
+            dim: embedding dimension D.
+            kernel_dim: width of the projection.
+        """
         super().__init__()
         self.project = nn.Sequential(nn.Linear(dim, kernel_dim), nn.ReLU(), nn.Linear(kernel_dim, kernel_dim))
         self.log_sigma = nn.Parameter(torch.zeros(()))  # bandwidth on the projections
@@ -104,6 +119,15 @@ class DeepKernel(nn.Module):
         return d2.clamp(min=0.0) / x.shape[-1]
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Compute the log-similarities.
+
+        Args:
+            x: (B, D) queries.
+            y: (S, D) keys.
+
+        Returns:
+            (B, S) log κ(x, y).
+        """
         deep = -self._sq_dist(self.project(x), self.project(y)) / (2 * torch.exp(2 * self.log_sigma))
         raw = -self._sq_dist(x, y) / (2 * torch.exp(2 * self.log_tau))
         # log((1 − δ) e^deep + δ) with δ = sigmoid(logit), in log-sigmoids so a saturated logit keeps finite gradients
@@ -119,18 +143,26 @@ class M3Care(MissingModalityBaseline):
                  heads: int = 4, fusion_layers: int = 1, kernel_dim: int = 64, n_neighbors: int = 8,
                  bank_size: int = 1024, missing_rate: float = 0.5, genomics_share: float = 0.5,
                  dropout: float = 0.25, n_bins: int = 4, alpha: float = 0.0) -> None:
-        """
+        """Build the encoders, the similarity kernels, the memory bank, the graph layer and the fusion head.
+
         Args:
-            pathology_dim: D_path of the patch features; family_dims: d_k of the F gene families.
-            dim: embedding width D; genomics_hidden: hidden width of the family SNNs; heads: attention heads
-                of the genomic encoder and the fusion transformer; fusion_layers: its blocks.
+            pathology_dim: D_path of the patch features.
+            family_dims: d_k of the F gene families.
+            dim: embedding width D.
+            genomics_hidden: hidden width of the family SNNs.
+            heads: attention heads of the genomic encoder and the fusion transformer.
+            fusion_layers: blocks of the fusion transformer.
             kernel_dim: width of the similarity kernels' projections.
             n_neighbors: k, neighbours of a patient in the graph (top-k of the kernel).
             bank_size: S, capacity of the memory bank of training patients.
             missing_rate: probability that a training patient takes the missing path.
             genomics_share: probability that such a patient loses genomics (else pathology).
             dropout: dropout of the encoders, graph layer, fusion and head.
-            n_bins: K hazard logits; alpha: uncensored up-weighting of the NLL.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the survival NLL.
+
+        Raises:
+            ValueError: ``n_neighbors`` or ``bank_size`` < 1, or a rate outside [0, 1].
         """
         super().__init__(n_bins, alpha)
         if n_neighbors < 1 or bank_size < 1:
@@ -164,33 +196,77 @@ class M3Care(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ encoders
     def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
-        """h_P (B, D) from the B bags."""
+        """Encode the bags.
+
+        Args:
+            batch: B patients with pathology.
+
+        Returns:
+            h_P (B, D).
+        """
         return self.pathology_encoder(self.bags(batch))
 
     def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
-        """h_G (B, D) from the F family tensors."""
+        """Encode the family tensors.
+
+        Args:
+            batch: B patients with genomics.
+
+        Returns:
+            h_G (B, D).
+        """
         return self.genomics_encoder(self.families(batch))
 
     def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """Per-patient simulated missingness for training (:func:`~mustsurv.models.baselines.missing.draw_missing`
-        with ``missing_rate`` and ``genomics_share``): (drop_genomics (n,), drop_pathology (n,))."""
+        """Draw per-patient simulated missingness for training.
+
+        :func:`~mustsurv.models.baselines.missing.draw_missing` with ``missing_rate`` and ``genomics_share``.
+
+        Args:
+            n: number of patients.
+            device: device of the masks.
+
+        Returns:
+            ``drop_genomics`` (n,) and ``drop_pathology`` (n,) bool masks.
+        """
         return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     # ------------------------------------------------------------------ imputation
     def _bank(self, modality: str) -> Tensor:
+        """The bank buffer (S, D) of ``modality``."""
         return self.bank_pathology if modality == PATHOLOGY else self.bank_genomics
 
     def similarity(self, available: Tensor, modality: str, patient_ids: Sequence[str]) -> Tensor:
-        """log κ_modality between the queries ``available`` (B, D) and every bank patient -> (B, S);
-        −inf for empty slots and for the query patient's own entry."""
+        """Compute log κ_modality between the queries and every bank patient.
+
+        Args:
+            available: (B, D) query embeddings.
+            modality: ``"pathology"`` or ``"genomics"``, the modality of ``available``.
+            patient_ids: B query patient ids (their own bank entries are excluded).
+
+        Returns:
+            (B, S) log-similarities; −inf for empty slots and for the query patient's own entry.
+        """
         logk = self.kernels[modality](available, self._bank(modality))
         keys = torch.tensor([patient_key(p) for p in patient_ids], device=available.device)
         allowed = self.bank_valid[None, :] & (self.bank_key[None, :] != keys[:, None])
         return logk.masked_fill(~allowed, float("-inf"))
 
     def neighbours(self, available: Tensor, modality: str, patient_ids: Sequence[str]) -> tuple[Tensor, Tensor]:
-        """The patient graph's edges from the available ``modality``: (indices (B, k'), weights (B, k')),
-        k' = min(k, allowed bank patients), weights a softmax of log κ over the k' neighbours."""
+        """Find the patient graph's edges from the available ``modality``.
+
+        Args:
+            available: (B, D) query embeddings.
+            modality: the modality of ``available``.
+            patient_ids: B query patient ids.
+
+        Returns:
+            Indices (B, k') and weights (B, k'), k' = min(k, allowed bank patients), the weights a softmax of
+            log κ over the k' neighbours.
+
+        Raises:
+            ValueError: the bank has no neighbour for these patients (call ``prepare(items)`` first).
+        """
         logk = self.similarity(available, modality, patient_ids)
         n_allowed = int(torch.isfinite(logk).sum(dim=1).min())
         if n_allowed == 0:
@@ -200,8 +276,18 @@ class M3Care(MissingModalityBaseline):
         return idx, torch.softmax(top, dim=1)
 
     def impute(self, available: Tensor, available_modality: str, patient_ids: Sequence[str]) -> Tensor:
-        """Latent imputation (B, D) of the other modality from ``available`` (B, D) of
-        ``available_modality``: graph aggregation of the bank neighbours' embeddings + residual GCN layer."""
+        """Impute the other modality's latent from the available one.
+
+        Graph aggregation of the bank neighbours' embeddings + residual GCN layer.
+
+        Args:
+            available: (B, D) embeddings of ``available_modality``.
+            available_modality: ``"pathology"`` or ``"genomics"``.
+            patient_ids: B patient ids.
+
+        Returns:
+            (B, D) imputed embeddings of the other modality.
+        """
         missing = GENOMICS if available_modality == PATHOLOGY else PATHOLOGY
         idx, w = self.neighbours(available, available_modality, patient_ids)
         agg = (w[..., None] * self._bank(missing)[idx]).sum(dim=1)  # (B, D)
@@ -209,7 +295,17 @@ class M3Care(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ fusion
     def fuse(self, h_p: Tensor, h_g: Tensor, imputed_p: Tensor, imputed_g: Tensor) -> Tensor:
-        """Modality tokens (B, D) each, imputed flags (B,) bool each -> hazard logits (B, K)."""
+        """Fuse the modality tokens into hazard logits.
+
+        Args:
+            h_p: (B, D) pathology tokens (real or imputed).
+            h_g: (B, D) genomics tokens (real or imputed).
+            imputed_p: (B,) bool, the pathology token is imputed.
+            imputed_g: (B,) bool, the genomics token is imputed.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         tok_p = h_p + self.type_embed[0] + imputed_p[:, None].to(h_p.dtype) * self.imputed_embed[0]
         tok_g = h_g + self.type_embed[1] + imputed_g[:, None].to(h_g.dtype) * self.imputed_embed[1]
         x = torch.cat([self.cls_token.expand(h_p.shape[0], -1, -1), tok_p[:, None], tok_g[:, None]], dim=1)
@@ -218,7 +314,15 @@ class M3Care(MissingModalityBaseline):
         return self.head(self.norm(x[:, 0]))
 
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K); reads only the modalities ``scenario`` keeps (and the bank)."""
+        """Predict hazard logits, reading only the modalities ``scenario`` keeps (and the bank).
+
+        Args:
+            batch: B patients.
+            scenario: the evaluation scenario.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         b = len(batch)
         yes = torch.ones(b, dtype=torch.bool, device=self.bank_valid.device)
         no = torch.zeros_like(yes)
@@ -235,9 +339,17 @@ class M3Care(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ training
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Batch-mean survival NLL with simulated missingness (training mode; in eval mode the complete
-        logits); both modalities must be in ``batch``. In training mode the batch's detached embeddings
-        then overwrite their bank entries."""
+        """Compute the batch-mean survival NLL with simulated missingness.
+
+        In training mode; in eval mode the complete logits. Both modalities must be in ``batch``. In training
+        mode the batch's detached embeddings then overwrite their bank entries.
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            The scalar loss and its logged parts.
+        """
         h_p, h_g = self.encode_pathology(batch), self.encode_genomics(batch)
         b = h_p.shape[0]
         drop_g = drop_p = torch.zeros(b, dtype=torch.bool, device=h_p.device)
@@ -259,9 +371,17 @@ class M3Care(MissingModalityBaseline):
     # ------------------------------------------------------------------ memory bank
     @torch.no_grad()
     def write_bank(self, patient_ids: Sequence[str], h_p: Tensor, h_g: Tensor, insert: bool = True) -> None:
-        """Store the embeddings (B, D) of ``patient_ids`` in their bank slots: the slot holding the same
-        patient, else (``insert``) a free slot, else the patient is skipped. The buffers are replaced by
-        new tensors (the old ones may be saved for the backward pass)."""
+        """Store embeddings in the bank slots of ``patient_ids``.
+
+        The slot holding the same patient is used, else (``insert``) a free slot, else the patient is skipped.
+        The buffers are replaced by new tensors (the old ones may be saved for the backward pass).
+
+        Args:
+            patient_ids: B patient ids.
+            h_p: (B, D) pathology embeddings.
+            h_g: (B, D) genomics embeddings.
+            insert: take a free slot for a patient not yet in the bank.
+        """
         keys = self.bank_key.tolist()
         valid = self.bank_valid.tolist()
         slot_of = {k: s for s, (k, v) in enumerate(zip(keys, valid)) if v}
@@ -289,8 +409,14 @@ class M3Care(MissingModalityBaseline):
 
     @torch.no_grad()
     def fill_bank(self, items: Sequence[PatientItem], chunk: int = 16) -> None:
-        """Empty the bank and fill it with the eval-mode embeddings of ``items`` (at most ``bank_size``
-        of them, evenly spaced in the given order); training mode is restored afterwards."""
+        """Empty the bank and fill it with the eval-mode embeddings of ``items``.
+
+        At most ``bank_size`` of them, evenly spaced in the given order; training mode is restored afterwards.
+
+        Args:
+            items: patients with both modalities.
+            chunk: patients embedded per forward pass.
+        """
         if len(items) > self.bank_size:
             picks = torch.linspace(0, len(items) - 1, self.bank_size).round().long().unique().tolist()
             items = [items[i] for i in picks]
@@ -308,9 +434,17 @@ class M3Care(MissingModalityBaseline):
         self.train(was_training)
 
     def prepare(self, items: Sequence[PatientItem]) -> None:
-        """Fill the bank with the initial embeddings of the training patients ``items``."""
+        """Fill the bank with the initial embeddings of the training patients.
+
+        Args:
+            items: the training patients.
+        """
         self.fill_bank(items)
 
     def finish(self, items: Sequence[PatientItem]) -> None:
-        """Refill the bank with the final eval-mode embeddings of the training patients ``items``."""
+        """Refill the bank with the final eval-mode embeddings of the training patients.
+
+        Args:
+            items: the training patients.
+        """
         self.fill_bank(items)

@@ -30,7 +30,18 @@ from mustsurv.study.vocabulary import SCENARIOS, Scenario
 
 
 def strip_modality(batch: SurvivalBatch, scenario: Scenario) -> SurvivalBatch:
-    """The batch with the modality ``scenario`` removes set to absent (bags None / family tensors None)."""
+    """Set the modality that ``scenario`` removes to absent (bags None / family tensors None).
+
+    Args:
+        batch: B patients.
+        scenario: ``complete``, ``missing_genomics`` or ``missing_pathology``.
+
+    Returns:
+        The stripped batch.
+
+    Raises:
+        ValueError: unknown ``scenario``.
+    """
     if scenario == "missing_genomics":
         return replace(batch, genomics=None, has_genomics=torch.zeros_like(batch.has_genomics))
     if scenario == "missing_pathology":
@@ -41,9 +52,20 @@ def strip_modality(batch: SurvivalBatch, scenario: Scenario) -> SurvivalBatch:
 
 
 def draw_missing(n: int, rate: float, genomics_share: float, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """Simulated missingness for n training patients: (drop_genomics (n,), drop_pathology (n,)) bool, never
-    both. A patient is dropped with probability ``rate`` (``torch.rand < rate``: rate 1 drops everyone)
-    and then loses genomics with probability ``genomics_share``, else pathology."""
+    """Simulate missingness for n training patients, never both modalities.
+
+    A patient is dropped with probability ``rate`` (``torch.rand < rate``: rate 1 drops everyone)
+    and then loses genomics with probability ``genomics_share``, else pathology.
+
+    Args:
+        n: number of patients.
+        rate: probability that a patient loses a modality.
+        genomics_share: probability that a dropped patient loses genomics (else pathology).
+        device: device of the masks.
+
+    Returns:
+        ``drop_genomics`` (n,) and ``drop_pathology`` (n,) bool masks.
+    """
     missing = torch.rand(n, device=device) < rate
     genomics = torch.rand(n, device=device) < genomics_share
     return missing & genomics, missing & ~genomics
@@ -54,13 +76,28 @@ class BagEncoder(nn.Module):
 
     def __init__(self, pathology_dim: int, dim: int = 256, attn_dim: int | None = None,
                  dropout: float = 0.25) -> None:
+        """Build the embedding and the gated attention.
+
+        Args:
+            pathology_dim: D_path of the patch features.
+            dim: embedding dimension.
+            attn_dim: hidden width of the gated attention; None uses ``dim // 2``.
+            dropout: dropout probability.
+        """
         super().__init__()
         self.pathology_dim = pathology_dim
         self.embed = nn.Sequential(nn.Linear(pathology_dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.attention = GatedAttention(dim, attn_dim or dim // 2, dropout)
 
     def forward(self, bags: Sequence[Tensor]) -> Tensor:
-        """B bags, each (N_i, D_path) -> (B, dim)."""
+        """Pool each bag.
+
+        Args:
+            bags: B bags, each (N_i, D_path).
+
+        Returns:
+            (B, dim) embeddings.
+        """
         out = []
         for bag in bags:
             h = self.embed(bag)
@@ -73,10 +110,20 @@ class FamilyEncoder(nn.Module):
 
     def __init__(self, family_dims: Sequence[int], dim: int = 256, hidden: int = 256, heads: int = 4,
                  dropout: float = 0.25) -> None:
+        """Build the genomics encoder (one self-attention block).
+
+        Args:
+            family_dims: d_k of each family.
+            dim: token dimension.
+            hidden: hidden width of the family MLPs.
+            heads: attention heads.
+            dropout: dropout probability.
+        """
         super().__init__()
         self.encoder = GenomicsEncoder(family_dims, dim, hidden, heads, layers=1, dropout=dropout)
 
     def forward(self, genomics: Sequence[Tensor]) -> Tensor:
+        """F family tensors (B, d_k) -> (B, dim) class-token output."""
         return self.encoder(genomics)[0]
 
 
@@ -89,15 +136,32 @@ class MissingModalityBaseline(BaselineModel):
     same_modalities = False
 
     def prepare(self, items: Sequence[PatientItem]) -> None:
-        """Called once with the training patients before training (e.g. to fit priors); no-op by default."""
+        """Prepare with the training patients before training (e.g. fit priors); no-op by default.
+
+        Args:
+            items: the training patients.
+        """
 
     def finish(self, items: Sequence[PatientItem]) -> None:
-        """Called once with the training patients after training, in eval mode under ``no_grad`` (e.g. to
-        fill a memory bank with the final embeddings); no-op by default."""
+        """Finish with the training patients after training, in eval mode under ``no_grad``; no-op by default.
+
+        E.g. fill a memory bank with the final embeddings.
+
+        Args:
+            items: the training patients.
+        """
 
     @abstractmethod
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K) from the modalities ``scenario`` keeps (the others are absent in ``batch``)."""
+        """Predict from the modalities ``scenario`` keeps (the others are absent in ``batch``).
+
+        Args:
+            batch: B patients, the removed modality stripped.
+            scenario: the evaluation scenario.
+
+        Returns:
+            (B, K) hazard logits.
+        """
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
         """Complete-data hazard logits (B, K)."""
@@ -105,7 +169,15 @@ class MissingModalityBaseline(BaselineModel):
 
     @torch.no_grad()
     def predict_logits(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K) in ``scenario``; the removed modality is stripped from ``batch`` first."""
+        """Predict hazard logits in ``scenario``; the removed modality is stripped from ``batch`` first.
+
+        Args:
+            batch: B patients.
+            scenario: the evaluation scenario.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         self.check_scenario(scenario)
         self.eval()
         return self.forward_scenario(strip_modality(batch, scenario), scenario)

@@ -30,6 +30,18 @@ class GenomicsMLP(BaselineModel):
 
     def __init__(self, family_dims: Sequence[int], hidden_dim: int = 256, dropout: float = 0.25, n_bins: int = 4,
                  alpha: float = 0.0) -> None:
+        """Build the MLP.
+
+        Args:
+            family_dims: d_k of each gene family.
+            hidden_dim: width of the two hidden layers.
+            dropout: dropout probability.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the NLL.
+
+        Raises:
+            ValueError: a gene family has no feature.
+        """
         super().__init__(n_bins, alpha)
         if not family_dims or min(family_dims) < 1:
             raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
@@ -41,12 +53,30 @@ class GenomicsMLP(BaselineModel):
         )
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """F family tensors (B, d_k) -> hazard logits (B, K); pathology in the batch is not read."""
+        """Predict hazard logits from the F family tensors (B, d_k); pathology in the batch is not read.
+
+        Args:
+            batch: B patients, each with F family tensors (d_k,).
+
+        Returns:
+            (B, K) hazard logits.
+        """
         return self.net(concat_families(self.families(batch), self.family_dims))
 
 
 def concat_families(families: Sequence[Tensor], family_dims: Sequence[int]) -> Tensor:
-    """Check the F family tensors (B, d_k) against the model's sizes and concatenate -> (B, Σ d_k)."""
+    """Check the F family tensors against the model's sizes and concatenate them.
+
+    Args:
+        families: F tensors (B, d_k).
+        family_dims: the d_k the model was built for.
+
+    Returns:
+        (B, Σ d_k) concatenated families.
+
+    Raises:
+        ValueError: the family sizes do not match.
+    """
     got = [int(f.shape[-1]) for f in families]
     if got != list(family_dims):
         raise ValueError(f"gene family sizes {got} do not match the sizes the model was built for "

@@ -65,9 +65,16 @@ from mustsurv.study.vocabulary import GENOMICS, MODALITIES, PATHOLOGY, Scenario
 class ShaSpecFeatures(NamedTuple):
     """ShaSpec's intermediate features of a batch of B patients.
 
-    ``shared_*`` r_m and ``specific_*`` s_m (B, dim) are zero for patients whose modality is not kept;
-    ``fused_*`` f_m (B, dim) is r_m + W_proj [r_m; s_m] where the modality is kept and the other
-    modality's shared feature where it is not; ``keep_*`` (B,) bool.
+    Attributes:
+        shared_pathology: r_P (B, dim), zero for patients whose pathology is not kept.
+        specific_pathology: s_P (B, dim), zero where pathology is not kept.
+        shared_genomics: r_G (B, dim), zero where genomics is not kept.
+        specific_genomics: s_G (B, dim), zero where genomics is not kept.
+        fused_pathology: f_P (B, dim): r_P + W_proj [r_P; s_P] where pathology is kept, the genomics shared
+            feature where it is not.
+        fused_genomics: f_G (B, dim), likewise.
+        keep_pathology: (B,) bool, pathology is kept.
+        keep_genomics: (B,) bool, genomics is kept.
     """
 
     shared_pathology: Tensor
@@ -81,12 +88,21 @@ class ShaSpecFeatures(NamedTuple):
 
 
 def symmetric_kl(a: Tensor, b: Tensor) -> Tensor:
-    """Symmetric KL divergence between softmax(a) and softmax(b) over the last dim: (B, D) x2 -> (B,)."""
+    """Compute the symmetric KL divergence between softmax(a) and softmax(b) over the last dim.
+
+    Args:
+        a: (B, D) logits.
+        b: (B, D) logits.
+
+    Returns:
+        (B,) divergences.
+    """
     la, lb = F.log_softmax(a, dim=-1), F.log_softmax(b, dim=-1)
     return 0.5 * ((la.exp() * (la - lb)).sum(-1) + (lb.exp() * (lb - la)).sum(-1))
 
 
 def _encoder(dim: int, dropout: float) -> nn.Sequential:
+    """Linear(dim, dim) -> ReLU -> dropout: (n, dim) -> (n, dim)."""
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
 
 
@@ -97,17 +113,23 @@ class ShaSpec(MissingModalityBaseline):
     def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, genomics_hidden: int = 256,
                  heads: int = 4, dropout: float = 0.25, modality_dropout: float = 0.5, align_weight: float = 0.1,
                  domain_weight: float = 0.1, n_bins: int = 4, alpha: float = 0.0) -> None:
-        """
+        """Build the modality embeddings, shared/specific encoders, projection, classifiers and head.
+
         Args:
             pathology_dim: D_path of the patch features.
             family_dims: d_k of the F gene-family vectors.
             dim: width of every feature (input embeddings, shared, specific and fused features).
-            genomics_hidden: hidden width of the family SNNs; ``heads``: attention heads of the genomics encoder.
+            genomics_hidden: hidden width of the family SNNs.
+            heads: attention heads of the genomics encoder.
             dropout: dropout rate of every layer.
             modality_dropout: probability that a training patient loses one modality (0 = never).
             align_weight: α, weight of the distribution-alignment loss on the shared features.
             domain_weight: β, weight of the domain-classification loss on the specific features.
-            n_bins: K hazard logits; alpha: uncensored up-weighting of the NLL.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the survival NLL.
+
+        Raises:
+            ValueError: ``modality_dropout`` is outside [0, 1].
         """
         super().__init__(n_bins, alpha)
         if not 0.0 <= modality_dropout <= 1.0:
@@ -134,8 +156,15 @@ class ShaSpec(MissingModalityBaseline):
         return out.index_copy(0, rows, values)
 
     def embed_pathology(self, batch: SurvivalBatch, keep: Tensor) -> Tensor | None:
-        """Bag embeddings (n, dim) of the n patients with ``keep`` (B,) True, or None if n = 0; only
-        their bags are read."""
+        """Embed the bags of the kept patients; only their bags are read.
+
+        Args:
+            batch: B patients.
+            keep: (B,) bool, the patients whose pathology is used.
+
+        Returns:
+            (n, dim) embeddings of the n kept patients, or None if n = 0.
+        """
         rows = keep.nonzero().flatten().tolist()
         if not rows:
             return None
@@ -144,8 +173,15 @@ class ShaSpec(MissingModalityBaseline):
         return self.pathology_embed(self.bags(sub))
 
     def embed_genomics(self, batch: SurvivalBatch, keep: Tensor) -> Tensor | None:
-        """Genomics embeddings (n, dim) of the n patients with ``keep`` (B,) True, or None if n = 0; only
-        their rows of the family tensors are read."""
+        """Embed the genomics of the kept patients; only their rows of the family tensors are read.
+
+        Args:
+            batch: B patients.
+            keep: (B,) bool, the patients whose genomics is used.
+
+        Returns:
+            (n, dim) embeddings of the n kept patients, or None if n = 0.
+        """
         rows = keep.nonzero().flatten()
         if rows.numel() == 0:
             return None
@@ -155,8 +191,21 @@ class ShaSpec(MissingModalityBaseline):
         return self.genomics_embed(self.families(sub))
 
     def features(self, batch: SurvivalBatch, keep_pathology: Tensor, keep_genomics: Tensor) -> ShaSpecFeatures:
-        """Shared, specific and fused features (B, dim) with the modalities ``keep_pathology`` / ``keep_genomics``
-        (B,) bool; a patient must keep at least one. A modality a patient does not keep is never read."""
+        """Compute the shared, specific and fused features with the kept modalities.
+
+        A modality a patient does not keep is never read.
+
+        Args:
+            batch: B patients.
+            keep_pathology: (B,) bool, pathology is kept.
+            keep_genomics: (B,) bool, genomics is kept.
+
+        Returns:
+            The features, each (B, dim).
+
+        Raises:
+            ValueError: a mask is not (B,), or a patient keeps no modality.
+        """
         b = len(batch)
         device = self.fusion.weight.device
         keep_pathology, keep_genomics = keep_pathology.to(device).bool(), keep_genomics.to(device).bool()
@@ -184,12 +233,30 @@ class ShaSpec(MissingModalityBaseline):
         return ShaSpecFeatures(r_p, s_p, r_g, s_g, f_p, f_g, keep_pathology, keep_genomics)
 
     def logits_from(self, feats: ShaSpecFeatures) -> Tensor:
-        """Hazard logits (B, K) from the fused features."""
+        """Predict hazard logits from the fused features.
+
+        Args:
+            feats: the batch's features.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         return self.head(torch.cat([feats.fused_pathology, feats.fused_genomics], dim=-1))
 
     @staticmethod
     def scenario_masks(batch_size: int, scenario: Scenario) -> tuple[Tensor, Tensor]:
-        """(keep_pathology, keep_genomics) (B,) bool of ``scenario``."""
+        """Make the keep masks of ``scenario``.
+
+        Args:
+            batch_size: B.
+            scenario: ``complete``, ``missing_genomics`` or ``missing_pathology``.
+
+        Returns:
+            ``keep_pathology`` and ``keep_genomics``, each (B,) bool.
+
+        Raises:
+            ValueError: unknown ``scenario``.
+        """
         ones = torch.ones(batch_size, dtype=torch.bool)
         if scenario == "complete":
             return ones, ones.clone()
@@ -200,24 +267,47 @@ class ShaSpec(MissingModalityBaseline):
         raise ValueError(f"unknown scenario {scenario!r}")
 
     def draw_dropout(self, batch_size: int) -> tuple[Tensor, Tensor]:
-        """Training modality dropout: (keep_pathology, keep_genomics) (B,) bool. Each patient loses one modality
-        with probability ``modality_dropout`` (``torch.rand < rate``), pathology or genomics with equal
-        chance; at most one modality is dropped."""
+        """Draw the training modality dropout.
+
+        Each patient loses one modality with probability ``modality_dropout`` (``torch.rand < rate``),
+        pathology or genomics with equal chance; at most one modality is dropped.
+
+        Args:
+            batch_size: B.
+
+        Returns:
+            ``keep_pathology`` and ``keep_genomics``, each (B,) bool.
+        """
         drop = torch.rand(batch_size) < self.modality_dropout
         drop_pathology = torch.rand(batch_size) < 0.5
         return ~(drop & drop_pathology), ~(drop & ~drop_pathology)
 
     # ------------------------------------------------------------------ losses
     def alignment_loss(self, feats: ShaSpecFeatures) -> Tensor:
-        """Per-patient distribution alignment (B,): symmetric KL between the two shared features; 0 for
-        a patient that lacks one of them."""
+        """Compute the per-patient distribution alignment: symmetric KL between the two shared features.
+
+        Args:
+            feats: the batch's features.
+
+        Returns:
+            (B,) losses; 0 for a patient that lacks one of the shared features.
+        """
         both = feats.keep_pathology & feats.keep_genomics
         kl = symmetric_kl(feats.shared_pathology, feats.shared_genomics)
         return torch.where(both, kl, torch.zeros_like(kl))
 
     def domain_loss(self, feats: ShaSpecFeatures) -> Tensor:
-        """Per-patient domain classification (B,): cross-entropy of the classifier on each kept specific
-        feature against its modality's label (0 pathology, 1 genomics), averaged over the kept ones."""
+        """Compute the per-patient domain classification loss.
+
+        Cross-entropy of the classifier on each kept specific feature against its modality's label
+        (0 pathology, 1 genomics), averaged over the kept ones.
+
+        Args:
+            feats: the batch's features.
+
+        Returns:
+            (B,) losses.
+        """
         b = feats.keep_pathology.shape[0]
         total = feats.fused_pathology.new_zeros(b)
         for label, (spec, keep) in enumerate(((feats.specific_pathology, feats.keep_pathology),
@@ -228,9 +318,17 @@ class ShaSpec(MissingModalityBaseline):
         return total / (feats.keep_pathology.float() + feats.keep_genomics.float())
 
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Survival NLL + α L_dao + β L_dco, each a batch mean of per-patient terms; in training mode each
-        patient may lose a modality (``modality_dropout``). Logs: surv, align, domain and ``dropped``
-        (the fraction of patients that lost a modality)."""
+        """Compute survival NLL + α L_dao + β L_dco, each a batch mean of per-patient terms.
+
+        In training mode each patient may lose a modality (``modality_dropout``).
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            The scalar loss and the logged surv, align, domain and ``dropped`` (the fraction of patients that
+            lost a modality).
+        """
         b = len(batch)
         if self.training:
             keep_pathology, keep_genomics = self.draw_dropout(b)
@@ -247,7 +345,16 @@ class ShaSpec(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ inference
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K) reading only the modalities ``scenario`` keeps; a missing modality's
-        fused feature is the available modality's shared feature."""
+        """Predict hazard logits reading only the modalities ``scenario`` keeps.
+
+        A missing modality's fused feature is the available modality's shared feature.
+
+        Args:
+            batch: B patients.
+            scenario: the evaluation scenario.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         keep_pathology, keep_genomics = self.scenario_masks(len(batch), scenario)
         return self.logits_from(self.features(batch, keep_pathology, keep_genomics))

@@ -87,14 +87,23 @@ from mustsurv.survival import nll_loss
 
 
 def patient_key(patient_id: str) -> int:
-    """A stable integer key of a patient id (CRC-32), stored with the replay memory."""
+    """Compute a stable integer key of a patient id (CRC-32), stored with the replay memory.
+
+    Args:
+        patient_id: the patient's identifier.
+
+    Returns:
+        The key.
+    """
     return zlib.crc32(str(patient_id).encode())
 
 
 # ---------------------------------------------------------------------------------------------- k-means
 def _farthest_reseed(x: Tensor, centroids: Tensor, empty: Tensor) -> Tensor:
-    """Move each empty centroid (``empty`` (C,) bool) onto the point of ``x`` (N, D) farthest from its
-    nearest centroid, one at a time; returns the new centroids (C, D)."""
+    """Move each empty centroid onto the point of ``x`` farthest from its nearest centroid, one at a time.
+
+    ``x`` (N, D), ``centroids`` (C, D), ``empty`` (C,) bool; returns the new centroids (C, D).
+    """
     centroids = centroids.clone()
     for k in torch.nonzero(empty).flatten().tolist():
         far = torch.cdist(x, centroids).min(dim=1).values.argmax()
@@ -103,9 +112,18 @@ def _farthest_reseed(x: Tensor, centroids: Tensor, empty: Tensor) -> Tensor:
 
 
 def lloyd(x: Tensor, centroids: Tensor, iters: int) -> Tensor:
-    """``iters`` Lloyd iterations of k-means on ``x`` (N, D) from ``centroids`` (C, D) -> (C, D).
+    """Run Lloyd iterations of k-means.
 
-    A centroid left without points is re-seeded at the point farthest from its nearest centroid."""
+    A centroid left without points is re-seeded at the point farthest from its nearest centroid.
+
+    Args:
+        x: (N, D) points.
+        centroids: (C, D) initial centroids.
+        iters: number of iterations.
+
+    Returns:
+        (C, D) centroids.
+    """
     for _ in range(iters):
         assign = torch.cdist(x, centroids).argmin(dim=1)  # (N,)
         counts = torch.bincount(assign, minlength=centroids.shape[0]).to(x.dtype)  # (C,)
@@ -121,9 +139,22 @@ def lloyd(x: Tensor, centroids: Tensor, iters: int) -> Tensor:
 
 
 def kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> Tensor:
-    """k-means++ seeding (generator ``seed``) + Lloyd iterations: ``x`` (N, D) -> centroids (k, D).
+    """Run k-means++ seeding + Lloyd iterations.
 
-    With fewer points than ``k`` the points are reused, each copy jittered by 1e-3 of the data scale."""
+    With fewer points than ``k`` the points are reused, each copy jittered by 1e-3 of the data scale.
+
+    Args:
+        x: (N, D) points.
+        k: number of centroids.
+        iters: Lloyd iterations.
+        seed: seed of the k-means++ generator.
+
+    Returns:
+        (k, D) centroids.
+
+    Raises:
+        ValueError: ``x`` has no point.
+    """
     gen = torch.Generator().manual_seed(seed)
     x_cpu = x.detach().float().cpu()
     n = x_cpu.shape[0]
@@ -149,10 +180,20 @@ def kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------- layers
 class FunctionalHead(nn.Module):
-    """Linear(in, hidden) + ReLU + dropout + Linear(hidden, K), callable with substitute weights (the
-    inner step's θ'): ``x`` (B, in) -> (B, K)."""
+    """Linear(in, hidden) + ReLU + dropout + Linear(hidden, K), callable with substitute weights.
+
+    The substitute weights are the inner step's θ'; ``x`` (B, in) -> (B, K).
+    """
 
     def __init__(self, in_dim: int, hidden: int, n_bins: int, dropout: float) -> None:
+        """Build the two linear layers.
+
+        Args:
+            in_dim: input width.
+            hidden: hidden width.
+            n_bins: number of time bins K.
+            dropout: dropout probability.
+        """
         super().__init__()
         self.fc1 = nn.Linear(in_dim, hidden)
         self.fc2 = nn.Linear(hidden, n_bins)
@@ -163,6 +204,15 @@ class FunctionalHead(nn.Module):
         return [self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias]
 
     def forward(self, x: Tensor, weights: Sequence[Tensor] | None = None) -> Tensor:
+        """Apply the head.
+
+        Args:
+            x: (B, in) features.
+            weights: substitute [W1, b1, W2, b2]; the module's own when None.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         w1, b1, w2, b2 = self.weights() if weights is None else weights
         h = F.dropout(F.relu(F.linear(x, w1, b1)), self.dropout, self.training)
         return F.linear(h, w2, b2)
@@ -172,12 +222,20 @@ class FeatureRegularizer(nn.Module):
     """φ_r: feature x (B, F) -> Gaussian (μ, log σ) of a multiplicative perturbation, each (B, F)."""
 
     def __init__(self, feat_dim: int, hidden: int, dropout: float) -> None:
+        """Build the MLP.
+
+        Args:
+            feat_dim: feature width F.
+            hidden: hidden width.
+            dropout: dropout probability.
+        """
         super().__init__()
         self.trunk = nn.Sequential(nn.Linear(feat_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.mu = nn.Linear(hidden, feat_dim)
         self.log_sigma = nn.Linear(hidden, feat_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, F) features -> μ and log σ, each (B, F)."""
         h = self.trunk(x)
         return self.mu(h), self.log_sigma(h).clamp(-6.0, 2.0)
 
@@ -192,11 +250,15 @@ class SMIL(MissingModalityBaseline):
                  genomics_share: float = 0.5, inner_lr: float = 0.05, meta_size: int = 16, kl_weight: float = 1e-3,
                  recon_weight: float = 1.0, prior_momentum: float = 0.1, kmeans_iters: int = 25,
                  n_bins: int = 4, alpha: float = 0.0) -> None:
-        """
+        """Build the encoders, the priors, φ_c, φ_r, the head and the replay memory.
+
         Args:
-            pathology_dim: D_path of the patch features; family_dims: d_k of the F gene families.
-            dim: embedding width D; genomics_hidden: hidden width of the family SNNs; heads: attention heads
-                of the genomic encoder; dropout: dropout of encoders, φ_c, φ_r and head.
+            pathology_dim: D_path of the patch features.
+            family_dims: d_k of the F gene families.
+            dim: embedding width D.
+            genomics_hidden: hidden width of the family SNNs.
+            heads: attention heads of the genomic encoder.
+            dropout: dropout of encoders, φ_c, φ_r and head.
             n_priors: C, number of modality priors (k-means centroids) per modality.
             missing_rate: probability that a training patient takes the missing path.
             genomics_share: probability that such a patient loses genomics (else pathology).
@@ -206,7 +268,11 @@ class SMIL(MissingModalityBaseline):
             recon_weight: weight of the auxiliary reconstruction MSE against the stop-gradient embedding.
             prior_momentum: step of the online k-means update of the priors during training.
             kmeans_iters: Lloyd iterations in :meth:`prepare` and :meth:`finish`.
-            n_bins: K hazard logits; alpha: uncensored up-weighting of the NLL.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the survival NLL.
+
+        Raises:
+            ValueError: ``n_priors`` or ``meta_size`` < 1, or a rate outside [0, 1].
         """
         super().__init__(n_bins, alpha)
         if n_priors < 1 or meta_size < 1:
@@ -249,39 +315,92 @@ class SMIL(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ encoders and reconstruction
     def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
-        """h_P (B, D) from the B bags."""
+        """Encode the B bags.
+
+        Args:
+            batch: B patients with pathology.
+
+        Returns:
+            h_P (B, D).
+        """
         return self.pathology_encoder(self.bags(batch))
 
     def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
-        """h_G (B, D) from the F family tensors."""
+        """Encode the F family tensors.
+
+        Args:
+            batch: B patients with genomics.
+
+        Returns:
+            h_G (B, D).
+        """
         return self.genomics_encoder(self.families(batch))
 
     def prior_weights(self, available: Tensor, target: str) -> Tensor:
-        """Weights over the C priors of ``target`` ("genomics" or "pathology") from the other modality's
-        embedding ``available`` (B, D) -> (B, C), rows summing to 1."""
+        """Weigh the C priors of ``target`` from the other modality's embedding.
+
+        Args:
+            available: (B, D) embedding of the available modality.
+            target: ``"genomics"`` or ``"pathology"``, the modality to reconstruct.
+
+        Returns:
+            (B, C) weights, rows summing to 1.
+        """
         net = self.recon_genomics if target == GENOMICS else self.recon_pathology
         return torch.softmax(net(available), dim=-1)
 
     def reconstruct(self, available: Tensor, target: str) -> Tensor:
-        """ĥ_target = weights · priors_target: (B, D) from the available embedding (B, D)."""
+        """Reconstruct ĥ_target = weights · priors_target from the available embedding.
+
+        Args:
+            available: (B, D) embedding of the available modality.
+            target: the modality to reconstruct.
+
+        Returns:
+            (B, D) reconstruction.
+        """
         priors = self.priors_genomics if target == GENOMICS else self.priors_pathology
         return self.prior_weights(available, target) @ priors
 
     def regularized(self, x: Tensor, stochastic: bool) -> tuple[Tensor, Tensor, Tensor]:
-        """Regularised feature of ``x`` (B, 2D): x ⊙ softplus(μ + σ ε) if ``stochastic`` else
-        x ⊙ softplus(μ); returns (feature (B, 2D), μ, log σ)."""
+        """Perturb a feature: x ⊙ softplus(μ + σ ε) if ``stochastic`` else x ⊙ softplus(μ).
+
+        Args:
+            x: (B, 2D) fused features.
+            stochastic: draw the noise ε.
+
+        Returns:
+            The feature (B, 2D), μ and log σ.
+        """
         mu, log_sigma = self.regularizer(x)
         z = mu + torch.exp(log_sigma) * torch.randn_like(mu) if stochastic else mu
         return x * F.softplus(z), mu, log_sigma
 
     def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """Per-patient simulated missingness for training (:func:`~mustsurv.models.baselines.missing.draw_missing`
-        with ``missing_rate`` and ``genomics_share``): (drop_genomics (n,), drop_pathology (n,))."""
+        """Draw per-patient simulated missingness for training.
+
+        :func:`~mustsurv.models.baselines.missing.draw_missing` with ``missing_rate`` and ``genomics_share``.
+
+        Args:
+            n: number of patients.
+            device: device of the masks.
+
+        Returns:
+            ``drop_genomics`` (n,) and ``drop_pathology`` (n,) bool masks.
+        """
         return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     # ------------------------------------------------------------------ inference
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
-        """Hazard logits (B, K); reads only the modalities ``scenario`` keeps."""
+        """Predict hazard logits, reading only the modalities ``scenario`` keeps.
+
+        Args:
+            batch: B patients.
+            scenario: the evaluation scenario.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         if scenario == "complete":
             h_p, h_g = self.encode_pathology(batch), self.encode_genomics(batch)
         elif scenario == "missing_genomics":
@@ -298,9 +417,18 @@ class SMIL(MissingModalityBaseline):
 
     # ------------------------------------------------------------------ training
     def loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Batch mean of the per-patient SMIL objective (module docstring); both modalities must be in
-        ``batch``. In training mode it also draws the simulated missingness and updates the priors; in
-        eval mode it is the objective of the inference model (no missing draw, no inner step, no noise)."""
+        """Compute the batch mean of the per-patient SMIL objective (module docstring).
+
+        Both modalities must be in ``batch``. In training mode it also draws the simulated missingness and
+        updates the priors; in eval mode it is the objective of the inference model (no missing draw, no inner
+        step, no noise).
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            The scalar loss and its logged parts.
+        """
         h_p, h_g = self.encode_pathology(batch), self.encode_genomics(batch)
         b = h_p.shape[0]
         if self.training:
@@ -332,10 +460,17 @@ class SMIL(MissingModalityBaseline):
         return total, logs
 
     def inner_step(self, exclude_keys: Tensor) -> tuple[list[Tensor], Tensor, int]:
-        """Meta-train step on the replay memory: θ' = θ − η ∇_θ L_in, L_in the NLL of the head on the
-        perturbed features x_r ⊙ softplus(μ(x_r) + σ(x_r) ε) of the stored patients whose keys are not in
-        ``exclude_keys`` (B,). The graph is kept (second order), so the outer loss reaches φ_r through
-        θ'. Returns (θ', L_in detached, number of replay patients used); θ itself if none is usable."""
+        """Take the meta-train step on the replay memory: θ' = θ − η ∇_θ L_in.
+
+        L_in is the NLL of the head on the perturbed features x_r ⊙ softplus(μ(x_r) + σ(x_r) ε) of the stored
+        patients. The graph is kept (second order), so the outer loss reaches φ_r through θ'.
+
+        Args:
+            exclude_keys: (B,) patient keys of the current batch, left out of the replay set.
+
+        Returns:
+            θ', L_in detached and the number of replay patients used; θ itself if none is usable.
+        """
         theta = self.head.weights()
         usable = self.meta_valid & ~torch.isin(self.meta_key, exclude_keys)
         n = int(usable.sum())
@@ -349,8 +484,10 @@ class SMIL(MissingModalityBaseline):
 
     @torch.no_grad()
     def _push_meta(self, x: Tensor, bins: Tensor, event: Tensor, keys: Tensor) -> None:
-        """Append the batch's fused features (B, 2D), bins, events and keys to the replay ring (the last
-        ``meta_size`` training patients); the buffers are replaced by new tensors."""
+        """Append the batch's fused features (B, 2D), bins, events and keys to the replay ring.
+
+        The ring holds the last ``meta_size`` training patients; the buffers are replaced by new tensors.
+        """
         r = self.meta_feat.shape[0]
         take = min(x.shape[0], r)
         slots = (self.meta_ptr + torch.arange(take, device=x.device)) % r
@@ -371,8 +508,11 @@ class SMIL(MissingModalityBaseline):
 
     @torch.no_grad()
     def _update_priors(self, h_p: Tensor, h_g: Tensor) -> None:
-        """Online k-means step: each prior with assigned batch embeddings moves by ``prior_momentum``
-        towards their mean. New tensors replace the buffers (the old ones may be saved for backward)."""
+        """Take an online k-means step on the priors.
+
+        Each prior with assigned batch embeddings moves by ``prior_momentum`` towards their mean. New tensors
+        replace the buffers (the old ones may be saved for backward).
+        """
         for name, h in (("priors_pathology", h_p), ("priors_genomics", h_g)):
             priors: Tensor = getattr(self, name)
             assign = torch.cdist(h, priors).argmin(dim=1)
@@ -383,7 +523,15 @@ class SMIL(MissingModalityBaseline):
 
     @torch.no_grad()
     def embeddings(self, items: Sequence[PatientItem], chunk: int = 16) -> tuple[Tensor, Tensor]:
-        """Eval-mode embeddings (h_P (N, D), h_G (N, D)) of ``items`` (training mode is restored)."""
+        """Compute eval-mode embeddings (training mode is restored).
+
+        Args:
+            items: patients with both modalities.
+            chunk: patients embedded per forward pass.
+
+        Returns:
+            h_P (N, D) and h_G (N, D).
+        """
         was_training = self.training
         self.eval()
         device = self.priors_pathology.device
@@ -397,8 +545,11 @@ class SMIL(MissingModalityBaseline):
 
     @torch.no_grad()
     def prepare(self, items: Sequence[PatientItem]) -> None:
-        """Fit the priors: k-means (k-means++ seeding, fixed seed) on the initial eval-mode embeddings
-        of the training patients ``items``."""
+        """Fit the priors: k-means (k-means++ seeding, fixed seed) on the initial eval-mode embeddings.
+
+        Args:
+            items: the training patients.
+        """
         h_p, h_g = self.embeddings(items)
         self.priors_pathology = kmeans(h_p, self.n_priors, self.kmeans_iters, seed=0)
         self.priors_genomics = kmeans(h_g, self.n_priors, self.kmeans_iters, seed=1)
@@ -406,8 +557,13 @@ class SMIL(MissingModalityBaseline):
 
     @torch.no_grad()
     def finish(self, items: Sequence[PatientItem]) -> None:
-        """Refine the priors by Lloyd iterations on the final eval-mode embeddings of the training
-        patients, starting from the current (online-tracked) centroids."""
+        """Refine the priors by Lloyd iterations on the final eval-mode embeddings.
+
+        Starts from the current (online-tracked) centroids.
+
+        Args:
+            items: the training patients.
+        """
         if not bool(self.priors_ready):
             self.prepare(items)
             return

@@ -24,12 +24,25 @@ from mustsurv.models.registry import register_model
 
 
 def snn_block(in_dim: int, out_dim: int, dropout: float = 0.25) -> nn.Sequential:
-    """Linear -> ELU -> AlphaDropout: (…, in_dim) -> (…, out_dim)."""
+    """Build Linear -> ELU -> AlphaDropout: (…, in_dim) -> (…, out_dim).
+
+    Args:
+        in_dim: input width.
+        out_dim: output width.
+        dropout: AlphaDropout probability.
+
+    Returns:
+        The block.
+    """
     return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ELU(), nn.AlphaDropout(dropout))
 
 
 def lecun_normal_init(module: nn.Module) -> None:
-    """Weights ~ N(0, 1/fan_in), biases 0, for every ``nn.Linear`` of ``module``."""
+    """Draw weights ~ N(0, 1/fan_in) and zero biases for every ``nn.Linear`` of ``module``.
+
+    Args:
+        module: the model, initialised in place.
+    """
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.weight.shape[1]))
@@ -46,6 +59,18 @@ class SNN(BaselineModel):
 
     def __init__(self, family_dims: Sequence[int], hidden_dims: Sequence[int] = (256, 256), dropout: float = 0.25,
                  n_bins: int = 4, alpha: float = 0.0) -> None:
+        """Build the self-normalising network.
+
+        Args:
+            family_dims: d_k of each gene family.
+            hidden_dims: widths of the hidden layers (at least one).
+            dropout: AlphaDropout probability.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the NLL.
+
+        Raises:
+            ValueError: a gene family has no feature or ``hidden_dims`` is empty.
+        """
         super().__init__(n_bins, alpha)
         if not family_dims or min(family_dims) < 1:
             raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
@@ -58,5 +83,12 @@ class SNN(BaselineModel):
         lecun_normal_init(self)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """F family tensors (B, d_k) -> hazard logits (B, K); pathology in the batch is not read."""
+        """Predict hazard logits from the F family tensors (B, d_k); pathology in the batch is not read.
+
+        Args:
+            batch: B patients, each with F family tensors (d_k,).
+
+        Returns:
+            (B, K) hazard logits.
+        """
         return self.classifier(self.encoder(concat_families(self.families(batch), self.family_dims)))

@@ -37,12 +37,18 @@ from mustsurv.models.registry import register_model
 class PathwayPatchAttention(nn.Module):
     """SurvPath's multimodal attention on F pathway tokens and N patch tokens.
 
-    ``pathways`` (B, F, D), ``patches`` (B, N, D), ``patch_mask`` (B, N) bool (True = real patch)
-    -> (B, F + N, heads * dim_head). Pathway queries attend to every pathway and every real patch (one
-    softmax); patch queries attend to the pathways only.
+    Pathway queries attend to every pathway and every real patch (one softmax); patch queries attend to the
+    pathways only.
     """
 
     def __init__(self, dim: int, heads: int = 1, dim_head: int | None = None) -> None:
+        """Build the projections.
+
+        Args:
+            dim: token dimension D.
+            heads: attention heads.
+            dim_head: width of each head; None uses ``dim // 2``.
+        """
         super().__init__()
         self.heads = heads
         self.dim_head = dim_head or dim // 2
@@ -51,9 +57,20 @@ class PathwayPatchAttention(nn.Module):
 
     @property
     def out_dim(self) -> int:
+        """Output width ``heads * dim_head``."""
         return self.heads * self.dim_head
 
     def forward(self, pathways: Tensor, patches: Tensor, patch_mask: Tensor) -> Tensor:
+        """Attend.
+
+        Args:
+            pathways: (B, F, D) pathway tokens.
+            patches: (B, N, D) patch tokens.
+            patch_mask: (B, N) bool, True = real patch.
+
+        Returns:
+            (B, F + N, heads * dim_head) outputs.
+        """
         b, f, _ = pathways.shape
         x = self.norm(torch.cat([pathways, patches], dim=1))
         q, k, v = (t.view(b, x.shape[1], self.heads, self.dim_head).transpose(1, 2)
@@ -77,7 +94,25 @@ class SurvPath(BaselineModel):
                  heads: int = 1, dim_head: int | None = None, ffn_mult: int = 1, dropout: float = 0.1,
                  token_dropout: float = 0.25, max_patches: int | None = 4096, n_bins: int = 4,
                  alpha: float = 0.0) -> None:
-        """``max_patches``: training-time cap on the patches of a bag (None or 0: no cap)."""
+        """Build the tokenizer, the patch projection, the attention, the FFN and the head.
+
+        Args:
+            pathology_dim: D_path of the patch features.
+            family_dims: d_k of the F gene families.
+            dim: token dimension D.
+            token_hidden: hidden width of the family MLPs.
+            heads: attention heads.
+            dim_head: width of each head; None uses ``dim // 2``.
+            ffn_mult: FFN width over the attention output width.
+            dropout: dropout of the FFN.
+            token_dropout: dropout of the family MLPs.
+            max_patches: training-time cap on the patches of a bag (None or 0: no cap).
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the survival NLL.
+
+        Raises:
+            ValueError: ``max_patches`` is negative.
+        """
         super().__init__(n_bins, alpha)
         if max_patches is not None and max_patches < 0:
             raise ValueError(f"max_patches must be positive (or 0/None for no cap), got {max_patches}")
@@ -93,14 +128,29 @@ class SurvPath(BaselineModel):
         self.head = nn.Sequential(nn.Linear(2 * inner, dim // 4), nn.ReLU(), nn.Linear(dim // 4, n_bins))
 
     def sample_patches(self, bag: Tensor) -> Tensor:
-        """In training mode a random subset of at most ``max_patches`` rows of ``bag`` (N, D_path)
-        (torch's global generator, which the trainer seeds per epoch); the whole bag in eval mode."""
+        """Subsample a bag in training mode.
+
+        Uses torch's global generator, which the trainer seeds per epoch.
+
+        Args:
+            bag: (N, D_path) patch features.
+
+        Returns:
+            A random subset of at most ``max_patches`` rows in training mode; the whole bag in eval mode.
+        """
         if not self.training or self.max_patches is None or bag.shape[0] <= self.max_patches:
             return bag
         return bag[torch.randperm(bag.shape[0], device=bag.device)[: self.max_patches]]
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """B patients with both modalities -> hazard logits (B, K)."""
+        """Predict hazard logits.
+
+        Args:
+            batch: B patients with both modalities.
+
+        Returns:
+            (B, K) hazard logits.
+        """
         bags = [self.sample_patches(bag) for bag in self.bags(batch)]
         pathways = self.tokenizer(self.families(batch))  # (B, F, D)
         lengths = torch.tensor([bag.shape[0] for bag in bags], device=pathways.device)

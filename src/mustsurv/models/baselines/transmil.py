@@ -31,12 +31,31 @@ class TransMILSurv(BaselineModel):
 
     def __init__(self, pathology_dim: int = 1536, dim: int = 512, heads: int = 8, num_landmarks: int | None = None,
                  pinv_iterations: int = 6, dropout: float = 0.1, n_bins: int = 4, alpha: float = 0.0) -> None:
+        """Build the model.
+
+        Args:
+            pathology_dim: D_path of the patch features.
+            dim: TransMIL token dimension.
+            heads: attention heads.
+            num_landmarks: Nyström landmarks; None uses ``dim // 2``.
+            pinv_iterations: iterations of the Nyström pseudo-inverse.
+            dropout: dropout probability.
+            n_bins: number of time bins K (hazard logits per patient).
+            alpha: up-weighting of the uncensored term of the NLL.
+        """
         super().__init__(n_bins, alpha)
         self.pathology_dim = pathology_dim
         self.aggregator = TransMIL(pathology_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
         self.classifier = nn.Linear(dim, n_bins)
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """B bags -> hazard logits (B, K); genomics in the batch is not read."""
+        """Predict hazard logits from B bags; genomics in the batch is not read.
+
+        Args:
+            batch: B patients, each with a bag (N_i, D_path).
+
+        Returns:
+            (B, K) hazard logits.
+        """
         cls = torch.stack([self.aggregator(bag)[0] for bag in self.bags(batch)])
         return self.classifier(cls)

@@ -23,6 +23,17 @@ class SelfAttentionBlock(nn.Module):
     """Pre-norm transformer block: ``x + MHSA(LN(x))`` then ``x + FFN(LN(x))``; (B, L, D) -> (B, L, D)."""
 
     def __init__(self, dim: int, heads: int = 8, mlp_ratio: float = 2.0, dropout: float = 0.1) -> None:
+        """Build the block.
+
+        Args:
+            dim: token dimension D.
+            heads: number of attention heads; must divide ``dim``.
+            mlp_ratio: hidden width of the feed-forward network, as a multiple of ``dim``.
+            dropout: dropout of the attention weights, the projections and the feed-forward network.
+
+        Raises:
+            ValueError: ``dim`` is not divisible by ``heads``.
+        """
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
@@ -37,7 +48,15 @@ class SelfAttentionBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
-        """``x`` (B, L, D); ``key_mask`` (B, L) bool, True for tokens that may be attended to."""
+        """Apply the block.
+
+        Args:
+            x: (B, L, D) tokens.
+            key_mask: (B, L) bool, True for tokens that may be attended to; None attends to all.
+
+        Returns:
+            (B, L, D) updated tokens.
+        """
         q, k, v = (_split_heads(t, self.heads) for t in self.qkv(self.norm1(x)).chunk(3, dim=-1))
         mask = None if key_mask is None else key_mask[:, None, None, :]
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
@@ -45,16 +64,31 @@ class SelfAttentionBlock(nn.Module):
         return x + self.drop(self.ffn(self.norm2(x)))
 
     def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys and values (B, H, L, D/H) of the tokens ``x`` (B, L, D) in this block, for
-        :meth:`forward_with_context`."""
+        """Compute this block's keys and values of the tokens ``x``, for :meth:`forward_with_context`.
+
+        Args:
+            x: (B, L, D) context tokens.
+
+        Returns:
+            Keys and values, each (B, H, L, D/H).
+        """
         d = x.shape[-1]
         k, v = F.linear(self.norm1(x), self.qkv.weight[d:], self.qkv.bias[d:]).chunk(2, dim=-1)
         return _split_heads(k, self.heads), _split_heads(v, self.heads)
 
     def forward_with_context(self, x: Tensor, k_ctx: Tensor, v_ctx: Tensor) -> Tensor:
-        """The block's output (B, L, D) for tokens ``x`` (B, L, D) that attend to themselves and to context
-        tokens given by their keys and values (B, H, L_c, D/H) from :meth:`keys_values`. Equals the rows of
-        ``x`` in ``forward(cat([x, context]))``; the context itself is not updated here."""
+        """Apply the block to tokens that attend to themselves and to context tokens.
+
+        Equals the rows of ``x`` in ``forward(cat([x, context]))``; the context itself is not updated here.
+
+        Args:
+            x: (B, L, D) tokens.
+            k_ctx: (B, H, L_c, D/H) keys of the context tokens, from :meth:`keys_values`.
+            v_ctx: (B, H, L_c, D/H) values of the context tokens, from :meth:`keys_values`.
+
+        Returns:
+            (B, L, D) the block's output for ``x``.
+        """
         q, k, v = (_split_heads(t, self.heads) for t in self.qkv(self.norm1(x)).chunk(3, dim=-1))
         att = F.scaled_dot_product_attention(q, torch.cat([k, k_ctx], dim=2), torch.cat([v, v_ctx], dim=2),
                                              dropout_p=self.dropout if self.training else 0.0)
@@ -72,6 +106,16 @@ class CrossAttentionPool(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int = 8, dropout: float = 0.1) -> None:
+        """Build the layer.
+
+        Args:
+            dim: token dimension D (queries and context).
+            heads: number of attention heads; must divide ``dim``.
+            dropout: dropout of the attention weights.
+
+        Raises:
+            ValueError: ``dim`` is not divisible by ``heads``.
+        """
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
@@ -91,8 +135,17 @@ class CrossAttentionPool(nn.Module):
         query_mask: Tensor | None = None,
         context_mask: Tensor | None = None,
     ) -> Tensor:
-        """``query`` (B, Lq, D), ``context`` (B, Lk, D), masks (B, Lq)/(B, Lk) bool (True = real token)
-        -> (B, D)."""
+        """Attend from the queries to the context and pool over the valid queries.
+
+        Args:
+            query: (B, Lq, D) query tokens.
+            context: (B, Lk, D) key/value tokens.
+            query_mask: (B, Lq) bool, True = real token; None = all real.
+            context_mask: (B, Lk) bool, True = real token; None = all real.
+
+        Returns:
+            (B, D) pooled context information.
+        """
         q = _split_heads(self.w_q(self.norm_q(query)), self.heads)
         kv = self.norm_kv(context)
         k = _split_heads(self.w_k(kv), self.heads)

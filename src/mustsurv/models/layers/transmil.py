@@ -27,8 +27,18 @@ from torch.utils.checkpoint import checkpoint
 
 
 def iterative_pinv(x: Tensor, iterations: int = 6) -> Tensor:
-    """Moore–Penrose pseudo-inverse of a batch of square matrices (..., m, m) by Newton–Schulz-type
-    iterations (Razavi et al.), as used by Nyströmformer; exact enough for row-stochastic ``x``."""
+    """Compute the Moore–Penrose pseudo-inverse of a batch of square matrices.
+
+    Newton–Schulz-type iterations (Razavi et al.), as used by Nyströmformer; exact enough for
+    row-stochastic ``x``.
+
+    Args:
+        x: (..., m, m) matrices.
+        iterations: number of iterations.
+
+    Returns:
+        (..., m, m) pseudo-inverses.
+    """
     abs_x = x.abs()
     scale = abs_x.sum(dim=-1).amax(dim=-1) * abs_x.sum(dim=-2).amax(dim=-1)  # (...)
     z = x.transpose(-1, -2) / scale[..., None, None]
@@ -66,6 +76,19 @@ class NystromAttention(nn.Module):
         residual_kernel: int = 33,
         dropout: float = 0.1,
     ) -> None:
+        """Build the layer.
+
+        Args:
+            dim: token dimension D.
+            heads: number of attention heads; must divide ``dim``.
+            num_landmarks: number of Nyström landmarks m; None uses ``dim // 2``.
+            pinv_iterations: iterations of :func:`iterative_pinv`.
+            residual_kernel: length K of the depthwise residual convolution along N over the values.
+            dropout: dropout after the output projection.
+
+        Raises:
+            ValueError: ``dim`` is not divisible by ``heads``.
+        """
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
@@ -82,8 +105,16 @@ class NystromAttention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(dropout))
 
     def forward(self, x: Tensor, per_head_checkpoint: bool = False) -> Tensor:
-        """``x`` (B, N, D) -> (B, N, D). ``per_head_checkpoint``: attend one head at a time, each head's
-        kernels recomputed in the backward pass (same result, memory of one head)."""
+        """Apply Nyström self-attention.
+
+        Args:
+            x: (B, N, D) tokens.
+            per_head_checkpoint: attend one head at a time, each head's kernels recomputed in the backward
+                pass (same result, memory of one head).
+
+        Returns:
+            (B, N, D) attention output (before any outer residual).
+        """
         b, n, _ = x.shape
         h = self.heads
         if per_head_checkpoint:  # q, k, v and the residual convolution of one head at a time, from x
@@ -109,10 +140,12 @@ class NystromAttention(nn.Module):
 
     @staticmethod
     def _residual_conv(v: Tensor, weight: Tensor) -> Tensor:
-        """The residual convolution along N of heads ``v`` (B, H', N, d) with their kernels ``weight``
-        (H', 1, K, 1) -> (B, H', N, d). Run as a depthwise 1-d convolution over the H' * d columns: the sums
-        of ``res_conv``'s (K, 1) 2-d convolution, but its backward needs ~4x the values' memory instead
-        of ~19x, and it is ~5x faster on CPU."""
+        """Apply the residual convolution along N of heads ``v`` (B, H', N, d) with kernels ``weight`` (H', 1, K, 1).
+
+        Run as a depthwise 1-d convolution over the H' * d columns: the sums of ``res_conv``'s (K, 1) 2-d
+        convolution, but its backward needs ~4x the values' memory instead of ~19x, and it is ~5x faster on
+        CPU. Returns (B, H', N, d).
+        """
         b, h, n, d = v.shape
         taps = weight.reshape(h, 1, -1).repeat_interleave(d, dim=0)  # (H' * d, 1, K)
         cols = v.transpose(2, 3).reshape(b, h * d, n)
@@ -120,7 +153,16 @@ class NystromAttention(nn.Module):
         return out.reshape(b, h, d, n).transpose(2, 3)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Nyström approximation of softmax(q kᵀ / √d) v for (B, H', N, d) heads -> (B, H', N, d)."""
+        """Compute the Nyström approximation of softmax(q kᵀ / √d) v.
+
+        Args:
+            q: (B, H', N, d) queries.
+            k: (B, H', N, d) keys.
+            v: (B, H', N, d) values.
+
+        Returns:
+            (B, H', N, d) attention output.
+        """
         b, h, n, _ = q.shape
         m = self.num_landmarks
         q = q * self.scale
@@ -138,9 +180,11 @@ class NystromAttention(nn.Module):
         return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ (kernel_3 @ v))
 
     def _attend_chunked(self, q: Tensor, k: Tensor, v: Tensor, q_l: Tensor, k_l: Tensor, kernel_2: Tensor) -> Tensor:
-        """:meth:`attend` over blocks of ``chunk_tokens`` tokens, each recomputed in backward, so that no
-        (N, m) kernel is ever whole: kernel_3's softmax over N from a blockwise log-sum-exp, kernel_3 v as a
-        sum of blocks, kernel_1 (row-wise) block by block. Same result up to float summation order."""
+        """Run :meth:`attend` over blocks of ``chunk_tokens`` tokens, each recomputed in backward.
+
+        No (N, m) kernel is ever whole: kernel_3's softmax over N from a blockwise log-sum-exp, kernel_3 v as a
+        sum of blocks, kernel_1 (row-wise) block by block. Same result up to float summation order.
+        """
         blocks = [slice(s, s + self.chunk_tokens) for s in range(0, q.shape[2], self.chunk_tokens)]
         lse = torch.logsumexp(torch.stack([checkpoint(_block_logsumexp, q_l, k[:, :, b], use_reentrant=False)
                                            for b in blocks], dim=-1), dim=-1)  # (B, H', m)
@@ -151,12 +195,15 @@ class NystromAttention(nn.Module):
 
 
 class _LinearReLUDropout(torch.autograd.Function):
-    """dropout(relu(x Wᵀ + b)) keeping one boolean mask (N, out) for backward instead of the activations:
-    for a 200k-patch bag that is 50 MB instead of 200 MB. The dropout draw uses the global generator, so
-    activation checkpointing replays it."""
+    """Compute dropout(relu(x Wᵀ + b)), keeping one boolean mask (N, out) for backward instead of the activations.
+
+    For a 200k-patch bag that is 50 MB instead of 200 MB. The dropout draw uses the global generator, so
+    activation checkpointing replays it.
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, p: float) -> Tensor:  # noqa: ANN001
+        """Forward pass: ``x`` (N, in), ``weight`` (out, in), ``bias`` (out,), dropout ``p`` -> (N, out)."""
         y = F.linear(x, weight, bias)
         mask = y > 0
         if p > 0:
@@ -168,6 +215,7 @@ class _LinearReLUDropout(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:  # noqa: ANN001
+        """Backward pass from the saved mask; no gradient for ``p``."""
         x, weight, mask = ctx.saved_tensors
         g = grad * mask * ctx.scale
         grad_x = g @ weight if ctx.needs_input_grad[0] else None
@@ -175,30 +223,48 @@ class _LinearReLUDropout(torch.autograd.Function):
 
 
 def checkpointing(module: nn.Module, n: int, above: int | None) -> bool:
-    """Whether ``module`` should checkpoint a sequence of ``n`` tokens: training with gradients and
-    ``n`` above ``above`` (None: never)."""
+    """Tell whether ``module`` should activation-checkpoint a sequence of ``n`` tokens.
+
+    Args:
+        module: the layer (its ``training`` flag is read).
+        n: sequence length.
+        above: checkpoint sequences longer than this; None never checkpoints.
+
+    Returns:
+        True when training with gradients enabled and ``n > above``.
+    """
     return above is not None and n > above and module.training and torch.is_grad_enabled()
 
 
 class TransLayer(nn.Module):
-    """``x + NystromAttention(LayerNorm(x))`` (as in TransMIL); (B, N, D) -> (B, N, D).
-
-    ``checkpoint_above``: in training, sequences longer than this are activation-checkpointed (see the
-    module docstring); None never checkpoints."""
+    """``x + NystromAttention(LayerNorm(x))`` (as in TransMIL); (B, N, D) -> (B, N, D)."""
 
     def __init__(self, dim: int, heads: int = 8, num_landmarks: int | None = None, pinv_iterations: int = 6,
                  dropout: float = 0.1, checkpoint_above: int | None = None) -> None:
+        """Build the layer.
+
+        Args:
+            dim: token dimension D.
+            heads: number of attention heads.
+            num_landmarks: number of Nyström landmarks; None uses ``dim // 2``.
+            pinv_iterations: iterations of the pseudo-inverse.
+            dropout: dropout after the attention's output projection.
+            checkpoint_above: in training, sequences longer than this are activation-checkpointed (see the
+                module docstring); None never checkpoints.
+        """
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.attn = NystromAttention(dim, heads, num_landmarks, pinv_iterations, dropout=dropout)
         self.checkpoint_above = checkpoint_above
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the layer: (B, N, D) -> (B, N, D)."""
         if checkpointing(self, x.shape[1], self.checkpoint_above):
             return checkpoint(self._residual, x, True, use_reentrant=False)
         return self._residual(x)
 
     def _residual(self, x: Tensor, per_head_checkpoint: bool = False) -> Tensor:
+        """``x + attention(norm(x))`` without checkpointing of the whole layer."""
         return self.attn(self.norm(x), per_head_checkpoint).add_(x)
 
 
@@ -214,14 +280,31 @@ class PPEG(nn.Module):
     of tokens, added to the identity; the class token (position 0) is passed through."""
 
     def __init__(self, dim: int) -> None:
+        """Build the three depthwise convolutions.
+
+        Args:
+            dim: token dimension D.
+        """
         super().__init__()
         self.proj7 = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
         self.proj5 = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
         self.proj3 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
 
     def forward(self, x: Tensor, side: int, channel_blocks: int = 1) -> Tensor:
-        """``x`` (B, 1 + side², D) -> same shape. ``channel_blocks`` > 1: the (depthwise) convolution runs
-        on that many channel blocks, each recomputed in backward (large bags: no whole grid copy is kept)."""
+        """Add the position encoding to the grid tokens.
+
+        Args:
+            x: (B, 1 + side², D) class token followed by the grid tokens.
+            side: side length of the square token grid.
+            channel_blocks: when > 1, the (depthwise) convolution runs on that many channel blocks, each
+                recomputed in backward (large bags: no whole grid copy is kept).
+
+        Returns:
+            (B, 1 + side², D), the class token unchanged.
+
+        Raises:
+            ValueError: ``x`` does not hold 1 + side² tokens.
+        """
         b, n, d = x.shape
         if n != 1 + side * side:
             raise ValueError(f"PPEG expects 1 + {side}² tokens, got {n}")
@@ -236,8 +319,11 @@ class PPEG(nn.Module):
         return torch.cat([x[:, :1], out], dim=1)
 
     def kernel(self) -> Tensor:
-        """The one 7x7 depthwise kernel (D, 1, 7, 7) equal to identity + 7x7 + 5x5 + 3x3 (the smaller ones
-        zero-padded to 7x7): one convolution instead of three (a third of the time and memory), same sum."""
+        """Return the one 7x7 depthwise kernel (D, 1, 7, 7) equal to identity + 7x7 + 5x5 + 3x3.
+
+        The smaller kernels are zero-padded to 7x7: one convolution instead of three (a third of the time and
+        memory), same sum.
+        """
         identity = torch.zeros(1, 1, 7, 7, dtype=self.proj7.weight.dtype, device=self.proj7.weight.device)
         identity[..., 3, 3] = 1.0
         return self.proj7.weight + F.pad(self.proj5.weight, (1, 1, 1, 1)) + F.pad(self.proj3.weight, (2, 2, 2, 2)) + identity
@@ -261,8 +347,18 @@ class TransMIL(nn.Module):
         dropout: float = 0.1,
         checkpoint_above: int | None = None,
     ) -> None:
-        """``checkpoint_above``: bags with more patches train with activation-checkpointed Nyström layers
-        (None: never)."""
+        """Build the aggregator.
+
+        Args:
+            in_dim: patch feature dimension.
+            dim: token dimension after the projection.
+            heads: number of attention heads.
+            num_landmarks: number of Nyström landmarks; None uses ``dim // 2``.
+            pinv_iterations: iterations of the pseudo-inverse.
+            dropout: dropout of the projection and the attention output.
+            checkpoint_above: bags with more patches train with activation-checkpointed Nyström layers
+                (None: never).
+        """
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(in_dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
@@ -273,7 +369,17 @@ class TransMIL(nn.Module):
         self.checkpoint_above = checkpoint_above
 
     def forward(self, bag: Tensor) -> tuple[Tensor, Tensor]:
-        """``bag`` (N, in_dim) -> (class output (dim,), token outputs (N, dim))."""
+        """Aggregate one bag.
+
+        Args:
+            bag: (N, in_dim) patch features, N >= 1.
+
+        Returns:
+            The class-token output (dim,) and the token outputs (N, dim), padding removed.
+
+        Raises:
+            ValueError: ``bag`` is not a non-empty 2-D matrix.
+        """
         if bag.ndim != 2 or bag.shape[0] == 0:
             raise ValueError(f"a bag must be a non-empty (N, D) matrix, got shape {tuple(bag.shape)}")
         n = bag.shape[0]

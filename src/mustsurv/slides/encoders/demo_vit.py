@@ -24,7 +24,11 @@ DEMO_VIT_KWARGS = {
 
 
 def build_demo_vit() -> torch.nn.Module:
-    """A 4-block, 192-wide ViT/16 (~1.9 M parameters): (B, 3, H, W) -> (B, 192)."""
+    """Build a 4-block, 192-wide ViT/16 (~1.9 M parameters).
+
+    Returns:
+        The model (random weights), mapping (B, 3, H, W) images to (B, 192) features.
+    """
     return timm.create_model("vit_tiny_patch16_224", pretrained=False, **DEMO_VIT_KWARGS)
 
 

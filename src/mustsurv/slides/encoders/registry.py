@@ -23,8 +23,19 @@ class EncoderWeightsError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """A registered encoder: ``build()`` returns the architecture (weights random or seeded), mapping
-    (B, 3, H, W) float images normalised with ``mean``/``std`` to (B, ``dim``) features."""
+    """A registered encoder.
+
+    Attributes:
+        name: the encoder's name (``slides.encoder``).
+        dim: feature dimension.
+        build: returns the architecture (weights random or seeded), mapping (B, 3, H, W) float images
+            normalised with ``mean``/``std`` to (B, ``dim``) features.
+        mean: per-channel mean of the input normalisation.
+        std: per-channel standard deviation of the input normalisation.
+        requires_weights: the encoder is useless without its weights file (UNI2-h).
+        seed: seed of the initialisation when no weights are given.
+        weights_help: how to obtain the weights, appended to weights errors.
+    """
 
     name: str
     dim: int
@@ -40,7 +51,17 @@ _REGISTRY: dict[str, EncoderSpec] = {}
 
 
 def register(spec: EncoderSpec) -> EncoderSpec:
-    """Add ``spec`` to the registry (names are unique)."""
+    """Add an encoder to the registry.
+
+    Args:
+        spec: the encoder; its name must be new.
+
+    Returns:
+        ``spec``.
+
+    Raises:
+        ValueError: an encoder of that name is registered already.
+    """
     if spec.name in _REGISTRY:
         raise ValueError(f"encoder {spec.name!r} is registered twice")
     _REGISTRY[spec.name] = spec
@@ -48,12 +69,26 @@ def register(spec: EncoderSpec) -> EncoderSpec:
 
 
 def available() -> list[str]:
-    """Names of the registered encoders."""
+    """Names of the registered encoders.
+
+    Returns:
+        The names, sorted.
+    """
     return sorted(_REGISTRY)
 
 
 def get_spec(name: str) -> EncoderSpec:
-    """The :class:`EncoderSpec` called ``name``; a clear error lists the known names."""
+    """Look up a registered encoder.
+
+    Args:
+        name: the encoder's name.
+
+    Returns:
+        Its :class:`EncoderSpec`.
+
+    Raises:
+        KeyError: unknown name; the message lists the known names for ``slides.encoder``.
+    """
     if name not in _REGISTRY:
         raise KeyError(f"unknown encoder {name!r}; set `slides.encoder` to one of {available()}.")
     return _REGISTRY[name]
@@ -61,7 +96,13 @@ def get_spec(name: str) -> EncoderSpec:
 
 @dataclass
 class Encoder:
-    """A ready-to-run encoder on ``device``; the model is built on first use of :attr:`model`."""
+    """A ready-to-run encoder on a device; the model is built on first use of :attr:`model`.
+
+    Attributes:
+        spec: the encoder's spec.
+        weights: the local weights file, or None for the seeded initialisation.
+        device: device the model runs on.
+    """
 
     spec: EncoderSpec
     weights: Path | None
@@ -70,19 +111,30 @@ class Encoder:
 
     @property
     def dim(self) -> int:
+        """Feature dimension."""
         return self.spec.dim
 
     @property
     def model(self) -> torch.nn.Module:
+        """The model, built (and its weights loaded) on first access, in eval mode on :attr:`device`."""
         if self._model is None:
             self._model = _instantiate(self.spec, self.weights).to(self.device).eval()
         return self._model
 
     @torch.inference_mode()
     def encode(self, patches: torch.Tensor) -> torch.Tensor:
-        """Features (B, dim) float32 of uint8 patches (B, H, W, 3) (on any device; moved to ours).
+        """Compute the features of a batch of patches.
 
         Scaling and normalisation happen on the device; bf16 autocast on CUDA, float32 elsewhere.
+
+        Args:
+            patches: (B, H, W, 3) uint8 patches, on any device (moved to ours).
+
+        Returns:
+            (B, dim) float32 features.
+
+        Raises:
+            EncoderWeightsError: the weights file (loaded on first use) does not fit the architecture.
         """
         x = patches.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1)
@@ -95,6 +147,7 @@ class Encoder:
 
 
 def _instantiate(spec: EncoderSpec, weights: Path | None) -> torch.nn.Module:
+    """Build ``spec``'s model: seeded without ``weights``, else loaded strictly from that file."""
     if weights is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
@@ -112,10 +165,20 @@ def _instantiate(spec: EncoderSpec, weights: Path | None) -> torch.nn.Module:
 
 
 def build_encoder(name: str, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Encoder:
-    """The registered encoder ``name`` on ``device``, with weights from the local file ``weights``.
+    """Get the registered encoder ``name`` on a device.
 
-    Encoders that require weights (UNI2-h) raise :class:`EncoderWeightsError` naming the path and how to
-    obtain the file when it is not given or missing; the others use their seeded initialisation.
+    Args:
+        name: the encoder's name.
+        weights: its local weights file; None (or empty) uses the seeded initialisation.
+        device: device to run it on.
+
+    Returns:
+        The encoder (its model is built on first use).
+
+    Raises:
+        KeyError: unknown encoder name.
+        EncoderWeightsError: the weights file does not exist, or the encoder requires weights (UNI2-h) and
+            none is given; the message names the path and how to obtain the file.
     """
     spec = get_spec(name)
     path = Path(weights) if weights else None
@@ -130,7 +193,17 @@ def build_encoder(name: str, weights: str | os.PathLike | None = None, device: s
 
 
 def pick_device(preference: str = "auto") -> torch.device:
-    """``cuda`` when available (or asked for), else ``cpu``; decided at run time."""
+    """Choose the device of the patch encoder at run time.
+
+    Args:
+        preference: ``"auto"`` (``cuda`` when available, else ``cpu``), ``"cuda"`` or ``"cpu"``.
+
+    Returns:
+        The device.
+
+    Raises:
+        RuntimeError: ``cuda`` is asked for but no CUDA device is visible.
+    """
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference == "cuda" and not torch.cuda.is_available():

@@ -35,7 +35,11 @@ WEIGHTS_HELP = (
 
 
 def build_uni2_h() -> torch.nn.Module:
-    """The UNI2-h architecture (random weights): (B, 3, 224, 224) -> (B, 1536) class-token features."""
+    """Build the UNI2-h architecture (random weights).
+
+    Returns:
+        The model, mapping (B, 3, 224, 224) images to (B, 1536) class-token features.
+    """
     return timm.create_model("vit_giant_patch14_224", pretrained=False, **UNI2_H_KWARGS)
 
 
