@@ -68,10 +68,13 @@ def test_paper_layout_cells_overall_and_marks(files):
 
 
 def test_table2_layout_shows_dashes_for_a_scenario_the_method_cannot_predict(files):
-    """Paper Table 2: LD-CVAE's missing-pathology row is all `–`; methods without results get no rows."""
+    """Paper Table 2: LD-CVAE's missing-pathology row is all `–`; methods without results get no rows; a method
+    outside ``every_scenario`` keeps only its own scenarios."""
     long = fold_cindices(files)
-    table = paper_table(long, ["A", "B"], ["abmil", "ldcvae", "must"], every_scenario=True)
+    table = paper_table(long, ["A", "B"], ["abmil", "ldcvae", "must"], every_scenario={"abmil", "ldcvae", "must"})
     assert table["method"].tolist() == ["abmil"] * 3 + ["must"] * 3
+    only_own = paper_table(long, ["A", "B"], ["abmil", "must"], every_scenario={"must"})
+    assert only_own["method"].tolist() == ["abmil"] + ["must"] * 3
     dashes = table[(table.method == "abmil") & (table.P == "○")].iloc[0]
     assert (dashes["A"], dashes["B"], dashes["Overall"]) == ("–", "–", "–")
 

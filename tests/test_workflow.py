@@ -74,8 +74,9 @@ def test_tiny_study_runs_end_to_end(tiny_study):
 def test_tiny_study_tables_and_figures(tiny_study):
     long = pd.read_csv(tiny_study / layout.study_table("cindex_folds.tsv"), sep="\t")
     methods = {"must", "abmil", "transmil", "mlp", "snn", "survpath", "cmta", "smil", "m3care", "shaspec", "ldcvae",
-               "oracle"}
+               "coxph_genomics", "coxph_pathology", "coxph_concat", "must_zero_fill", "must_ridge", "oracle"}
     assert set(long["method"]) == methods
+    assert set(long["selection"]) == {"validation"} and long["must_config"].str.startswith("project-").all()
     assert long.groupby(["method", "scenario"])["fold"].nunique().eq(2).all()
     assert long["cindex"].between(0, 1).all()
     must = long[long.method == "must"]
@@ -86,11 +87,15 @@ def test_tiny_study_tables_and_figures(tiny_study):
     assert long.loc[long.method != "oracle", "rank"].notna().all()
     table2 = pd.read_csv(tiny_study / layout.study_table("table2.csv"), keep_default_na=False)
     assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
-    assert table2["method"].tolist() == [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must", "oracle")
-                                         for _ in range(3)]
+    rows = [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must") for _ in range(3)]
+    rows += ["must_zero_fill", "must_zero_fill", "must_ridge", "must_ridge", "oracle", "oracle", "oracle"]
+    assert table2["method"].tolist() == rows  # the references only without a modality
     assert table2.loc[11, "TINY"] == "–" and "±" in table2.loc[10, "TINY"]  # LD-CVAE cannot drop pathology
     table1 = pd.read_csv(tiny_study / layout.study_table("table1.csv"))
-    assert list(table1["method"].unique()) == ["abmil", "transmil", "mlp", "snn", "survpath", "cmta", "must", "oracle"]
+    assert list(table1["method"].unique()) == ["abmil", "transmil", "mlp", "snn", "survpath", "cmta", "coxph_pathology",
+                                               "coxph_genomics", "coxph_concat", "must", "oracle"]
+    provenance = json.loads((tiny_study / layout.study_table("provenance.json")).read_text())
+    assert provenance["selection"]["mode"] == "validation" and provenance["must_config"].startswith("project-")
     assert (pd.read_csv(tiny_study / layout.cohort_report("TINY", "table2.csv")) == table2).all().all()
     for method in ("must", "smil", "m3care", "shaspec"):
         for scenario in ("complete", "missing_genomics", "missing_pathology"):

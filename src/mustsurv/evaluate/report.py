@@ -69,7 +69,8 @@ def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
     present = set(long["method"])
     methods = [m for m in order if m in present] + ([ORACLE] if ORACLE in present else [])
     dagger = {m: dagger_of(m) for m in methods if m != ORACLE} if which == "table1" else None
-    return paper_table(long, cohorts, methods, dagger=dagger, every_scenario=which == "table2")
+    return paper_table(long, cohorts, methods, dagger=dagger,
+                       every_scenario=table_methods("table2") if which == "table2" else ())
 
 
 def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[str, str], str],

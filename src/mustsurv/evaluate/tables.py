@@ -8,6 +8,7 @@ only), missing pathology = ○ ● (genomics only).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def add_ranks(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_table(long: pd.DataFrame, cohorts: list[str], methods: list[str], dagger: dict[str, bool] | None = None,
-                digits: int = 3, every_scenario: bool = False) -> pd.DataFrame:
+                digits: int = 3, every_scenario: Collection[str] = ()) -> pd.DataFrame:
     """Lay the C-indices out as in the paper: rows (method, scenario) in ``methods`` order then scenario order.
 
     Columns ``method, P, G, <cohorts…>, Overall`` (plus ``†`` when ``dagger`` is given).
@@ -121,9 +122,9 @@ def paper_table(long: pd.DataFrame, cohorts: list[str], methods: list[str], dagg
         dagger: per method, whether it needs identical modalities at training and inference; None = no ``†``
             column.
         digits: decimals of the cells.
-        every_scenario: give a method a row of ``–`` for a scenario it cannot predict (Table 2: LD-CVAE
-            without pathology); otherwise such rows are left out (Table 1: each unimodal method has its one
-            scenario).
+        every_scenario: the methods that get a row of ``–`` for a scenario they cannot predict (Table 2:
+            LD-CVAE without pathology); other methods' such rows are left out (Table 1: each unimodal method
+            has its one scenario; Table 2's references have no complete-data row).
 
     Returns:
         The table.
@@ -132,7 +133,7 @@ def paper_table(long: pd.DataFrame, cohorts: list[str], methods: list[str], dagg
     for method in methods:
         for scenario in SCENARIOS:
             part = long[(long["method"] == method) & (long["scenario"] == scenario)]
-            if part.empty and not (every_scenario and method in set(long["method"])):
+            if part.empty and not (method in every_scenario and method in set(long["method"])):
                 continue
             p, g = MARKS[scenario]
             row = {"method": method, "P": p, "G": g}
