@@ -71,6 +71,7 @@ from torch import Tensor, nn
 from mustsurv.models.baselines.base import xavier_init
 from mustsurv.models.baselines.missing import (
     BagEncoder,
+    EncoderPair,
     FamilyEncoder,
     MissingModalityBaseline,
     draw_missing,
@@ -136,7 +137,7 @@ class DeepKernel(nn.Module):
 
 
 @register_model("m3care")
-class M3Care(MissingModalityBaseline):
+class M3Care(EncoderPair, MissingModalityBaseline):
     """M3Care on a bag (N_i, D_path) and F family vectors per patient; see the module docstring."""
 
     def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, genomics_hidden: int = 256,
@@ -194,29 +195,7 @@ class M3Care(MissingModalityBaseline):
         self.register_buffer("bank_key", torch.full((bank_size,), -1, dtype=torch.long))
         self.register_buffer("bank_valid", torch.zeros(bank_size, dtype=torch.bool))
 
-    # ------------------------------------------------------------------ encoders
-    def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
-        """Encode the bags.
-
-        Args:
-            batch: B patients with pathology.
-
-        Returns:
-            h_P (B, D).
-        """
-        return self.pathology_encoder(self.bags(batch))
-
-    def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
-        """Encode the family tensors.
-
-        Args:
-            batch: B patients with genomics.
-
-        Returns:
-            h_G (B, D).
-        """
-        return self.genomics_encoder(self.families(batch))
-
+    # ------------------------------------------------------------------ missingness (encoders: EncoderPair)
     def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """Draw per-patient simulated missingness for training.
 

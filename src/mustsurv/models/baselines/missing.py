@@ -181,3 +181,33 @@ class MissingModalityBaseline(BaselineModel):
         self.check_scenario(scenario)
         self.eval()
         return self.forward_scenario(strip_modality(batch, scenario), scenario)
+
+
+class EncoderPair:
+    """Mixin of a missing-modality baseline with one :class:`BagEncoder` (``pathology_encoder``) and one
+    :class:`FamilyEncoder` (``genomics_encoder``) into the shared width D (SMIL, M3Care)."""
+
+    pathology_encoder: BagEncoder
+    genomics_encoder: FamilyEncoder
+
+    def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
+        """Encode the bags.
+
+        Args:
+            batch: B patients with pathology.
+
+        Returns:
+            h_P (B, D).
+        """
+        return self.pathology_encoder(self.bags(batch))  # type: ignore[attr-defined]
+
+    def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
+        """Encode the family tensors.
+
+        Args:
+            batch: B patients with genomics.
+
+        Returns:
+            h_G (B, D).
+        """
+        return self.genomics_encoder(self.families(batch))  # type: ignore[attr-defined]

@@ -76,6 +76,7 @@ from torch import Tensor, nn
 from mustsurv.models.baselines.base import xavier_init
 from mustsurv.models.baselines.missing import (
     BagEncoder,
+    EncoderPair,
     FamilyEncoder,
     MissingModalityBaseline,
     draw_missing,
@@ -242,7 +243,7 @@ class FeatureRegularizer(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- model
 @register_model("smil")
-class SMIL(MissingModalityBaseline):
+class SMIL(EncoderPair, MissingModalityBaseline):
     """SMIL on a bag (N_i, D_path) and F family vectors per patient; see the module docstring."""
 
     def __init__(self, pathology_dim: int, family_dims: Sequence[int], dim: int = 256, genomics_hidden: int = 256,
@@ -313,29 +314,7 @@ class SMIL(MissingModalityBaseline):
         self.register_buffer("meta_valid", torch.zeros(meta_size, dtype=torch.bool))
         self.register_buffer("meta_ptr", torch.zeros((), dtype=torch.long))
 
-    # ------------------------------------------------------------------ encoders and reconstruction
-    def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
-        """Encode the B bags.
-
-        Args:
-            batch: B patients with pathology.
-
-        Returns:
-            h_P (B, D).
-        """
-        return self.pathology_encoder(self.bags(batch))
-
-    def encode_genomics(self, batch: SurvivalBatch) -> Tensor:
-        """Encode the F family tensors.
-
-        Args:
-            batch: B patients with genomics.
-
-        Returns:
-            h_G (B, D).
-        """
-        return self.genomics_encoder(self.families(batch))
-
+    # ------------------------------------------------------------------ reconstruction (encoders: EncoderPair)
     def prior_weights(self, available: Tensor, target: str) -> Tensor:
         """Weigh the C priors of ``target`` from the other modality's embedding.
 
