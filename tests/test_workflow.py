@@ -108,7 +108,8 @@ def test_tiny_study_tables_and_figures(tiny_study):
     n_bins = len(split["bin_edges"]) - 1
     assert list(pred.columns[5:]) == ["train_median_risk", *[f"survival_{k}" for k in range(1, n_bins + 1)]]
     metrics = pd.read_csv(tiny_study / layout.study_table("metrics_folds.tsv"), sep="\t")
-    assert list(metrics.columns) == ["method", "scenario", "cohort", "fold", "metric", "value", "time", "note"]
+    assert list(metrics.columns) == ["method", "scenario", "cohort", "fold", "metric", "value", "time", "note",
+                                     "selection", "must_config"]
     assert set(metrics["method"]) == methods
     assert set(metrics.loc[metrics.method == "oracle", "metric"]) == {"harrell_c", "uno_c", "mean_auc", "auc_q25",
                                                                       "auc_q50", "auc_q75"}

@@ -59,6 +59,8 @@ rule cohort_metrics:
         long=layout.cohort_report("{cohort}", layout.METRICS_FOLDS),
     params:
         predictions=lambda wc: STUDY.prediction_files(wc.cohort),
+        selection=config["selection"]["mode"],
+        must=config["must"],
     log:
         "logs/report/{cohort}/metrics.log",
     benchmark:
