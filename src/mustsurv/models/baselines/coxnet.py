@@ -63,6 +63,14 @@ def _t(a: Any) -> Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float64)).clone()
 
 
+def _check_sizes(family_dims: Sequence[int] | None = None, pathology_dim: int = 1, pca_components: int = 1) -> None:
+    """Raise ``ValueError`` for an empty gene family or a non-positive pathology size."""
+    if family_dims is not None and (not family_dims or min(family_dims) < 1):
+        raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
+    if pathology_dim < 1 or pca_components < 1:
+        raise ValueError(f"pathology_dim and pca_components must be >= 1, got {pathology_dim}, {pca_components}")
+
+
 class CoxnetBaseline(BaselineModel):
     """Elastic-net Cox model on a fixed feature map of the batch; see the module docstring.
     """
@@ -347,8 +355,7 @@ class CoxnetGenomics(CoxnetBaseline):
                 penalty when a fold has no validation patients.
         """
         super().__init__(n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds)
-        if not family_dims or min(family_dims) < 1:
-            raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
+        _check_sizes(family_dims=family_dims)
         self.family_dims = tuple(int(d) for d in family_dims)
         self.pca_components = None
 
@@ -381,8 +388,7 @@ class CoxnetPathology(CoxnetBaseline):
                 penalty when a fold has no validation patients.
         """
         super().__init__(n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds)
-        if pathology_dim < 1 or pca_components < 1:
-            raise ValueError(f"pathology_dim and pca_components must be >= 1, got {pathology_dim}, {pca_components}")
+        _check_sizes(pathology_dim=pathology_dim, pca_components=pca_components)
         self.pathology_dim = int(pathology_dim)
         self.pca_components = int(pca_components)
 
@@ -416,10 +422,8 @@ class CoxnetConcat(CoxnetBaseline):
                 penalty when a fold has no validation patients.
         """
         super().__init__(n_bins, l1_ratio, n_alphas, alpha_min_ratio, max_iter, inner_folds)
-        if not family_dims or min(family_dims) < 1:
-            raise ValueError(f"every gene family needs at least one feature, got sizes {list(family_dims)}")
-        if pathology_dim < 1 or pca_components < 1:
-            raise ValueError(f"pathology_dim and pca_components must be >= 1, got {pathology_dim}, {pca_components}")
+        _check_sizes(family_dims=family_dims)
+        _check_sizes(pathology_dim=pathology_dim, pca_components=pca_components)
         self.family_dims = tuple(int(d) for d in family_dims)
         self.pathology_dim = int(pathology_dim)
         self.pca_components = int(pca_components)
