@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from mustsurv.evaluate.predictions import survival_columns
+from mustsurv.io import atomic_path
 from mustsurv.models.batch import PatientItem, collate
 from mustsurv.models.must import MUST
 from mustsurv.study.vocabulary import (
@@ -196,6 +197,8 @@ def train_stage3(
     validation: Sequence[PatientItem] | None = None,
     evaluations: int = 50,
     patience: int | None = None,
+    checkpoint_every: int = 1000,
+    progress_path: str | Path | None = None,
 ) -> dict[str, list[float]]:
     """Stage 3: freeze the model and train ``ldm_pathology`` and ``ldm_genomics`` for at most ``steps`` steps
     each (AdamW, mini-batches of ``batch_size`` patients without replacement within a pass).
@@ -217,6 +220,11 @@ def train_stage3(
         validation: patients to select the stopping step on (None: keep the last step).
         evaluations: validation evaluations over ``steps``.
         patience: evaluations without improvement before stopping early (None: never early).
+        checkpoint_every: steps between saves of the progress file.
+        progress_path: if given, everything needed to continue (both diffusion models, optimiser, random
+            generators, batch order, validation state, history) is saved there atomically every
+            ``checkpoint_every`` steps and when a diffusion model is done; a run finding the file continues
+            from it and ends with the same weights as an uninterrupted one.
 
     Returns:
         Per modality the training loss at every 1 % of the steps; with ``validation`` also
@@ -227,20 +235,54 @@ def train_stage3(
     pairs = ldm_training_pairs(model, dataset)
     held_out = ldm_training_pairs(model, validation) if validation else None
     history: dict[str, list[float]] = {}
-    for modality, (z0, cond) in pairs.items():
+    saved = torch.load(progress_path, weights_only=False) if progress_path and Path(progress_path).exists() else None
+    for index, (modality, (z0, cond)) in enumerate(pairs.items()):
         ldm, _ = model._ldm(modality)
+        if saved is not None and index < saved["index"]:  # finished before the job was killed
+            ldm.load_state_dict(saved["finished"][modality])
+            history.update({k: v for k, v in saved["history"].items() if k.startswith(modality)})
+            continue
         ldm.fit_normalisation(z0, cond)
         ldm.train()
         for p in ldm.parameters():
             p.requires_grad_(True)
         opt = torch.optim.AdamW(ldm.parameters(), lr=lr, weight_decay=weight_decay)
         gen = torch.Generator(device=z0.device).manual_seed(seed)
-        n, order, pos = z0.shape[0], torch.empty(0, dtype=torch.long), 0
+        n, order, pos, start = z0.shape[0], torch.empty(0, dtype=torch.long), 0, 0
         history[modality] = []
         every = max(1, steps // 100)
         check = _DenoisingCheck(model, modality, *held_out[modality], seed) if held_out else None
         check_every = max(1, steps // max(1, evaluations))
-        for step in range(steps):
+        if saved is not None and index == saved["index"] and saved["ldm"] is not None:  # killed mid-way
+            ldm.load_state_dict(saved["ldm"])
+            opt.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            if saved["cuda_rng"] is not None:
+                torch.cuda.set_rng_state_all(saved["cuda_rng"])
+            order, pos, start = saved["order"], saved["pos"], saved["step"]
+            history[modality] = saved["history"][modality]
+            if check is not None:
+                check.__dict__.update(saved["check"])
+            log.info("ldm %s: resuming from %s after step %d", modality, progress_path, start)
+
+        def save(step_done: int, finished: bool) -> None:
+            if progress_path is None:
+                return
+            done = dict(saved["finished"]) if saved is not None else {}
+            done.update({m: model._ldm(m)[0].state_dict() for m in list(pairs)[:index + int(finished)]})
+            mid = None if finished else {  # a finished model's state is in `finished`
+                "ldm": ldm.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "order": order, "pos": pos,
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "check": None if check is None else {k: v for k, v in check.__dict__.items()
+                                                    if k not in ("model", "z0", "cond")}}
+            state = {"index": index + int(finished), "finished": done, "history": history, "step": step_done,
+                     **(mid or {"ldm": None})}
+            with atomic_path(progress_path) as tmp:
+                torch.save(state, tmp)
+
+        for step in range(start, steps):
             if pos + min(batch_size, n) > order.numel():
                 order, pos = torch.randperm(n, generator=gen, device=z0.device), 0
             idx = order[pos : pos + batch_size]
@@ -257,10 +299,13 @@ def train_stage3(
                     log.info("ldm %s: early stop after step %d (no improvement in %d evaluations)", modality,
                              step + 1, patience)
                     break
+            if (step + 1) % checkpoint_every == 0:
+                save(step + 1, finished=False)
         if check is not None:
             check.restore(ldm)
             history[f"{modality}_validation"] = check.values
             history[f"{modality}_selected_step"] = [float(check.best_step)]
+        save(steps, finished=True)
         ldm.eval()
         for p in ldm.parameters():
             p.requires_grad_(False)

@@ -155,7 +155,7 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
         model = _continue(previous, kwargs, device)
         meta["ldm_history"] = train_stage3(model, items, seed=seed, validation=monitored,
                                            evaluations=selection.stage3_evaluations, patience=selection.patience,
-                                           **cfg["stage3"])
+                                           progress_path=progress, **cfg["stage3"])
     else:
         raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
     save_checkpoint(out, model, "must", kwargs, meta)
