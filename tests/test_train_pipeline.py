@@ -37,3 +37,18 @@ def test_stale_progress_is_removed_fresh_progress_kept(tmp_path):
 def test_must_kwargs_put_data_sizes_before_config():
     kw = must_kwargs([3, 4, 5, 6, 7, 8], 192, 4, {"dim": 32, "rank": 8})
     assert kw == {"family_dims": [3, 4, 5, 6, 7, 8], "pathology_dim": 192, "n_bins": 4, "dim": 32, "rank": 8}
+
+
+def test_training_device_follows_the_request_and_fails_clearly():
+    from mustsurv.train.trainer import training_device
+
+    assert training_device("cpu", 1) == torch.device("cpu")
+    assert training_device("auto", 0) == torch.device("cpu")  # no GPU requested: CPU even where one is visible
+    if torch.cuda.is_available():
+        assert training_device("auto", 1) == torch.device("cuda")
+    else:
+        assert training_device("auto", 1) == torch.device("cpu")
+        with pytest.raises(RuntimeError, match=r"training.device is cuda.*training.gpu: 1.*training.device: cpu"):
+            training_device("cuda", 1)
+    with pytest.raises(ValueError, match="training.device"):
+        training_device("tpu", 0)

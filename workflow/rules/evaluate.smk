@@ -15,6 +15,7 @@ rule must_predict:
         inference=config["must"]["inference"],
         seed=config["training"]["seed"],
         selection=config["selection"],
+        device=config["training"]["device"],
     log:
         "logs/evaluate/{cohort}/{run}.log",
     benchmark:
@@ -38,6 +39,7 @@ rule must_references:
         **{name: per_fold(lambda k, name=name: layout.predictions("{cohort}", name, k)) for name in STUDY.references},
     params:
         selection=config["selection"],
+        device=config["training"]["device"],
     log:
         "logs/evaluate/{cohort}/must_references.log",
     benchmark:

@@ -23,6 +23,7 @@ for _stage in layout.MUST_STAGES:
             must=config["must"],
             seed=config["training"]["seed"],
             selection=config["selection"],
+            device=config["training"]["device"],
         log:
             f"logs/train/{{cohort}}/{{run}}/stage{_stage}.log",
         benchmark:
@@ -49,6 +50,7 @@ rule baseline:
         cfg=lambda wc: config["baselines"][wc.method],
         seed=config["training"]["seed"],
         selection=config["selection"],
+        device=config["training"]["device"],
     log:
         "logs/train/{cohort}/{method}.log",
     benchmark:

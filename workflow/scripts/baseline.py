@@ -8,9 +8,11 @@ from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_baseline
 from mustsurv.train.selection import Selection
+from mustsurv.train.trainer import training_device
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+device = training_device(snakemake.params.device, snakemake.resources.gpu)
 release_large_buffers()  # large bags: freed buffers leave the process (see mustsurv.allocator)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 out = snakemake.output
@@ -18,4 +20,4 @@ for split, model, tsv in zip(snakemake.input.splits, out.models, out.predictions
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
     run_baseline(snakemake.wildcards.method, data, model, tsv, snakemake.params.cfg, snakemake.params.seed,
-                 Selection.from_config(snakemake.params.selection), store=store)
+                 Selection.from_config(snakemake.params.selection), store=store, device=device)

@@ -6,9 +6,11 @@ from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import predict_must
 from mustsurv.train.selection import Selection
+from mustsurv.train.trainer import training_device
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+device = training_device(snakemake.params.device, snakemake.resources.gpu)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 out = snakemake.output
 for split, model, tsv, npz, no_ldm in zip(snakemake.input.splits, snakemake.input.models, out.predictions,
@@ -16,4 +18,4 @@ for split, model, tsv, npz, no_ldm in zip(snakemake.input.splits, snakemake.inpu
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
     predict_must(model, data, tsv, npz, snakemake.params.inference, snakemake.params.seed,
-                 Selection.from_config(snakemake.params.selection), store=store, out_no_ldm=no_ldm)
+                 Selection.from_config(snakemake.params.selection), store=store, out_no_ldm=no_ldm, device=device)

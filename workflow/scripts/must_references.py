@@ -9,17 +9,18 @@ from mustsurv.evaluate.references import reference_predictions
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import load_fold
 from mustsurv.train.selection import Selection
-from mustsurv.train.trainer import default_device, load_checkpoint
+from mustsurv.train.trainer import load_checkpoint, training_device
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 store = FeatureStore()
+device = training_device(snakemake.params.device, snakemake.resources.gpu)
 selection = Selection.from_config(snakemake.params.selection)
 for k, (split, ckpt) in enumerate(zip(snakemake.input.splits, snakemake.input.models)):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.get("tokens"),
             "summary": snakemake.input.get("summary")}
     fold = load_fold(data, selection, store)
-    model, _ = load_checkpoint(ckpt, default_device())
+    model, _ = load_checkpoint(ckpt, device)
     for name, pred in reference_predictions(model, list(fold.train), list(fold.test)).items():
         write_predictions(pred, snakemake.output[name][k])
         log.info("fold %d %s: %d rows", k, name, len(pred))

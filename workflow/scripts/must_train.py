@@ -7,9 +7,11 @@ from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
 from mustsurv.train.pipeline import run_must_stage
 from mustsurv.train.selection import Selection
+from mustsurv.train.trainer import training_device
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+device = training_device(snakemake.params.device, snakemake.resources.gpu)
 release_large_buffers()  # large bags: freed buffers leave the process (see mustsurv.allocator)
 store = FeatureStore()  # every fold of this job shares the bags read from disk
 previous = snakemake.input.get("previous") or [None] * len(snakemake.output)
@@ -18,4 +20,4 @@ for k, (split, out, prev) in enumerate(zip(snakemake.input.splits, snakemake.out
             "summary": snakemake.input.get("summary")}
     run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed,
                    Selection.from_config(snakemake.params.selection), previous=prev, store=store,
-                   variant=snakemake.params.variant, fold=k)
+                   variant=snakemake.params.variant, fold=k, device=device)

@@ -5,18 +5,18 @@ from mustsurv.train.trainer import (
     OptimConfig,
     TrainState,
     accumulate_group,
-    default_device,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
     train_epochs,
+    training_device,
 )
 
 __all__ = [
+    "training_device",
     "OptimConfig",
     "TrainState",
     "accumulate_group",
-    "default_device",
     "load_checkpoint",
     "predict",
     "save_checkpoint",

@@ -41,7 +41,6 @@ from mustsurv.train.selection import Selection, make_monitor, scenario_cindex
 from mustsurv.train.trainer import (
     OptimConfig,
     TrainState,
-    default_device,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
@@ -104,7 +103,7 @@ def load_fold(data: dict[str, str | None], selection: Selection, store: FeatureS
 
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
                    selection: Selection, previous: str | Path | None = None, store: FeatureStore | None = None,
-                   variant: Variant = MAIN, fold: int = 0) -> None:
+                   variant: Variant = MAIN, fold: int = 0, device: torch.device = torch.device("cpu")) -> None:
     """Train stage ``stage`` of the MUST run ``variant`` on fold ``fold``'s training part and save the whole model.
 
     Every stage selects as ``selection`` says: stages 1-2 keep the epoch with the lowest validation survival
@@ -124,13 +123,13 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
         store: feature store shared by the job's folds.
         variant: the MUST run.
         fold: the fold index (seeds the unpairing of an unpaired run).
+        device: where to train (:func:`~mustsurv.train.trainer.training_device`).
 
     Raises:
         ValueError: the cohort lacks slides or genomics, ``stage`` is not 1-3, ``previous`` is missing for
             stages 2 and 3, or it does not match this run's model.
     """
     seed_everything(seed)
-    device = default_device()
     fold_data = load_fold(data, selection, store)
     train = fold_data.train
     monitored = selection.monitored(fold_data)
@@ -211,7 +210,7 @@ def write_must_predictions(model: MUST, test: Sequence[PatientItem], inference: 
 
 def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | Path, out_npz: str | Path,
                  inference: dict[str, Any], seed: int, selection: Selection, store: FeatureStore | None = None,
-                 out_no_ldm: str | Path | None = None) -> None:
+                 out_no_ldm: str | Path | None = None, device: torch.device = torch.device("cpu")) -> None:
     """Predict the risk of every test patient in every scenario it allows, and the decomposition cosines.
 
     Args:
@@ -224,9 +223,10 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
         selection: the run's selection (which patients the model was fit on, for ``train_median_risk``).
         store: feature store shared between folds.
         out_no_ldm: if given, also the two missing scenarios with a zero tensor in place of the missing û.
+        device: where to predict.
     """
     seed_everything(seed)
-    model, _ = load_checkpoint(ckpt, default_device())
+    model, _ = load_checkpoint(ckpt, device)
     fold = load_fold(data, selection, store)
     train, test = fold.train, fold.test
     write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm, train=train)
@@ -240,7 +240,8 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
 
 
 def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path, out_tsv: str | Path,
-                 cfg: dict[str, Any], seed: int, selection: Selection, store: FeatureStore | None = None) -> None:
+                 cfg: dict[str, Any], seed: int, selection: Selection, store: FeatureStore | None = None,
+                 device: torch.device = torch.device("cpu")) -> None:
     """Train a registry baseline on a fold's training patients it accepts and predict its test patients.
 
     The epoch kept (and the stop) are chosen as ``selection`` says, on the validation patients the method
@@ -255,12 +256,12 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         seed: seeds weights, order, noise and sampling.
         selection: where and how choices are made.
         store: feature store shared by the job's folds.
+        device: where to train.
 
     Raises:
         ValueError: no training patient has the modalities the method needs.
     """
     seed_everything(seed)
-    device = default_device()
     fold_data = load_fold(data, selection, store)
     train, test = fold_data.train, fold_data.test
     cls = model_class(method)

@@ -14,6 +14,7 @@ goes through its MIL aggregator alone), so no padding changes the result.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import random
 from dataclasses import asdict, dataclass, field
@@ -33,9 +34,35 @@ log = logging.getLogger(__name__)
 LossFn = Callable[[SurvivalBatch], tuple[Tensor, dict[str, float]]]
 
 
-def default_device() -> torch.device:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def training_device(setting: str, gpus: int) -> torch.device:
+    """The device a training or prediction job runs on.
+
+    Args:
+        setting: ``training.device``: ``auto`` (CUDA only when the job requested a GPU and one is visible),
+            ``cpu`` or ``cuda``.
+        gpus: ``training.gpu``, the GPUs the job requested from its scheduler (which sets
+            ``CUDA_VISIBLE_DEVICES``, so the first visible device is the one it was given).
+
+    Returns:
+        ``cuda`` (the first visible device) or ``cpu``.
+
+    Raises:
+        ValueError: an unknown setting.
+        RuntimeError: ``cuda`` was asked for and no GPU is visible; the message names the keys to change.
+    """
+    if setting not in DEVICES:
+        raise ValueError(f"training.device must be one of {', '.join(DEVICES)}, got {setting!r}")
+    visible = torch.cuda.is_available()
+    if setting == "cuda" and not visible:
+        raise RuntimeError("training.device is cuda but no GPU is visible to this job (CUDA_VISIBLE_DEVICES="
+                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); request one with training.gpu: 1 "
+                           "(and `--resources gpu=1` locally) or set training.device: cpu")
+    if setting == "cuda" or (setting == "auto" and gpus >= 1 and visible):
+        return torch.device("cuda")
+    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
