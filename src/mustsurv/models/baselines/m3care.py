@@ -74,7 +74,6 @@ from mustsurv.models.baselines.missing import (
     EncoderPair,
     FamilyEncoder,
     MissingModalityBaseline,
-    draw_missing,
 )
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
 from mustsurv.models.layers.attention import SelfAttentionBlock
@@ -195,20 +194,6 @@ class M3Care(EncoderPair, MissingModalityBaseline):
         self.register_buffer("bank_key", torch.full((bank_size,), -1, dtype=torch.long))
         self.register_buffer("bank_valid", torch.zeros(bank_size, dtype=torch.bool))
 
-    # ------------------------------------------------------------------ missingness (encoders: EncoderPair)
-    def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """Draw per-patient simulated missingness for training.
-
-        :func:`~mustsurv.models.baselines.missing.draw_missing` with ``missing_rate`` and ``genomics_share``.
-
-        Args:
-            n: number of patients.
-            device: device of the masks.
-
-        Returns:
-            ``drop_genomics`` (n,) and ``drop_pathology`` (n,) bool masks.
-        """
-        return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     # ------------------------------------------------------------------ imputation
     def _bank(self, modality: str) -> Tensor:

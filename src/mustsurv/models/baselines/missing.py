@@ -185,10 +185,27 @@ class MissingModalityBaseline(BaselineModel):
 
 class EncoderPair:
     """Mixin of a missing-modality baseline with one :class:`BagEncoder` (``pathology_encoder``) and one
-    :class:`FamilyEncoder` (``genomics_encoder``) into the shared width D (SMIL, M3Care)."""
+    :class:`FamilyEncoder` (``genomics_encoder``) into the shared width D, trained with simulated
+    missingness (``missing_rate``, ``genomics_share``): SMIL, M3Care."""
 
     pathology_encoder: BagEncoder
     genomics_encoder: FamilyEncoder
+    missing_rate: float
+    genomics_share: float
+
+    def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """Draw per-patient simulated missingness for training.
+
+        :func:`draw_missing` with ``missing_rate`` and ``genomics_share``.
+
+        Args:
+            n: number of patients.
+            device: device of the masks.
+
+        Returns:
+            ``drop_genomics`` (n,) and ``drop_pathology`` (n,) bool masks.
+        """
+        return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     def encode_pathology(self, batch: SurvivalBatch) -> Tensor:
         """Encode the bags.

@@ -79,7 +79,6 @@ from mustsurv.models.baselines.missing import (
     EncoderPair,
     FamilyEncoder,
     MissingModalityBaseline,
-    draw_missing,
 )
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
 from mustsurv.models.registry import register_model
@@ -355,19 +354,6 @@ class SMIL(EncoderPair, MissingModalityBaseline):
         z = mu + torch.exp(log_sigma) * torch.randn_like(mu) if stochastic else mu
         return x * F.softplus(z), mu, log_sigma
 
-    def draw_missing(self, n: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """Draw per-patient simulated missingness for training.
-
-        :func:`~mustsurv.models.baselines.missing.draw_missing` with ``missing_rate`` and ``genomics_share``.
-
-        Args:
-            n: number of patients.
-            device: device of the masks.
-
-        Returns:
-            ``drop_genomics`` (n,) and ``drop_pathology`` (n,) bool masks.
-        """
-        return draw_missing(n, self.missing_rate, self.genomics_share, device)
 
     # ------------------------------------------------------------------ inference
     def forward_scenario(self, batch: SurvivalBatch, scenario: Scenario) -> Tensor:
