@@ -13,7 +13,8 @@ from the precomputed TRIDENT/CLAM feature files. Paths come from mustsurv.study.
 TILING = {k: SLIDES[k] for k in ("target_mpp", "mpp_tolerance", "patch_size", "min_tissue_fraction", "region_patches")}
 EMBED = {k: SLIDES[k] for k in ("batch_size", "num_workers", "region_patches", "read_retries")}
 
-ENCODER = SLIDES["encoder"]  # checked against the encoder registry when a slides_embed job starts
+ENCODER = SLIDES["encoder"]  # a registry name or timm:<arch> (the schema checks the form at parse time)
+ENCODER_DIR = ENCODER.replace(":", "-")  # folder name of its logs (layout.features does the same)
 
 for _cohort in STUDY.embedded_cohorts():
     _sheet = STUDY.slide_sheet(_cohort)
@@ -64,9 +65,9 @@ for _cohort in STUDY.embedded_cohorts():
                 embed=EMBED,
                 device=SLIDES["device"],
             log:
-                f"logs/slides/{_cohort}/features/{ENCODER}/{_batch}.log",
+                f"logs/slides/{_cohort}/features/{ENCODER_DIR}/{_batch}.log",
             benchmark:
-                f"benchmarks/rules/slides/{_cohort}/features/{ENCODER}/{_batch}.tsv"
+                f"benchmarks/rules/slides/{_cohort}/features/{ENCODER_DIR}/{_batch}.tsv"
             conda:
                 "../../envs/mustsurv.yaml"
             threads: SLIDES["threads"]
@@ -82,6 +83,7 @@ rule slides_summary:
         sheet=lambda wc: [STUDY.slide_sheet(wc.cohort)] if STUDY.slide_sheet(wc.cohort) else [],
     output:
         summary=layout.slide_summary("{cohort}"),
+        provenance=layout.slide_provenance("{cohort}"),
     params:
         slides=lambda wc: list(STUDY.slide_features(wc.cohort)),
         skip_failed=SLIDES["skip_failed"],

@@ -15,6 +15,7 @@ Tree::
         slides/coords/{slide}.h5                patch coordinates
         slides/features/{encoder}/{slide}.h5    patch features (TRIDENT layout)
         slides/summary.tsv                      one row per slide (status, patches, features file)
+        slides/provenance.json                  the features' common encoder, dimension, MPP, patch size, weights hash
         models/{run}/fold{k}/stage{1,2,3}.pt    MUST runs (``must`` and the ablation variants ``must_*``)
         models/{method}/fold{k}/model.pt        baselines
         predictions/{method}/fold{k}.tsv        test patients x scenarios: risk, survival at the bin edges, training
@@ -207,12 +208,12 @@ def features(cohort: Part, slide: Part, encoder: Part) -> str:
     Args:
         cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
         slide: the slide's id (or a wildcard).
-        encoder: the encoder's name (or a wildcard).
+        encoder: the encoder's name (or a wildcard); ``timm:<arch>`` becomes the folder ``timm-<arch>``.
 
     Returns:
         The path.
     """
-    return f"{slides_dir(cohort)}/features/{encoder}/{slide}.h5"
+    return f"{slides_dir(cohort)}/features/{str(encoder).replace(':', '-')}/{slide}.h5"
 
 
 def slide_summary(cohort: Part) -> str:
@@ -225,6 +226,18 @@ def slide_summary(cohort: Part) -> str:
         The path.
     """
     return f"{slides_dir(cohort)}/summary.tsv"
+
+
+def slide_provenance(cohort: Part) -> str:
+    """The common provenance of the cohort's feature files (``slides_summary``; :mod:`mustsurv.slides.provenance`).
+
+    Args:
+        cohort: the cohort's name (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{slides_dir(cohort)}/provenance.json"
 
 
 # --- models and predictions ----------------------------------------------------------------------
