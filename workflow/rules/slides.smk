@@ -30,7 +30,8 @@ for _cohort in STUDY.embedded_cohorts():
                 sheet=[_sheet] if _sheet else [],
             output:
                 geojson=[o["geojson"] for o in _outs.values()],
-                qc=[o["qc"] for o in _outs.values()],
+                qc=report([o["qc"] for o in _outs.values()], caption="../report/qc.rst", category="Slide QC",
+                          subcategory=_cohort),
                 coords=[o["coords"] for o in _outs.values()],
             params:
                 slide_ids=_ids,

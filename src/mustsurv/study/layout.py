@@ -23,7 +23,9 @@ Tree::
         cindex_folds.tsv, table1.csv, table2.csv, metrics_folds.tsv, logrank.tsv, decomposition.tsv
     results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv,
                                                 metrics_folds.tsv, metrics_summary.csv, ablation_*.csv)
-    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png
+    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png,
+                                                heatmaps/{cohort}/{method}/ (target ``heatmaps``: index.tsv and per slide
+                                                {slide}_heatmap.png, {slide}_gallery.png, {slide}_patches.tsv)
 """
 
 from __future__ import annotations
@@ -356,6 +358,19 @@ def decomposition_figure(cohort: Part, kind: Part) -> str:
         The path.
     """
     return f"results/figures/decomposition/{cohort}_{kind}.png"
+
+
+def heatmaps_dir(cohort: Part, method: Part) -> str:
+    """Folder of a method's attention heatmaps of a cohort's test patients (``mustsurv.evaluate.heatmaps``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: a heatmap method (``mustsurv.study.methods.HEATMAP_METHODS``) (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"results/figures/heatmaps/{cohort}/{method}"
 
 
 def ablation_table(name: Part) -> str:
