@@ -131,9 +131,10 @@ def test_cohort_heatmaps_scores_each_test_patient_with_its_fold_model(slide_and_
     folds = []
     for k in range(2):
         torch.manual_seed(k)
-        model = build_model("abmil", pathology_dim=8, hidden_dim=8, attn_dim=4, head_dim=4)
+        kwargs = {"pathology_dim": 8, "hidden_dim": 8, "attn_dim": 4, "head_dim": 4}
+        model = build_model("abmil", **kwargs)
         ckpt = tmp_path / f"model{k}.pt"
-        save_checkpoint(ckpt, model, "abmil", dict(pathology_dim=8, hidden_dim=8, attn_dim=4, head_dim=4), {})
+        save_checkpoint(ckpt, model, "abmil", kwargs, {})
         split = tmp_path / f"fold{k}.json"
         test = [rows[k]["patient_id"]]
         write_fold(split, {"fold": k, "train": [rows[1 - k]["patient_id"]], "validation": [], "test": test,

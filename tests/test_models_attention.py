@@ -14,9 +14,9 @@ D = 12
 
 def _model(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    kwargs = {"must": dict(pathology_dim=D, family_dims=[3, 4, 5, 3, 4, 5], dim=16, rank=4, heads=2),
-              "abmil": dict(pathology_dim=D, hidden_dim=16, attn_dim=8, head_dim=8),
-              "transmil": dict(pathology_dim=D, dim=16, heads=2)}[name]
+    kwargs = {"must": {"pathology_dim": D, "family_dims": [3, 4, 5, 3, 4, 5], "dim": 16, "rank": 4, "heads": 2},
+              "abmil": {"pathology_dim": D, "hidden_dim": 16, "attn_dim": 8, "head_dim": 8},
+              "transmil": {"pathology_dim": D, "dim": 16, "heads": 2}}[name]
     return build_model(name, **kwargs).eval()
 
 
