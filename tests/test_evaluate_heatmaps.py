@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,3 +155,26 @@ def test_cohort_heatmaps_scores_each_test_patient_with_its_fold_model(slide_and_
     expected = load_checkpoint(folds[1][1])[0].patch_attention(bag).numpy()
     tsv = pd.read_csv(out / "TCGA-AA-0002-01Z-00-DX1_patches.tsv", sep="\t")
     np.testing.assert_allclose(tsv.loc[tsv.kind == "top", "attention"], np.sort(expected)[::-1][:2], rtol=1e-5)
+
+
+def test_design_plans_heatmaps_for_cohorts_with_slides_and_methods_with_attention():
+    from mustsurv.config import load_config
+    from mustsurv.study import layout
+    from mustsurv.study.design import StudyDesign
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    config["methods"] = ["mlp", "transmil", "must", "snn"]
+    study = StudyDesign(config)
+    assert study.heatmap_methods() == ["transmil", "must"]
+    assert study.heatmap_targets() == [layout.heatmaps_dir(c, m) for c in ("DEMO1", "DEMO2")
+                                       for m in ("transmil", "must")]
+    inputs = study.heatmap_inputs("DEMO1", "must")
+    assert inputs["models"] == [layout.must_checkpoint("DEMO1", "must", k, 3) for k in study.folds]
+    assert study.heatmap_inputs("DEMO1", "transmil")["models"][0] == layout.baseline_model("DEMO1", "transmil", 0)
+    assert len(inputs["slides"]) == len(study.slides("DEMO1"))
+    # the report's QC sample: report_qc slides spread over the ids, first and last included
+    ids = sorted(study.slides("DEMO1"))
+    shown = study.report_qc_slides("DEMO1")
+    assert len(shown) == config["slides"]["report_qc"] and {ids[0], ids[-1]} <= shown
+    config["slides"]["report_qc"] = 0
+    assert StudyDesign(config).report_qc_slides("DEMO1") == set()

@@ -233,3 +233,16 @@ def test_schema_lists_exactly_the_registered_encoders():
     with pytest.raises(ConfigError, match=r"slides\.encoder.*conch_v15.*timm:"):
         fill_defaults(cfg)
     fill_defaults({"cohorts": {"A": {"demo": {"seed": 1}}}, "slides": {"encoder": "timm:resnet50"}})
+
+
+def test_conch_v15_resamples_a_stored_position_embedding_of_another_grid():
+    from mustsurv.slides.encoders.conch_v15 import fit_position_embedding
+
+    with torch.device("meta"):
+        model = get_spec("conch_v15").build()
+    stored = torch.randn(1, 1 + 28 * 28, 1024)  # e.g. saved for a 448-px grid
+    out = fit_position_embedding({"trunk.pos_embed": stored, "other": torch.zeros(1)}, model)
+    assert out["trunk.pos_embed"].shape == model.trunk.pos_embed.shape == (1, 1 + 14 * 14, 1024)
+    torch.testing.assert_close(out["trunk.pos_embed"][:, 0], stored[:, 0])  # the class token's entry is kept
+    same = {"trunk.pos_embed": torch.randn(1, 197, 1024)}
+    assert fit_position_embedding(same, model)["trunk.pos_embed"] is same["trunk.pos_embed"]

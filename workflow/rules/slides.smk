@@ -19,6 +19,7 @@ ENCODER_DIR = ENCODER.replace(":", "-")  # folder name of its logs (layout.featu
 for _cohort in STUDY.embedded_cohorts():
     _sheet = STUDY.slide_sheet(_cohort)
     _slides = STUDY.slides(_cohort)
+    _qc_shown = STUDY.report_qc_slides(_cohort)  # the HTML report shows these slides' QC images
     for _batch, _ids in STUDY.slide_batches(_cohort).items():
         _outs = {s: layout.slide_outputs(_cohort, s) for s in _ids}
 
@@ -30,8 +31,8 @@ for _cohort in STUDY.embedded_cohorts():
                 sheet=[_sheet] if _sheet else [],
             output:
                 geojson=[o["geojson"] for o in _outs.values()],
-                qc=report([o["qc"] for o in _outs.values()], caption="../report/qc.rst", category="Slide QC",
-                          subcategory=_cohort),
+                qc=[report(o["qc"], caption="../report/qc.rst", category="Slide QC", subcategory=_cohort)
+                    if s in _qc_shown else o["qc"] for s, o in _outs.items()],
                 coords=[o["coords"] for o in _outs.values()],
             params:
                 slide_ids=_ids,

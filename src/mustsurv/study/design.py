@@ -272,6 +272,21 @@ class StudyDesign:
             return precomputed_features(block["features_dir"])
         return {s: layout.features(cohort, s, self.encoder) for s in self.slides(cohort)}
 
+    def report_qc_slides(self, cohort: str) -> set[str]:
+        """The slides whose QC image the HTML report shows: ``slides.report_qc`` spread evenly over the ids.
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            The slide ids.
+        """
+        ids = sorted(self.slides(cohort))
+        n = min(self.config["slides"]["report_qc"], len(ids))
+        if n <= 0:
+            return set()
+        return {ids[round(i * (len(ids) - 1) / max(n - 1, 1))] for i in range(n)}
+
     def embedded_cohorts(self) -> list[str]:
         """Cohorts whose slides this workflow segments, tiles and embeds (slides, no ``features_dir``)."""
         return [c for c in self.cohorts if self.has_pathology(c) and "features_dir" not in self.block(c)]
