@@ -154,7 +154,8 @@ def timm_spec(arch: str) -> EncoderSpec:
         mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
         requires_weights=True, resize=side, crop=side,
         interpolation="bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear",
-        weights_help=f"Give a state dict of timm's {arch!r} (torch .bin/.pt/.pth or .safetensors) in "
+        weights_help=f"Give a state dict of timm's {arch!r} built with num_classes=0 (no classifier head; torch "
+                     f".bin/.pt/.pth or .safetensors) in "
                      f"`slides.encoder_weights` under the key 'timm:{arch}'.",
     )
 
