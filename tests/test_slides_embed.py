@@ -143,9 +143,11 @@ def test_summary_from_workflow_and_precomputed_files(slides, encoder, tmp_path):
     sheet = tmp_path / "slides.tsv"
     pd.DataFrame({"slide_id": [sid], "patient_id": ["PATIENT-X"], "path": ["x.svs"]}).to_csv(sheet, sep="\t",
                                                                                               index=False)
-    files = {sid: str(tmp_path / f"{sid}.h5"), empty_id: str(tmp_path / f"{empty_id}.h5"), pre.stem: str(pre)}
+    files = {sid: str(tmp_path / f"{sid}.h5"), empty_id: str(tmp_path / f"{empty_id}.h5")}
     summary_step(files, sheet, tmp_path / "summary.tsv")
-    df = read_summary(tmp_path / "summary.tsv").set_index("slide_id")
+    summary_step({pre.stem: str(pre)}, None, tmp_path / "summary_pre.tsv")  # another cohort: another encoder
+    df = pd.concat([read_summary(tmp_path / "summary.tsv"), read_summary(tmp_path / "summary_pre.tsv")])
+    df = df.set_index("slide_id")
     assert list(df.reset_index().columns) == ["slide_id", "patient_id", "status", "n_patches", "level0_mpp",
                                               "magnification", "features", "usable"]
     assert df.loc[sid, "patient_id"] == "PATIENT-X" and df.loc[sid, "status"] == "ok"

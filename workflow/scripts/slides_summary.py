@@ -9,4 +9,6 @@ summary_step(
     snakemake.input.sheet[0] if snakemake.input.sheet else None,
     snakemake.output.summary,
     snakemake.params.skip_failed,
+    provenance_out=snakemake.output.provenance,
+    cohort=snakemake.wildcards.cohort,
 )
