@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mustsurv.models.layers.depthwise import depthwise_same
+from mustsurv.models.layers.depthwise import depthwise_conv2d
+
+_RES_BLOCK = 128  # the residual convolution sees N padded to a multiple of this
 
 
 def iterative_pinv(x: Tensor, iterations: int = 6) -> Tensor:
@@ -144,13 +146,14 @@ class NystromAttention(nn.Module):
     def _residual_conv(v: Tensor, weight: Tensor) -> Tensor:
         """Apply the residual convolution along N of heads ``v`` (B, H', N, d) with kernels ``weight`` (H', 1, K, 1).
 
-        The sums of ``res_conv``'s (K, 1) 2-d convolution, computed as shifted sums
-        (:func:`~mustsurv.models.layers.depthwise.depthwise_same`): no copy of the values, and its backward is
-        ~50x faster on CPU than PyTorch's depthwise-convolution backward. Returns (B, H', N, d).
+        ``res_conv``'s (K, 1) convolution with a fast CPU backward
+        (:func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`); N is zero-padded to a multiple of
+        ``_RES_BLOCK`` tokens, which changes no output (the convolution pads with zeros anyway) and keeps the
+        number of distinct shapes (each a new oneDNN primitive) small. Returns (B, H', N, d).
         """
-        h = v.shape[1]
-        taps = weight.reshape(h, -1).t().reshape(-1, h, 1, 1)  # (K, H', 1, 1)
-        return depthwise_same(v, taps, (2,))
+        n = v.shape[2]
+        padded = F.pad(v, (0, 0, 0, -n % _RES_BLOCK))
+        return depthwise_conv2d(padded, weight)[:, :, :n]
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Compute the Nyström approximation of softmax(q kᵀ / √d) v.
@@ -227,12 +230,16 @@ class _LinearReLUDropout(torch.autograd.Function):
     """Compute dropout(relu(x Wᵀ + b)), keeping one boolean mask (N, out) for backward instead of the activations.
 
     For a 200k-patch bag that is 50 MB instead of 200 MB. The dropout draw uses the global generator, so
-    activation checkpointing replays it.
+    activation checkpointing replays it. Under autocast the product runs in the autocast dtype (as
+    ``nn.Linear`` would) and the backward uses the same casts; gradients reach the parameters in their dtype.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, p: float) -> Tensor:  # noqa: ANN001
         """Forward pass: ``x`` (N, in), ``weight`` (out, in), ``bias`` (out,), dropout ``p`` -> (N, out)."""
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
         y = F.linear(x, weight, bias)
         mask = y > 0
         if p > 0:
@@ -300,13 +307,12 @@ class TransLayer(nn.Module):
 def _depthwise_tokens(feat: Tensor, kernel: Tensor, bias: Tensor, side: int) -> Tensor:
     """A depthwise 7x7 convolution of tokens laid out on their square grid: (B, side², C) -> (B, side², C).
 
-    Shifted sums (:func:`~mustsurv.models.layers.depthwise.depthwise_same`): PyTorch's CPU backward of this
+    :func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`: PyTorch's own CPU backward of this
     convolution took ~100x its forward.
     """
     b, _, c = feat.shape
     grid = feat.transpose(1, 2).reshape(b, c, side, side)
-    taps = kernel.reshape(c, 7, 7).permute(1, 2, 0).reshape(7, 7, c, 1, 1)
-    out = depthwise_same(grid, taps, (2, 3)) + bias.view(c, 1, 1)
+    out = depthwise_conv2d(grid, kernel) + bias.view(c, 1, 1)
     return out.flatten(2).transpose(1, 2)
 
 
