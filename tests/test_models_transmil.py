@@ -188,3 +188,23 @@ def test_residual_convolution_equals_the_2d_depthwise_convolution() -> None:
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     for got, want in zip(torch.autograd.grad((out * w).sum(), [v, attn.res_conv.weight]), ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_projection_under_cpu_autocast_runs_in_bfloat16_and_returns_float32_gradients() -> None:
+    """The projection's custom autograd function follows autocast as nn.Linear does: bf16 product close to
+    the float32 one, gradients in the parameters' dtype and close to the float32 gradients."""
+    torch.manual_seed(0)
+    model = TransMIL(in_dim=24, dim=16, heads=2, num_landmarks=4).eval()
+    bag = torch.randn(30, 24)
+    ref_g, ref_tokens = model(bag)
+    w_tokens, w_g = torch.randn(ref_tokens.shape), torch.randn(ref_g.shape)
+    ref = torch.autograd.grad((ref_tokens * w_tokens).sum() + (ref_g * w_g).sum(), [model.fc[0].weight, model.cls_token])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g, tokens = model(bag)
+    assert tokens.dtype == torch.bfloat16
+    grads = torch.autograd.grad((tokens.float() * w_tokens).sum() + (g.float() * w_g).sum(),
+                                [model.fc[0].weight, model.cls_token])
+    for a, b in zip(ref, grads):
+        assert b.dtype == torch.float32
+        assert float((a - b).abs().max()) <= 0.05 * float(a.abs().max())
+    assert float((tokens.float() - ref_tokens).abs().max()) <= 0.05 * float(ref_tokens.abs().max())
