@@ -4,7 +4,10 @@ Used by MUST for the pathology branch (g_P) and by the TransMIL baseline. Own im
 Nyström attention (Xiong et al., 2021): landmarks are segment means of the queries/keys, the middle
 softmax kernel is inverted with the iterative Moore–Penrose scheme, and a depthwise convolution over
 the values adds a residual path. Segments are formed over the real tokens only (no zero padding of the
-sequence), and sequences no longer than the landmark count use exact softmax attention.
+sequence), and sequences no longer than the landmark count use exact softmax attention. The
+depthwise convolutions (the Nyström residual, PPEG) run through
+:func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`, whose backward is built from convolution
+forwards (PyTorch's CPU backward of depthwise convolutions cost more than the layer's matrix products).
 
 Large bags (training, more patches than ``checkpoint_above``): nothing of size N x D is kept for backward
 but the bag and the tokens between a few segments; everything else is recomputed (activation
