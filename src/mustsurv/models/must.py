@@ -468,7 +468,7 @@ class MUST(nn.Module):
 
     def _sq_dist(self, a: Tensor, b: Tensor) -> Tensor:
         """Batch mean of ‖a − b‖² (``squared_l2``) or of the per-dimension mean (``mse``) for (B, D) rows."""
-        sq = (a - b).pow(2)
+        sq = (a.float() - b.float()).pow(2)  # float32 under autocast too
         return (sq.sum(dim=1) if self.decomposition_norm == "squared_l2" else sq.mean(dim=1)).mean()
 
     def _paired_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:

@@ -83,6 +83,7 @@ def nll_loss(
     """
     if logits.ndim != 2:
         raise ValueError(f"logits must be (B, K), got shape {tuple(logits.shape)}")
+    logits = logits.float()  # under autocast too: the clamps and logs need float32
     n_bins = logits.shape[1]
     y = bins.long().view(-1, 1)
     if (y < 0).any() or (y >= n_bins).any():

@@ -44,8 +44,15 @@ def iterative_pinv(x: Tensor, iterations: int = 6) -> Tensor:
         iterations: number of iterations.
 
     Returns:
-        (..., m, m) pseudo-inverses.
+        (..., m, m) pseudo-inverses, in float32 (or ``x``'s dtype when wider), also under autocast: the
+        iteration is too sensitive for bfloat16.
     """
+    with torch.autocast(x.device.type, enabled=False):
+        return _pinv_iterations(x.float() if x.dtype in (torch.bfloat16, torch.float16) else x, iterations)
+
+
+def _pinv_iterations(x: Tensor, iterations: int) -> Tensor:
+    """The iterations of :func:`iterative_pinv` in ``x``'s dtype: (..., m, m) -> (..., m, m)."""
     abs_x = x.abs()
     scale = abs_x.sum(dim=-1).amax(dim=-1) * abs_x.sum(dim=-2).amax(dim=-1)  # (...)
     z = x.transpose(-1, -2) / scale[..., None, None]
@@ -54,6 +61,12 @@ def iterative_pinv(x: Tensor, iterations: int = 6) -> Tensor:
         xz = x @ z
         z = 0.25 * z @ (13 * eye - xz @ (15 * eye - xz @ (7 * eye - xz)))
     return z
+
+
+def _softmax(scores: Tensor) -> Tensor:
+    """Softmax over the last dimension, in float32 when ``scores`` are half or bfloat16 (autocast)."""
+    return torch.softmax(scores, dim=-1, dtype=torch.float32 if scores.dtype in (torch.bfloat16, torch.float16)
+                         else None)
 
 
 def _block_logsumexp(q_l: Tensor, k: Tensor) -> Tensor:
@@ -68,7 +81,7 @@ def _block_softmax_values(q_l: Tensor, k: Tensor, v: Tensor, lse: Tensor) -> Ten
 
 def _block_rows(q: Tensor, k_l: Tensor, w: Tensor) -> Tensor:
     """softmax(q k_lᵀ) w for a block of query rows: (B, H, n, d), (B, H, m, d), (B, H, m, d) -> (B, H, n, d)."""
-    return torch.softmax(q @ k_l.transpose(-1, -2), dim=-1) @ w
+    return _softmax(q @ k_l.transpose(-1, -2)) @ w
 
 
 class NystromAttention(nn.Module):
@@ -172,13 +185,13 @@ class NystromAttention(nn.Module):
         n = q.shape[2]
         q = q * self.scale
         if n <= self.num_landmarks:
-            return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+            return _softmax(q @ k.transpose(-1, -2)) @ v
         q_l, k_l = self._landmarks(q), self._landmarks(k)
-        kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H', m, m)
+        kernel_2 = _softmax(q_l @ k_l.transpose(-1, -2))  # (B, H', m, m)
         if n > self.chunk_tokens:
             return self._attend_chunked(q, k, v, q_l, k_l, kernel_2)
-        kernel_1 = torch.softmax(q @ k_l.transpose(-1, -2), dim=-1)  # (B, H', N, m)
-        kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H', m, N)
+        kernel_1 = _softmax(q @ k_l.transpose(-1, -2))  # (B, H', N, m)
+        kernel_3 = _softmax(q_l @ k.transpose(-1, -2))  # (B, H', m, N)
         return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ (kernel_3 @ v))
 
     def _landmarks(self, t: Tensor) -> Tensor:
@@ -207,11 +220,11 @@ class NystromAttention(nn.Module):
         q, k, _ = (self._heads(t) for t in self.to_qkv(x).chunk(3, dim=-1))
         q = q * self.scale
         if q.shape[2] <= self.num_landmarks:
-            return torch.softmax(q[:, :, rows] @ k.transpose(-1, -2), dim=-1)
+            return _softmax(q[:, :, rows] @ k.transpose(-1, -2))
         q_l, k_l = self._landmarks(q), self._landmarks(k)
-        kernel_1 = torch.softmax(q[:, :, rows] @ k_l.transpose(-1, -2), dim=-1)  # (B, H, R, m)
-        kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H, m, m)
-        kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H, m, N)
+        kernel_1 = _softmax(q[:, :, rows] @ k_l.transpose(-1, -2))  # (B, H, R, m)
+        kernel_2 = _softmax(q_l @ k_l.transpose(-1, -2))  # (B, H, m, m)
+        kernel_3 = _softmax(q_l @ k.transpose(-1, -2))  # (B, H, m, N)
         return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ kernel_3)
 
     def _attend_chunked(self, q: Tensor, k: Tensor, v: Tensor, q_l: Tensor, k_l: Tensor, kernel_2: Tensor) -> Tensor:
@@ -304,7 +317,8 @@ class TransLayer(nn.Module):
 
     def _residual(self, x: Tensor, per_head_checkpoint: bool = False) -> Tensor:
         """``x + attention(norm(x))`` without checkpointing of the whole layer."""
-        return self.attn(self.norm(x), per_head_checkpoint).add_(x)
+        out = self.attn(self.norm(x), per_head_checkpoint)
+        return out.add_(x) if out.dtype == x.dtype else x + out  # autocast: the residual stream stays float32
 
 
 def _depthwise_tokens(feat: Tensor, kernel: Tensor, bias: Tensor, side: int) -> Tensor:
