@@ -24,6 +24,7 @@ for _stage in layout.MUST_STAGES:
             seed=config["training"]["seed"],
             selection=config["selection"],
             device=config["training"]["device"],
+            precision=config["training"]["precision"],
         log:
             f"logs/train/{{cohort}}/{{run}}/stage{_stage}.log",
         benchmark:

@@ -20,4 +20,5 @@ for k, (split, out, prev) in enumerate(zip(snakemake.input.splits, snakemake.out
             "summary": snakemake.input.get("summary")}
     run_must_stage(snakemake.params.stage, data, out, snakemake.params.must, snakemake.params.seed,
                    Selection.from_config(snakemake.params.selection), previous=prev, store=store,
-                   variant=snakemake.params.variant, fold=k, device=device)
+                   variant=snakemake.params.variant, fold=k, device=device,
+                   precision=snakemake.params.precision)

@@ -468,7 +468,8 @@ class MUST(nn.Module):
 
     def _sq_dist(self, a: Tensor, b: Tensor) -> Tensor:
         """Batch mean of ‖a − b‖² (``squared_l2``) or of the per-dimension mean (``mse``) for (B, D) rows."""
-        sq = (a.float() - b.float()).pow(2)  # float32 under autocast too
+        half = (torch.bfloat16, torch.float16)  # autocast: differences and sums in float32
+        sq = ((a.float() if a.dtype in half else a) - (b.float() if b.dtype in half else b)).pow(2)
         return (sq.sum(dim=1) if self.decomposition_norm == "squared_l2" else sq.mean(dim=1)).mean()
 
     def _paired_loss(self, batch: SurvivalBatch) -> tuple[Tensor, dict[str, float]]:

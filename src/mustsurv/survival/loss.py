@@ -83,7 +83,8 @@ def nll_loss(
     """
     if logits.ndim != 2:
         raise ValueError(f"logits must be (B, K), got shape {tuple(logits.shape)}")
-    logits = logits.float()  # under autocast too: the clamps and logs need float32
+    if logits.dtype in (torch.bfloat16, torch.float16):  # autocast: the clamps and logs need float32
+        logits = logits.float()
     n_bins = logits.shape[1]
     y = bins.long().view(-1, 1)
     if (y < 0).any() or (y >= n_bins).any():

@@ -103,7 +103,8 @@ def load_fold(data: dict[str, str | None], selection: Selection, store: FeatureS
 
 def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg: dict[str, Any], seed: int,
                    selection: Selection, previous: str | Path | None = None, store: FeatureStore | None = None,
-                   variant: Variant = MAIN, fold: int = 0, device: torch.device = torch.device("cpu")) -> None:
+                   variant: Variant = MAIN, fold: int = 0, device: torch.device = torch.device("cpu"),
+                   precision: str = "float32") -> None:
     """Train stage ``stage`` of the MUST run ``variant`` on fold ``fold``'s training part and save the whole model.
 
     Every stage selects as ``selection`` says: stages 1-2 keep the epoch with the lowest validation survival
@@ -124,6 +125,7 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
         variant: the MUST run.
         fold: the fold index (seeds the unpairing of an unpaired run).
         device: where to train (:func:`~mustsurv.train.trainer.training_device`).
+        precision: ``training.precision`` of stages 1-2 (``float32`` or ``bf16``).
 
     Raises:
         ValueError: the cohort lacks slides or genomics, ``stage`` is not 1-3, ``previous`` is missing for
@@ -147,7 +149,7 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
             loss_fn = model.warmup_loss if stage == 1 else model.main_loss
             monitor = make_monitor(selection, monitored, loss_fn, scenario_cindex(predict, model, "complete", seed))
             train_stage = train_stage1 if stage == 1 else train_stage2
-            state = train_stage(model, items, OptimConfig(**cfg[f"stage{stage}"], seed=seed), progress_path=progress,
+            state = train_stage(model, items, OptimConfig(**cfg[f"stage{stage}"], seed=seed, precision=precision), progress_path=progress,
                                 unpaired=unpaired, monitor=monitor, patience=selection.patience)
             meta["history"], meta["selected_epoch"] = state.history, state.selected_epoch
     elif stage == 3:

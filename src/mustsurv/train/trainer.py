@@ -35,6 +35,7 @@ LossFn = Callable[[SurvivalBatch], tuple[Tensor, dict[str, float]]]
 
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bf16")
 
 
 def training_device(setting: str, gpus: int) -> torch.device:
@@ -89,6 +90,8 @@ class OptimConfig:
         seed: seed of the epoch permutations.
         optimizer: ``adamw``, ``adam`` or ``sgd``.
         momentum: SGD momentum.
+        precision: ``float32``, or ``bf16``: forward passes under bfloat16 autocast (matrix products and
+            convolutions in bfloat16; pseudo-inverse, softmaxes, residual streams and losses in float32).
     """
 
     epochs: int = 30
@@ -99,6 +102,7 @@ class OptimConfig:
     seed: int = 0
     optimizer: str = "adamw"
     momentum: float = 0.9
+    precision: str = "float32"
 
 
 @dataclass
@@ -165,8 +169,27 @@ def epoch_groups(n: int, group_size: int, seed: int, epoch: int) -> list[list[in
     return [order[i : i + group_size] for i in range(0, n, group_size)]
 
 
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The autocast context of a training precision.
+
+    Args:
+        device: where the forward pass runs.
+        precision: ``float32`` (autocast off) or ``bf16``.
+
+    Returns:
+        A ``torch.autocast`` context (disabled for ``float32``).
+
+    Raises:
+        ValueError: an unknown precision; the message names ``training.precision``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"training.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def accumulate_group(
-    model: nn.Module, loss_fn: LossFn, items: Sequence[PatientItem], grouped: bool, device: torch.device
+    model: nn.Module, loss_fn: LossFn, items: Sequence[PatientItem], grouped: bool, device: torch.device,
+    precision: str = "float32",
 ) -> dict[str, float]:
     """Add the gradient of the group-mean loss to ``.grad`` (no optimiser step).
 
@@ -176,17 +199,20 @@ def accumulate_group(
         items: the group's patients.
         grouped: one forward pass for the whole group; else one per patient.
         device: device of the batches.
+        precision: ``float32`` or ``bf16`` (forward passes under bfloat16 autocast, see :func:`autocast`).
 
     Returns:
         The mean logs.
     """
     if grouped:
-        loss, logs = loss_fn(collate(items).to(device))
+        with autocast(device, precision):
+            loss, logs = loss_fn(collate(items).to(device))
         loss.backward()
         return {"loss": float(loss.detach()), **logs}
     sums: dict[str, float] = {}
     for item in items:
-        loss, logs = loss_fn(collate([item]).to(device))
+        with autocast(device, precision):
+            loss, logs = loss_fn(collate([item]).to(device))
         (loss / len(items)).backward()
         for key, value in {"loss": float(loss.detach()), **logs}.items():
             sums[key] = sums.get(key, 0.0) + value / len(items)
@@ -253,7 +279,7 @@ def train_epochs(
         sums: dict[str, float] = {}
         for group in epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch):
             optimizer.zero_grad(set_to_none=True)
-            logs = accumulate_group(model, loss_fn, [dataset[i] for i in group], cfg.grouped, device)
+            logs = accumulate_group(model, loss_fn, [dataset[i] for i in group], cfg.grouped, device, cfg.precision)
             optimizer.step()
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value * len(group) / len(dataset)
