@@ -9,7 +9,7 @@ no loss when bf16's mean validation C-index is at least float32's minus ``--tole
 validation NLL at most float32's plus ``--tolerance``. Results go to
 ``benchmarks/results/must_precision_validation.json``.
 
-    python benchmarks/must_precision_validation.py [--patients 96] [--folds 3] [--epochs 5]
+    python benchmarks/must_precision_validation.py [--patients 96] [--folds 3] [--epochs 20]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--max-patches", type=int, default=400)
     ap.add_argument("--pathology-dim", type=int, default=384)
     ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--accumulation", type=int, default=8)
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=2)
