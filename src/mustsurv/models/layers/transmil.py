@@ -7,7 +7,7 @@ the values adds a residual path. Segments are formed over the real tokens only (
 sequence), and sequences no longer than the landmark count use exact softmax attention. The
 depthwise convolutions (the Nyström residual, PPEG) run through
 :func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`, whose backward is built from convolution
-forwards (PyTorch's CPU backward of depthwise convolutions cost more than the layer's matrix products).
+forwards (PyTorch's CPU backward of depthwise convolutions is slow for these shapes, see that module).
 
 Large bags (training, more patches than ``checkpoint_above``): nothing of size N x D is kept for backward
 but the bag and the tokens between a few segments; everything else is recomputed (activation
@@ -325,7 +325,7 @@ def _depthwise_tokens(feat: Tensor, kernel: Tensor, bias: Tensor, side: int) -> 
     """A depthwise 7x7 convolution of tokens laid out on their square grid: (B, side², C) -> (B, side², C).
 
     :func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`: PyTorch's own CPU backward of this
-    convolution took ~100x its forward.
+    convolution is slow (see that module).
     """
     b, _, c = feat.shape
     grid = feat.transpose(1, 2).reshape(b, c, side, side)
