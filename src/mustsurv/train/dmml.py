@@ -164,7 +164,8 @@ def run_dmml_stage(stage: str, data: dict[str, Any], out: str | Path, cfg: dict[
     monitored = None if monitored is None else pick(list(monitored))
     if not train:
         raise ValueError(f"{data['cohort']}: no training patient has the modalities DMML's {stage} stage needs")
-    progress = fresh_progress(out, [data["cohort"], data["split"], data["tokens"], *data["summaries"], teacher, student])
+    progress = fresh_progress(out, [data["cohort"], data["split"], data["tokens"], *data["summaries"], teacher,
+                                    student])
     before_step = None
     if stage == "teacher":
         kwargs = teacher_kwargs(data["tokens"], dim, n_mags, n_bins, cfg)

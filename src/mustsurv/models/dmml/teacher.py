@@ -115,7 +115,8 @@ class DMMLTeacher(MultiMagnificationModel):
     uses_genomics = True
 
     def __init__(self, pathology_dim: int, subspaces: Sequence[Sequence[Sequence[int]]], n_tokens: int = 64,
-                 n_mags: int = 2, dim: int = 128, gene_hidden: Sequence[int] = (64, 48, 32), gene_dropout: float = 0.01,
+                 n_mags: int = 2, dim: int = 128, gene_hidden: Sequence[int] = [64, 48, 32],  # noqa: B006 (never mutated)
+                 gene_dropout: float = 0.01,
                  heads: int = 8, head_dim: int = 64, points: int = 4, dropout: float = 0.1,
                  consistency: str = "variance", consistency_weight: float = 1.0e4, coordination: bool = True,
                  double_projection: bool = False, n_bins: int = 4, alpha: float = 0.0) -> None:
