@@ -113,27 +113,29 @@ def _with_slides(items: list[PatientItem]) -> list[PatientItem]:
     return [it for it in items if it["pathology"] is not None]
 
 
-def load_dmml_fold(data: dict[str, Any], cfg: dict[str, Any], selection: Selection) -> tuple[FoldData, dict[str, list]]:
+def load_dmml_fold(data: dict[str, Any], cfg: dict[str, Any], selection: Selection,
+                   bags: MagnificationBags | None = None) -> tuple[FoldData, dict[str, list]]:
     """A fold's datasets and its DMML items by part.
 
     Args:
         data: ``cohort``, ``split``, ``tokens`` and ``summaries`` (one per magnification, main first).
         cfg: the config's ``dmml`` block.
         selection: the run's selection.
+        bags: the job's bag cache, shared by its folds (a new one when None).
 
     Returns:
         The fold's datasets and ``{"train", "validation", "test"}`` item lists (validation None when absent).
     """
     fold = load_fold({"cohort": data["cohort"], "split": data["split"], "tokens": data["tokens"],
                       "summary": data["summaries"][0]}, selection, None)
-    bags = MagnificationBags(data["cohort"], data["summaries"], cfg["n_tokens"])
+    bags = bags if bags is not None else MagnificationBags(data["cohort"], data["summaries"], cfg["n_tokens"])
     parts = {"train": fold.train, "validation": fold.validation, "test": fold.test}
     return fold, {k: None if ds is None else dmml_items(ds, bags) for k, ds in parts.items()}
 
 
 def run_dmml_stage(stage: str, data: dict[str, Any], out: str | Path, cfg: dict[str, Any], seed: int,
                    selection: Selection, teacher: str | Path | None = None, student: str | Path | None = None,
-                   device: torch.device = torch.device("cpu")) -> None:
+                   bags: MagnificationBags | None = None, device: torch.device = torch.device("cpu")) -> None:
     """Train one DMML stage on a fold's training patients and save the model.
 
     Args:
@@ -145,6 +147,7 @@ def run_dmml_stage(stage: str, data: dict[str, Any], out: str | Path, cfg: dict[
         selection: where and how the epoch is chosen.
         teacher: the teacher checkpoint (``distilled``).
         student: the pre-trained student checkpoint (``distilled``).
+        bags: the job's bag cache, shared by its folds.
         device: where to train.
 
     Raises:
@@ -154,7 +157,7 @@ def run_dmml_stage(stage: str, data: dict[str, Any], out: str | Path, cfg: dict[
     if stage not in STAGES:
         raise ValueError(f"DMML has the stages {', '.join(STAGES)}, not {stage!r}")
     seed_everything(seed)
-    fold, items = load_dmml_fold(data, cfg, selection)
+    fold, items = load_dmml_fold(data, cfg, selection, bags)
     n_mags, dim, n_bins = len(data["summaries"]), fold.train.pathology_dim, fold.train.n_bins
     if dim is None:
         raise ValueError(f"{data['cohort']}: DMML needs slides")
@@ -200,7 +203,8 @@ def run_dmml_stage(stage: str, data: dict[str, Any], out: str | Path, cfg: dict[
 
 
 def predict_dmml(ckpt: str | Path, data: dict[str, Any], out_tsv: str | Path, cfg: dict[str, Any], seed: int,
-                 selection: Selection, device: torch.device = torch.device("cpu")) -> None:
+                 selection: Selection, bags: MagnificationBags | None = None,
+                 device: torch.device = torch.device("cpu")) -> None:
     """Predict the test patients of a fold in every scenario the model declares.
 
     Args:
@@ -210,10 +214,11 @@ def predict_dmml(ckpt: str | Path, data: dict[str, Any], out_tsv: str | Path, cf
         cfg: the config's ``dmml`` block.
         seed: seed.
         selection: the run's selection (which patients the model was fit on, for ``train_median_risk``).
+        bags: the job's bag cache, shared by its folds.
         device: where to predict.
     """
     seed_everything(seed)
     model, _ = load_checkpoint(ckpt, device)
-    _, items = load_dmml_fold(data, cfg, selection)
+    _, items = load_dmml_fold(data, cfg, selection, bags)
     write_predictions(predict(model, items["test"], model.scenarios, seed=seed, train=items["train"]), out_tsv)
     log.info("predicted %d test patients with %s", len(items["test"]), ckpt)
