@@ -74,7 +74,8 @@ def _train_all(data, out, mode="validation") -> dict[str, dict[str, torch.Tensor
     run_dmml_stage("student", data, out / "student.pt", CFG, 0, sel)
     run_dmml_stage("distilled", data, out / "distilled.pt", CFG, 0, sel, teacher=out / "teacher.pt",
                    student=out / "student.pt")
-    return {s: torch.load(out / f"{s}.pt", weights_only=False)["state_dict"] for s in ("teacher", "student", "distilled")}
+    return {s: torch.load(out / f"{s}.pt", weights_only=False)["state_dict"]
+            for s in ("teacher", "student", "distilled")}
 
 
 def _same(a, b) -> bool:
