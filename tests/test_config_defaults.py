@@ -260,6 +260,8 @@ def test_load_config_holds_every_key_the_code_reads():
     EmbedParams.from_config(cfg["slides"])
     for stage in ("stage1", "stage2"):
         OptimConfig(**cfg["must"][stage], seed=cfg["training"]["seed"])
+    for stage in ("teacher", "student_train", "distillation"):
+        OptimConfig(**cfg["dmml"][stage], seed=cfg["training"]["seed"])
     for name, baseline in cfg["baselines"].items():
         if "train" in block("baselines", name)["properties"]:
             OptimConfig(**baseline["train"], seed=cfg["training"]["seed"])
