@@ -11,9 +11,11 @@ import torch
 
 from mustsurv.cohort.splits import build_folds, write_fold
 from mustsurv.cohort.table import build_cohort_table, read_cohort_table, write_cohort_table
+from mustsurv.evaluate.dmml import distillation_table
 from mustsurv.evaluate.predictions import read_predictions
 from mustsurv.omics.tokens import build_tokens, write_tokens
 from mustsurv.slides.summary import SUMMARY_COLUMNS, read_summary
+from mustsurv.survival.metrics import c_index
 from mustsurv.train import trainer
 from mustsurv.train.dmml import predict_dmml, run_dmml_stage
 from mustsurv.train.selection import Selection
@@ -91,6 +93,14 @@ def test_three_checkpoints_predictions_and_no_look_at_the_test_fold(cohort, tmp_
     assert set(teacher["scenario"]) == {"complete"}
     assert set(student["scenario"]) == {"complete", "missing_genomics"}
     assert set(teacher["patient_id"]) == set(cohort["record"]["test"])
+    predict_dmml(tmp_path / "a" / "student.pt", cohort, tmp_path / "n.tsv", CFG, 0, Selection())
+    table = distillation_table({"dmml_student": {"C": [str(tmp_path / "s.tsv")]},
+                                "dmml_student_no_kd": {"C": [str(tmp_path / "n.tsv")]}}, ["C"])
+    assert table["student"].tolist() == ["w/o distillation", "w/ distillation"]
+    with_kd = c_index(student.query("scenario == 'missing_genomics'")["time"],
+                      student.query("scenario == 'missing_genomics'")["event"],
+                      student.query("scenario == 'missing_genomics'")["risk"])
+    assert table.loc[1, "C"] == f"{with_kd:.3f}"
     by = student.pivot(index="patient_id", columns="scenario", values="risk")
     assert np.allclose(by["complete"], by["missing_genomics"])  # the student never reads the genomics
     table = read_cohort_table(cohort["cohort"])
