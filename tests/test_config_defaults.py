@@ -134,6 +134,7 @@ def _pairs():
         coords_step,
         patch_batch,
         summary_step,
+        tile_batch,
         tissue_step,
     )
     from mustsurv.train import must as must_train
@@ -168,7 +169,19 @@ def _pairs():
         ("summary_step", ("slides",), lambda: parameter_defaults(summary_step), {}, None),
         ("read_rna", ("omics",), lambda: parameter_defaults(read_rna), {"rna_transform": "transform"}, None),
     ]
-    for fn in (tissue_step, coords_step, patch_batch, open_slide, Slide.__init__):
+    from mustsurv.models.dmml.distillation import distillation_loss
+    from mustsurv.models.dmml.student import DMMLStudent
+    from mustsurv.models.dmml.teacher import DMMLTeacher
+
+    pairs += [
+        ("DMMLTeacher", ("dmml", "model"), lambda: parameter_defaults(DMMLTeacher.__init__), {}, None),
+        ("DMMLStudent", ("dmml", "model"), lambda: parameter_defaults(DMMLStudent.__init__), {}, None),
+        ("DMMLStudent/student", ("dmml", "student"), lambda: parameter_defaults(DMMLStudent.__init__), {}, None),
+        ("distillation_loss", ("dmml", "distill_loss"), lambda: parameter_defaults(distillation_loss), {}, None),
+    ]
+    for name in ("teacher", "student_train", "distillation"):
+        pairs.append((f"OptimConfig/dmml.{name}", ("dmml", name), lambda: field_defaults(OptimConfig), {}, None))
+    for fn in (tissue_step, coords_step, patch_batch, tile_batch, open_slide, Slide.__init__):
         pairs.append((f"{fn.__qualname__}", ("slides",), lambda fn=fn: parameter_defaults(fn),
                       {"read_retries": "retries"}, None))
     for name in block("baselines")["properties"]:
@@ -247,6 +260,8 @@ def test_load_config_holds_every_key_the_code_reads():
     EmbedParams.from_config(cfg["slides"])
     for stage in ("stage1", "stage2"):
         OptimConfig(**cfg["must"][stage], seed=cfg["training"]["seed"])
+    for stage in ("teacher", "student_train", "distillation"):
+        OptimConfig(**cfg["dmml"][stage], seed=cfg["training"]["seed"])
     for name, baseline in cfg["baselines"].items():
         if "train" in block("baselines", name)["properties"]:
             OptimConfig(**baseline["train"], seed=cfg["training"]["seed"])

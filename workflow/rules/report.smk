@@ -106,7 +106,7 @@ rule km_figures:
         figures=[
             report(layout.km_figure("{cohort}", m, s), caption="../report/km.rst", category="Kaplan-Meier",
                    subcategory="{cohort}")
-            for m in STUDY.methods
+            for m in STUDY.reported
             for s in scenarios_of(m)
         ],
         pvalues=layout.cohort_report("{cohort}", "logrank.tsv"),

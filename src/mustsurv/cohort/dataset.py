@@ -180,6 +180,17 @@ class CohortFoldDataset(Dataset):
         probe = first[0] if first else next((f for f in usable if Path(f).is_file()), None)
         self.pathology_dim = feature_dim(probe) if probe is not None else None
 
+    def genomics_of(self, patient: str) -> list[torch.Tensor] | None:
+        """A patient's scaled family tokens, without reading its bag.
+
+        Args:
+            patient: the patient id.
+
+        Returns:
+            F tensors (d_k,), or None for a patient without genomics.
+        """
+        return self._omics.get(patient)
+
     def __len__(self) -> int:
         """Number of patients in this part."""
         return len(self.patients)

@@ -139,6 +139,33 @@ def patch_batch(slides: dict[str, PathLike], sheet: PathLike | None, outputs: di
     return run_batch(list(slides), one, "segmentation and tiling", failed)[1]
 
 
+def tile_batch(slides: dict[str, PathLike], sheet: PathLike | None, geojsons: dict[str, PathLike],
+               coords: dict[str, PathLike], tiling: dict[str, Any], retries: int = 2) -> dict[str, str]:
+    """Tile a batch of slides at another magnification inside their existing tissue masks.
+
+    A slide that fails (or whose mask records a failure) gets a failed coords file and the others go on.
+
+    Args:
+        slides: ``{slide_id: slide file}``.
+        sheet: the slide sheet (MPP fallback), or None.
+        geojsons: per slide id, its tissue GeoJSON (from the main magnification's segmentation).
+        coords: per slide id, the coords ``.h5`` to write.
+        tiling: the config's ``slides`` block with this magnification's ``target_mpp``.
+        retries: extra attempts of a failed read.
+
+    Returns:
+        ``{slide_id: error}`` of the slides that failed.
+    """
+
+    def one(slide_id: str) -> int:
+        return coords_step(slides[slide_id], slide_id, sheet, geojsons[slide_id], coords[slide_id], tiling, retries)
+
+    def failed(slide_id: str, error: str) -> None:
+        write_coords(coords[slide_id], failed_tiles(slide_id, error))
+
+    return run_batch(list(slides), one, f"tiling at {tiling['target_mpp']} um/px", failed)[1]
+
+
 class SlideFailedError(RuntimeError):
     """Slides of a cohort failed in segmentation, tiling or embedding; the message names them and the fix."""
 

@@ -11,10 +11,18 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from mustsurv.study import layout
-from mustsurv.study.methods import HEATMAP_METHODS, REFERENCES, method_info, scenarios_of
+from mustsurv.study.methods import (
+    DMML_RUNS,
+    DMML_TARGET,
+    HEATMAP_METHODS,
+    METHODS,
+    REFERENCES,
+    method_info,
+    scenarios_of,
+)
 from mustsurv.study.runs import (
     MAIN_RUN,
     AblationTable,
@@ -56,11 +64,15 @@ def rule_name(*parts: str) -> str:
     return re.sub(r"\W", "_", "_".join(parts))
 
 
-def precomputed_features(features_dir: str | Path) -> dict[str, str]:
+def precomputed_features(features_dir: str | Path, mpp: float | None = None) -> dict[str, str]:
     """List the precomputed features files of a folder (slide id = file name without ``.h5``).
+
+    The main magnification's files lie in ``features_dir`` itself, an extra magnification's in its subfolder
+    ``mpp<value>`` (``mpp1`` for 10x), as this workflow writes them.
 
     Args:
         features_dir: the cohort's ``features_dir``.
+        mpp: None for the main magnification, else an extra one's µm/px.
 
     Returns:
         ``{slide_id: path}`` of its ``.h5`` files, sorted.
@@ -68,10 +80,25 @@ def precomputed_features(features_dir: str | Path) -> dict[str, str]:
     Raises:
         FileNotFoundError: the folder does not exist; the message names the config key to fix.
     """
-    folder = Path(features_dir)
+    folder = Path(features_dir) if mpp is None else Path(features_dir) / layout.mpp_folder(mpp)
     if not folder.is_dir():
-        raise FileNotFoundError(f"features_dir {folder} does not exist; fix `features_dir` in the config.")
+        raise FileNotFoundError(f"features_dir {folder} does not exist; fix `features_dir` in the config"
+                                + ("" if mpp is None else " or put that magnification's features there (or drop it "
+                                   "from slides.target_mpp)") + ".")
     return {p.stem: str(p) for p in sorted(folder.glob("*.h5"))}
+
+
+def magnifications(slides: dict[str, Any]) -> list[float]:
+    """The configured magnifications.
+
+    Args:
+        slides: the config's ``slides`` block.
+
+    Returns:
+        ``slides.target_mpp`` as a list of µm/px, the main magnification first.
+    """
+    mpp = slides["target_mpp"]
+    return [float(m) for m in (mpp if isinstance(mpp, list) else [mpp])]
 
 
 class StudyDesign:
@@ -82,15 +109,19 @@ class StudyDesign:
         cohorts: the cohorts' names, in config order.
         folds: the fold indices 0..k-1.
         methods: the methods, in config order.
-        baselines: the methods other than MUST.
+        reported: the methods with rows in the tables: ``methods``, plus DMML's when the ``dmml`` target is asked
+            for (in :data:`~mustsurv.study.methods.METHODS` order).
+        baselines: the methods trained by the ``baseline`` rule (neither MUST nor DMML).
         encoder: the patch encoder's name (``slides.encoder``).
+        magnifications: ``slides.target_mpp`` as a list, the main magnification first.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], targets: Iterable[str] = ()) -> None:
         """Read the study's cohorts, folds, methods and encoder from the config.
 
         Args:
             config: the validated (schema-filled) config.
+            targets: the targets Snakemake was asked for (``dmml`` adds DMML's methods to the tables).
 
         Raises:
             KeyError: a method has no entry in :data:`mustsurv.study.methods.METHODS`; the message says to add one.
@@ -101,8 +132,11 @@ class StudyDesign:
         self.methods: list[str] = list(config["methods"])
         for method in self.methods:
             method_info(method)  # an unknown method fails at parse time, naming the fix
-        self.baselines: list[str] = [m for m in self.methods if m != MAIN_RUN]
+        extra = [m for m in DMML_RUNS if m in METHODS] if DMML_TARGET in set(targets) else []
+        self.reported: list[str] = self.methods + [m for m in extra if m not in self.methods]
+        self.baselines: list[str] = [m for m in self.methods if m != MAIN_RUN and m not in DMML_RUNS]
         self.encoder: str = config["slides"]["encoder"]
+        self.magnifications: list[float] = magnifications(config["slides"])
         self._plans: dict[str, StudyPlan] = {}
 
     # --- cohorts ---------------------------------------------------------------------------------
@@ -254,23 +288,42 @@ class StudyDesign:
         """
         return self._slides[cohort]
 
-    def slide_features(self, cohort: str) -> dict[str, str]:
+    def slide_features(self, cohort: str, mpp: float | str | None = None) -> dict[str, str]:
         """The features files of a cohort's slides.
 
         Args:
             cohort: the cohort's name.
+            mpp: None for the main magnification, else an extra magnification's µm/px.
 
         Returns:
             ``{slide_id: features h5}``: the precomputed files with ``features_dir``, else this
             workflow's.
 
         Raises:
-            FileNotFoundError: ``features_dir`` does not exist.
+            FileNotFoundError: ``features_dir`` (or its magnification's subfolder) does not exist.
         """
+        mpp = None if mpp is None else float(mpp)
         block = self.block(cohort)
         if "features_dir" in block:
-            return precomputed_features(block["features_dir"])
-        return {s: layout.features(cohort, s, self.encoder) for s in self.slides(cohort)}
+            return precomputed_features(block["features_dir"], mpp)
+        return {s: layout.features(cohort, s, self.encoder, mpp) for s in self.slides(cohort)}
+
+    @property
+    def extra_magnifications(self) -> list[float]:
+        """The magnifications after the main one that a reported method reads (none when no method needs them)."""
+        needed = any(method_info(m).magnifications for m in self.reported)
+        return self.magnifications[1:] if needed else []
+
+    def magnification_summaries(self, cohort: str) -> list[str]:
+        """The slide summary of every magnification DMML reads, main first.
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            The paths.
+        """
+        return [layout.slide_summary(cohort)] + [layout.slide_summary(cohort, m) for m in self.magnifications[1:]]
 
     def report_qc_slides(self, cohort: str) -> set[str]:
         """The slides whose QC image the HTML report shows: ``slides.report_qc`` spread evenly over the ids.
@@ -388,6 +441,33 @@ class StudyDesign:
         return {"cohort": layout.cohort_table(cohort), "splits": self.fold_files(cohort),
                 **self._modality_inputs(cohort)}
 
+    # --- DMML ------------------------------------------------------------------------------------------
+
+    def dmml_inputs(self, cohort: str, stage: str | None = None) -> dict[str, Any]:
+        """Inputs of a DMML training or prediction job.
+
+        Args:
+            cohort: the cohort's name.
+            stage: ``distilled`` adds the teacher and student checkpoints; a prediction passes the stage it reads.
+
+        Returns:
+            The cohort's data, every magnification's slide summary (``summaries``) and the checkpoints it reads.
+        """
+        out = {**self.training_inputs(cohort), "summaries": self.magnification_summaries(cohort)}
+        if stage == "distilled":
+            out["teacher"] = [layout.dmml_checkpoint(cohort, k, "teacher") for k in self.folds]
+            out["student"] = [layout.dmml_checkpoint(cohort, k, "student") for k in self.folds]
+        return out
+
+    def dmml_distillation_inputs(self) -> dict[str, dict[str, list[str]]]:
+        """The prediction files of the distillation ablation, over the paired cohorts.
+
+        Returns:
+            ``{run: {cohort: fold prediction files}}`` for the distilled student and the one without distillation.
+        """
+        return {run: {c: self.run_predictions(c, Run(run)) for c in self.paired_cohorts}
+                for run in ("dmml_student", "dmml_student_no_kd")}
+
     # --- MUST runs -------------------------------------------------------------------------------
 
     @cached_property
@@ -463,7 +543,7 @@ class StudyDesign:
         Returns:
             ``{method: paths in fold order}``.
         """
-        return {m: self.run_predictions(cohort, Run(m)) for m in [*self.methods, *self.references]}
+        return {m: self.run_predictions(cohort, Run(m)) for m in [*self.reported, *self.references]}
 
     def cohort_report_inputs(self, cohort: str) -> dict[str, Any]:
         """Inputs of a cohort's report job.
@@ -493,7 +573,7 @@ class StudyDesign:
         Returns:
             (method, scenario, figure path) triples.
         """
-        return [(m, s, layout.km_figure(cohort, m, s)) for m in self.methods for s in scenarios_of(m)]
+        return [(m, s, layout.km_figure(cohort, m, s)) for m in self.reported for s in scenarios_of(m)]
 
     def report_targets(self) -> list[str]:
         """The study tables and every cohort's tables, Kaplan–Meier and decomposition figures."""
