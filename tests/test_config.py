@@ -22,7 +22,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     cfg = _default()
     validate(cfg, SCHEMA)
     check_config(cfg)
-    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4, "validation_fraction": 0.2}
+    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4, "validation_fraction": 0.2, "group_by": "none"}
     assert cfg["cohorts"]["DEMO2"]["demo"]["two_slide_fraction"] == 0.2
 
 
@@ -62,7 +62,7 @@ def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
     with pytest.raises(ConfigError, match=r"cohorts\.BLCA\.rna: file .*missing\.tsv.* does not exist"):
         check_config(cfg)
     cfg = _real(tmp_path, slides={"sheet": "a.tsv", "glob": "*.svs"})
-    with pytest.raises(ConfigError, match=r"exactly one of `sheet` or `glob`"):
+    with pytest.raises(ConfigError, match=r"exactly one of `sheet`, `glob`, `gdc_manifest`, `gdc_sample_sheet`"):
         check_config(cfg)
     demo = copy.deepcopy(_default())
     demo["cohorts"]["DEMO1"]["clinical"] = "x.tsv"

@@ -269,7 +269,7 @@ def test_overlays_merge_like_configfile(tmp_path):
     overlay.write_text(yaml.safe_dump({"cv": {"folds": 4}, "methods": ["must", "mlp"],
                                        "baselines": {"mlp": {"model": {}, "train": {"epochs": 2}}}}))
     cfg = load_config(base, [overlay, {"cohorts": {"X": {"demo": {"patients": 12}}}}])
-    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2}
+    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2, "group_by": "none"}
     assert cfg["methods"] == ["must", "mlp"]
     assert cfg["baselines"]["mlp"]["train"]["epochs"] == 2 and cfg["baselines"]["mlp"]["train"]["lr"] == 2e-4
     assert cfg["cohorts"]["X"]["demo"]["patients"] == 12 and cfg["cohorts"]["X"]["demo"]["seed"] == 3

@@ -51,7 +51,7 @@ def test_clinical_mcat_censorship(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        (f"PATIENT_ID\tAGE\n{P1}\t60\n", "no survival columns"),
+        (f"PATIENT_ID\tAGE\n{P1}\t60\n", "no OS columns"),
         (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t5\t1:DECEASED\n{P1}\t9\t0:LIVING\n", "conflicting"),
         (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t-5\t1:DECEASED\n", "negative"),
         ("AGE\tOS_MONTHS\tOS_STATUS\n60\t5\t1:DECEASED\n", "no patient id column"),

@@ -84,6 +84,7 @@ rule slides_summary:
         summary=layout.slide_summary("{cohort}"),
     params:
         slides=lambda wc: list(STUDY.slide_features(wc.cohort)),
+        patients=lambda wc: STUDY.slide_patients(wc.cohort),
         skip_failed=SLIDES["skip_failed"],
     log:
         "logs/slides/{cohort}/summary.log",

@@ -7,7 +7,6 @@ import logging
 import os
 from typing import Any
 
-from mustsurv.cohort.slides import read_sheet
 from mustsurv.slides.batch import run_batch
 from mustsurv.slides.reader import open_slide
 from mustsurv.slides.summary import (
@@ -139,12 +138,14 @@ class SlideFailedError(RuntimeError):
     """Slides of a cohort failed in segmentation, tiling or embedding; the message names them and the fix."""
 
 
-def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike, skip_failed: bool = False) -> None:
+def summary_step(features: dict[str, str], patients: dict[str, str] | None, out: PathLike,
+                 skip_failed: bool = False) -> None:
     """Write the cohort's slide summary from its features files.
 
     Args:
         features: ``{slide_id: features file}``.
-        sheet: the slide sheet (patient ids), or None (the first 12 characters of the slide ids).
+        patients: ``{slide_id: patient id}`` (:meth:`mustsurv.study.design.StudyDesign.slide_patients`), or
+            None (the slide ids under the ``auto`` rule).
         out: the ``summary.tsv`` to write.
         skip_failed: list failed slides with that status (left out of the bags) instead of stopping.
 
@@ -153,10 +154,6 @@ def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike
             their errors and the fixes.
         FeatureFileError: a features file is unusable or has an unknown status.
     """
-    patients = None
-    if sheet:
-        df = read_sheet(sheet)
-        patients = dict(zip(df["slide_id"], df[PATIENT_ID]))
     table = build_summary(features, patients)
     errors = {s: feature_file_error(p) for s, p in features.items()}
     failed = table[table["status"] == STATUS_FAILED]
