@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mustsurv.config import ConfigError, check_config
+from mustsurv.config import ConfigError, check_config, fill_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "config" / "schema" / "config.schema.yaml")
@@ -48,7 +48,7 @@ def _real(tmp_path, **extra):
     clinical = tmp_path / "clin.tsv"
     clinical.write_text("PATIENT_ID\tOS_MONTHS\tOS_STATUS\n")
     block = {"clinical": str(clinical), **extra}
-    return {"cohorts": {"BLCA": block}}
+    return fill_defaults({"cohorts": {"BLCA": block}})
 
 
 def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
@@ -64,12 +64,12 @@ def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
     cfg = _real(tmp_path, slides={"sheet": "a.tsv", "glob": "*.svs"})
     with pytest.raises(ConfigError, match=r"exactly one of `sheet`, `glob`, `gdc_manifest`, `gdc_sample_sheet`"):
         check_config(cfg)
-    demo = copy.deepcopy(_default())
+    demo = fill_defaults(copy.deepcopy(_default()))
     demo["cohorts"]["DEMO1"]["clinical"] = "x.tsv"
     with pytest.raises(ConfigError, match=r"cohorts\.DEMO1: a demo cohort"):
         check_config(demo)
     with pytest.raises(ConfigError, match="no survival table"):
-        check_config({"cohorts": {"X": {"rna": "r.tsv"}}}, check_files=False)
+        check_config(fill_defaults({"cohorts": {"X": {"rna": "r.tsv"}}}), check_files=False)
 
 
 def test_malformed_config_fails_at_parse_time_naming_the_key(tmp_path):

@@ -126,7 +126,9 @@ DEMO_RENAME = {"effects.shared": "effect_shared", "effects.pathology": "effect_p
 def _pairs():
     """(id, schema block keys, code defaults thunk, rename, whole): ``whole`` = every field of the class is a
     key of the block (the class is built from that block by ``from_config``)."""
+    from mustsurv.cohort.splits import build_folds
     from mustsurv.models.must import MUST
+    from mustsurv.omics.survival import read_clinical
     from mustsurv.omics.matrices import read_rna
     from mustsurv.slides.embed import embed_batch
     from mustsurv.slides.reader import Slide, open_slide
@@ -167,6 +169,8 @@ def _pairs():
         ("embed_batch", ("slides",), lambda: parameter_defaults(embed_batch), {}, None),
         ("summary_step", ("slides",), lambda: parameter_defaults(summary_step), {}, None),
         ("read_rna", ("omics",), lambda: parameter_defaults(read_rna), {"rna_transform": "transform"}, None),
+        ("read_clinical", ("cohorts", "*"), lambda: parameter_defaults(read_clinical), {"patient_ids": "rule"}, None),
+        ("build_folds", ("cv",), lambda: parameter_defaults(build_folds), {}, None),
     ]
     for fn in (tissue_step, coords_step, patch_batch, open_slide, Slide.__init__):
         pairs.append((f"{fn.__qualname__}", ("slides",), lambda fn=fn: parameter_defaults(fn),

@@ -10,7 +10,7 @@ import torch
 from slides_helpers import corrupt_tile, demo_image, write_slide
 
 import mustsurv.slides.embed as embed_module
-from mustsurv.config import ConfigError, check_config
+from mustsurv.config import ConfigError, check_config, fill_defaults
 from mustsurv.slides.embed import EmbedParams, _batches, embed_slide, region_groups
 from mustsurv.slides.encoders import build_encoder
 from mustsurv.slides.reader import SlideError, open_slide
@@ -173,7 +173,7 @@ def test_unreadable_precomputed_files_are_named(tmp_path):
 def test_features_dir_is_a_pathology_modality_in_the_config(tmp_path):
     clinical = tmp_path / "clinical.tsv"
     clinical.write_text("x\n")
-    cfg = {"cohorts": {"C": {"clinical": str(clinical), "features_dir": str(tmp_path)}}}
+    cfg = fill_defaults({"cohorts": {"C": {"clinical": str(clinical), "features_dir": str(tmp_path)}}})
     check_config(cfg)
     cfg["cohorts"]["C"]["features_dir"] = str(tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"cohorts\.C\.features_dir: folder .*absent.* does not exist"):

@@ -212,7 +212,7 @@ def list_slides(block: dict[str, Any], rule: str = "auto", where: str = "slides"
     if df.empty:
         hint = " (`**` matches sub-folders, e.g. a GDC download's UUID folders)" if key == "glob" else ""
         raise SlideListError(f"{where}.{key}: {value!r} lists no slide file{hint}; fix the {key}.")
-    if block.get("only_dx", True):
+    if block["only_dx"]:
         drop = df["slide_id"].map(lambda s: is_tcga(s) and not is_diagnostic_slide(s))
         if drop.any():
             log.info("%s.%s: %d non-diagnostic TCGA slide(s) left out (only_dx), e.g. %s", where, key,
