@@ -128,8 +128,8 @@ def _pairs():
     key of the block (the class is built from that block by ``from_config``)."""
     from mustsurv.cohort.splits import build_folds
     from mustsurv.models.must import MUST
-    from mustsurv.omics.survival import read_clinical
     from mustsurv.omics.matrices import read_rna
+    from mustsurv.omics.survival import read_clinical
     from mustsurv.slides.embed import embed_batch
     from mustsurv.slides.reader import Slide, open_slide
     from mustsurv.slides.steps import (

@@ -214,12 +214,14 @@ def diagnose(configfile: str | os.PathLike, sample: int = SAMPLE_SLIDES,
     Returns:
         The problems and notes.
     """
+    import yaml
+
     from mustsurv.config import config_problems, load_config
 
     report = Report([], [])
     try:
         config = load_config(configfile)
-    except Exception as err:  # schema errors, YAML errors, unreadable file: nothing else can be checked
+    except (ValueError, OSError, yaml.YAMLError) as err:  # schema, YAML, unreadable file: nothing else to check
         report.problems.append(Problem("config", f"{configfile}: {err}"))
         return report
     report.problems += [Problem("config", m) for m in config_problems(config, check_files=True)]
