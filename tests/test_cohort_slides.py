@@ -92,6 +92,8 @@ def test_design_fails_at_parse_time_on_empty_inputs(tmp_path):
                                            "features_dir": str(tmp_path / "features")}}})
     design = StudyDesign(cfg)
     with pytest.raises(SlideListError, match=r"cohorts\.X\.slides\.glob: .*nothing/\*\.svs' lists no slide"):
+        design.check_slide_inputs()
+    with pytest.raises(SlideListError, match=r"cohorts\.X\.slides\.glob"):
         design.slides("X")
     with pytest.raises(FileNotFoundError, match=r"features_dir .*features holds no <slide_id>\.h5 .*\*\.h5"):
         design.slide_features("Y")

@@ -9,6 +9,7 @@ from mustsurv.study.methods import scenarios_of
 
 check_config(config)
 STUDY = StudyDesign(config)
+STUDY.check_slide_inputs()  # an empty slide list or features_dir fails here, naming the pattern
 COHORTS = STUDY.cohorts
 FOLDS = STUDY.folds
 SLIDES = config["slides"]

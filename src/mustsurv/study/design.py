@@ -324,6 +324,17 @@ class StudyDesign:
             return precomputed_features(block["features_dir"])
         return {s: layout.features(cohort, s, self.encoder) for s in self.slides(cohort)}
 
+    def check_slide_inputs(self) -> None:
+        """List every cohort's slides and features files once, so an empty source fails at parse time.
+
+        Raises:
+            mustsurv.cohort.slides.SlideListError: a slide source lists no slide (naming the key and pattern).
+            FileNotFoundError: a ``features_dir`` is missing or holds no ``.h5`` file.
+        """
+        for cohort in self.cohorts:
+            if self.has_pathology(cohort):
+                self.slide_features(cohort)
+
     def embedded_cohorts(self) -> list[str]:
         """Cohorts whose slides this workflow segments, tiles and embeds (slides, no ``features_dir``)."""
         return [c for c in self.cohorts if self.has_pathology(c) and "features_dir" not in self.block(c)]
