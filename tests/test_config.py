@@ -112,3 +112,19 @@ def test_paper_config_carries_the_paper_values():
         if method != "must":
             kwargs = model_class(method).input_kwargs(1536, [82, 328, 513, 452, 183, 277])
             build_model(method, **kwargs, n_bins=4, **paper["baselines"][method]["model"])
+
+
+def test_endpoints_and_patient_id_rules_are_checked_against_their_sources(tmp_path):
+    csv = tmp_path / "all_clean.csv"
+    csv.write_text("case_id,survival_months,censorship,TP53_rnaseq\n")
+    cfg = fill_defaults({"cohorts": {"M": {"mcat_csv": str(csv), "gene_families": str(csv), "endpoint": "DSS"}}})
+    with pytest.raises(ConfigError, match=r"cohorts\.M\.endpoint: DSS needs a `clinical` table"):
+        check_config(cfg)
+    cfg["cohorts"]["M"]["endpoint"] = "OS"
+    check_config(cfg)
+    cfg["cohorts"]["M"]["patient_ids"] = "^(P-[0-9]+"
+    with pytest.raises(ConfigError, match=r"cohorts\.M\.patient_ids: .* nor a valid regular expression"):
+        check_config(cfg)
+    demo = fill_defaults({"cohorts": {"D": {"demo": {"seed": 1}, "endpoint": "PFI"}}})
+    with pytest.raises(ConfigError, match=r"cohorts\.D\.endpoint: a demo cohort has overall survival only"):
+        check_config(demo)
