@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from slides_helpers import corrupt_tile, demo_image, write_slide
@@ -139,9 +140,11 @@ def test_summary_from_workflow_and_precomputed_files(slides, encoder, tmp_path):
         embed_slide(slides[sid], tile_slide(slide, [], TileParams()), tmp_path / f"{empty_id}.h5", encoder,
                     EmbedParams())
     pre = trident_file(tmp_path / "TCGA-BB-0001-01Z-00-DX1.UUID.h5")
-    files = {sid: str(tmp_path / f"{sid}.h5"), empty_id: str(tmp_path / f"{empty_id}.h5"), pre.stem: str(pre)}
+    files = {sid: str(tmp_path / f"{sid}.h5"), empty_id: str(tmp_path / f"{empty_id}.h5")}
     summary_step(files, {sid: "PATIENT-X"}, tmp_path / "summary.tsv")
-    df = read_summary(tmp_path / "summary.tsv").set_index("slide_id")
+    summary_step({pre.stem: str(pre)}, None, tmp_path / "summary_pre.tsv")  # another cohort: another encoder
+    df = pd.concat([read_summary(tmp_path / "summary.tsv"), read_summary(tmp_path / "summary_pre.tsv")])
+    df = df.set_index("slide_id")
     assert list(df.reset_index().columns) == ["slide_id", "patient_id", "status", "n_patches", "level0_mpp",
                                               "magnification", "features", "usable"]
     assert df.loc[sid, "patient_id"] == "PATIENT-X" and df.loc[sid, "status"] == "ok"

@@ -162,3 +162,32 @@ def test_html_report_has_the_tables_and_figures(tiny_study):
                  "TINY_ecdf.png", "TINY_cosine_map.png", "Kaplan-Meier", "Decomposition"):
         assert name in html, f"{name} is not in the report"
     assert "log-rank p-value" in html  # a caption made it in
+    assert "Slide QC" in html  # the tissue QC images
+
+
+@pytest.mark.workflow
+def test_heatmaps_target_draws_every_test_patient_and_reaches_the_report(tiny_study):
+    """`snakemake heatmaps` (not in the default run) draws each test patient's slides for must, abmil and
+    transmil, and `--report ... all heatmaps` shows a sample of them."""
+    import json
+
+    import pandas as pd
+
+    res = _snakemake("--cores", "2", "--directory", str(tiny_study), "heatmaps")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    cohort = pd.read_csv(tiny_study / "results/cohorts/TINY/cohort.tsv", sep="\t", dtype=str, keep_default_na=False)
+    with_slides = set(cohort.loc[cohort["slides"] != "", "patient_id"])
+    test = [p for k in range(2) for p in json.loads((tiny_study / f"results/cohorts/TINY/splits/fold{k}.json")
+                                                    .read_text())["test"] if p in with_slides]
+    for method in ("must", "abmil", "transmil"):
+        folder = tiny_study / "results/figures/heatmaps/TINY" / method
+        index = pd.read_csv(folder / "index.tsv", sep="\t")
+        assert sorted(set(index["patient_id"])) == sorted(test)
+        for row in index.itertuples():
+            assert (folder / row.heatmap).is_file() and (folder / row.gallery).is_file()
+        assert list((folder / "sample").glob("*_heatmap.png"))
+    out = tiny_study / "report_heatmaps.html"
+    res = _snakemake("--directory", str(tiny_study), "--report", str(out), "all", "heatmaps")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    html = out.read_text(errors="replace")
+    assert "Attention heatmaps" in html and "_heatmap.png" in html and "_gallery.png" in html

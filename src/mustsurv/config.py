@@ -98,7 +98,8 @@ def fill_defaults(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[s
     error = best_match(_filling_validator(schema_doc).iter_errors(config))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ConfigError(f"{where}: {error.message}")
+        alternatives = "; ".join(sub.message for sub in error.context or ())  # anyOf/oneOf: what each branch wants
+        raise ConfigError(f"{where}: {error.message}" + (f" ({alternatives})" if alternatives else ""))
     return config
 
 

@@ -13,11 +13,13 @@ from the precomputed TRIDENT/CLAM feature files. Paths come from mustsurv.study.
 TILING = {k: SLIDES[k] for k in ("target_mpp", "mpp_tolerance", "patch_size", "min_tissue_fraction", "region_patches")}
 EMBED = {k: SLIDES[k] for k in ("batch_size", "num_workers", "region_patches", "read_retries")}
 
-ENCODER = SLIDES["encoder"]  # checked against the encoder registry when a slides_embed job starts
+ENCODER = SLIDES["encoder"]  # a registry name or timm:<arch> (the schema checks the form at parse time)
+ENCODER_DIR = ENCODER.replace(":", "-")  # folder name of its logs (layout.features does the same)
 
 for _cohort in STUDY.embedded_cohorts():
     _sheet = STUDY.slide_sheet(_cohort)
     _slides = STUDY.slides(_cohort)
+    _qc_shown = STUDY.report_qc_slides(_cohort)  # the HTML report shows these slides' QC images
     for _batch, _ids in STUDY.slide_batches(_cohort).items():
         _outs = {s: layout.slide_outputs(_cohort, s) for s in _ids}
 
@@ -29,7 +31,8 @@ for _cohort in STUDY.embedded_cohorts():
                 sheet=[_sheet] if _sheet else [],
             output:
                 geojson=[o["geojson"] for o in _outs.values()],
-                qc=[o["qc"] for o in _outs.values()],
+                qc=[report(o["qc"], caption="../report/qc.rst", category="Slide QC", subcategory=_cohort)
+                    if s in _qc_shown else o["qc"] for s, o in _outs.items()],
                 coords=[o["coords"] for o in _outs.values()],
             params:
                 slide_ids=_ids,
@@ -64,9 +67,9 @@ for _cohort in STUDY.embedded_cohorts():
                 embed=EMBED,
                 device=SLIDES["device"],
             log:
-                f"logs/slides/{_cohort}/features/{ENCODER}/{_batch}.log",
+                f"logs/slides/{_cohort}/features/{ENCODER_DIR}/{_batch}.log",
             benchmark:
-                f"benchmarks/rules/slides/{_cohort}/features/{ENCODER}/{_batch}.tsv"
+                f"benchmarks/rules/slides/{_cohort}/features/{ENCODER_DIR}/{_batch}.tsv"
             conda:
                 "../../envs/mustsurv.yaml"
             threads: SLIDES["threads"]
@@ -82,6 +85,7 @@ rule slides_summary:
         sheet=lambda wc: [STUDY.slide_sheet(wc.cohort)] if STUDY.slide_sheet(wc.cohort) else [],
     output:
         summary=layout.slide_summary("{cohort}"),
+        provenance=layout.slide_provenance("{cohort}"),
     params:
         slides=lambda wc: list(STUDY.slide_features(wc.cohort)),
         patients=lambda wc: STUDY.slide_patients(wc.cohort),

@@ -9,4 +9,6 @@ summary_step(
     snakemake.params.patients,
     snakemake.output.summary,
     snakemake.params.skip_failed,
+    provenance_out=snakemake.output.provenance,
+    cohort=snakemake.wildcards.cohort,
 )

@@ -3,11 +3,15 @@ the embedding step is :func:`mustsurv.slides.embed.embed_batch`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
+from mustsurv.io import atomic_path
 from mustsurv.slides.batch import run_batch
+from mustsurv.slides.provenance import FIELDS, cohort_provenance
 from mustsurv.slides.reader import open_slide
 from mustsurv.slides.summary import (
     STATUS_EMPTY,
@@ -139,8 +143,8 @@ class SlideFailedError(RuntimeError):
 
 
 def summary_step(features: dict[str, str], patients: dict[str, str] | None, out: PathLike,
-                 skip_failed: bool = False) -> None:
-    """Write the cohort's slide summary from its features files.
+                 skip_failed: bool = False, provenance_out: PathLike | None = None, cohort: str = "") -> None:
+    """Write the cohort's slide summary from its features files, after checking their provenance.
 
     Args:
         features: ``{slide_id: features file}``.
@@ -148,13 +152,18 @@ def summary_step(features: dict[str, str], patients: dict[str, str] | None, out:
             None (the slide ids under the ``auto`` rule).
         out: the ``summary.tsv`` to write.
         skip_failed: list failed slides with that status (left out of the bags) instead of stopping.
+        provenance_out: where to write the features' common provenance as JSON (None: not written).
+        cohort: the cohort's name, for the messages.
 
     Raises:
         SlideFailedError: slides have status ``failed`` and ``skip_failed`` is false; the message names them,
             their errors and the fixes.
         FeatureFileError: a features file is unusable or has an unknown status.
+        ProvenanceError: the feature files disagree on encoder, dimension, MPP, patch size or weights.
     """
-    table = build_summary(features, patients)
+    table = build_summary(features, patients)  # checks every file's datasets first
+    provenance = cohort_provenance(features, cohort)
+    log.info("features: %s", ", ".join(f"{k}={provenance[k]}" for k in FIELDS))
     errors = {s: feature_file_error(p) for s, p in features.items()}
     failed = table[table["status"] == STATUS_FAILED]
     if len(failed) and not skip_failed:
@@ -166,6 +175,9 @@ def summary_step(features: dict[str, str], patients: dict[str, str] | None, out:
             "Every other slide's outputs are kept."
         )
     write_summary(out, table)
+    if provenance_out is not None:
+        with atomic_path(provenance_out) as tmp:
+            Path(tmp).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     for r in failed.itertuples():
         log.warning("%s: failed (%s) - left out of patient %s's bag", r.slide_id, errors.get(r.slide_id, "?"),
                     r.patient_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mustsurv.study import layout
-from mustsurv.study.methods import REFERENCES, method_info, scenarios_of
+from mustsurv.study.methods import HEATMAP_METHODS, REFERENCES, method_info, scenarios_of
 from mustsurv.study.runs import (
     MAIN_RUN,
     AblationTable,
@@ -335,6 +335,21 @@ class StudyDesign:
             if self.has_pathology(cohort):
                 self.slide_features(cohort)
 
+    def report_qc_slides(self, cohort: str) -> set[str]:
+        """The slides whose QC image the HTML report shows: ``slides.report_qc`` spread evenly over the ids.
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            The slide ids.
+        """
+        ids = sorted(self.slides(cohort))
+        n = min(self.config["slides"]["report_qc"], len(ids))
+        if n <= 0:
+            return set()
+        return {ids[round(i * (len(ids) - 1) / max(n - 1, 1))] for i in range(n)}
+
     def embedded_cohorts(self) -> list[str]:
         """Cohorts whose slides this workflow segments, tiles and embeds (slides, no ``features_dir``)."""
         return [c for c in self.cohorts if self.has_pathology(c) and "features_dir" not in self.block(c)]
@@ -588,6 +603,38 @@ class StudyDesign:
         out = [layout.ablation_table(name) for name in self.ablation_tables]
         out += [layout.ablation_figure(t.name) for t in self.ablation_tables.values() if t.figure]
         return out
+
+    # --- attention heatmaps (target `heatmaps`, not in the default run) --------------------------
+
+    def heatmap_cohorts(self) -> list[str]:
+        """Cohorts whose slide files are known (demo, sheet or glob): heatmaps need the slides' pixels."""
+        return [c for c in self.cohorts if self.has_pathology(c) and self.slides(c)]
+
+    def heatmap_methods(self) -> list[str]:
+        """The study's methods that expose patch attention, in the study's order."""
+        return [m for m in self.methods if m in HEATMAP_METHODS]
+
+    def heatmap_inputs(self, cohort: str, method: str) -> dict[str, Any]:
+        """Inputs of a method's heatmap job in a cohort.
+
+        Args:
+            cohort: the cohort's name.
+            method: a heatmap method.
+
+        Returns:
+            The cohort table, fold files, slide summary, per-fold models (MUST: the main run's stage-3
+            checkpoints) and the slide files, by role.
+        """
+        models = (self.must_checkpoints(cohort, MAIN_RUN, 3) if method == MAIN_RUN
+                  else [layout.baseline_model(cohort, method, k) for k in self.folds])
+        sheet = self.slide_sheet(cohort)
+        return {"cohort": layout.cohort_table(cohort), "splits": self.fold_files(cohort),
+                "summary": layout.slide_summary(cohort), "models": models,
+                "slides": list(self.slides(cohort).values()), "sheet": [sheet] if sheet else []}
+
+    def heatmap_targets(self) -> list[str]:
+        """Every heatmap folder: cohorts with slides x methods with patch attention."""
+        return [layout.heatmaps_dir(c, m) for c in self.heatmap_cohorts() for m in self.heatmap_methods()]
 
     # --- everything ------------------------------------------------------------------------------
 

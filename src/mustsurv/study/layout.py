@@ -15,6 +15,7 @@ Tree::
         slides/coords/{slide}.h5                patch coordinates
         slides/features/{encoder}/{slide}.h5    patch features (TRIDENT layout)
         slides/summary.tsv                      one row per slide (status, patches, features file)
+        slides/provenance.json                  the features' common encoder, dimension, MPP, patch size, weights hash
         models/{run}/fold{k}/stage{1,2,3}.pt    MUST runs (``must`` and the ablation variants ``must_*``)
         models/{method}/fold{k}/model.pt        baselines
         predictions/{method}/fold{k}.tsv        test patients x scenarios: risk, survival at the bin edges, training
@@ -22,7 +23,9 @@ Tree::
         cindex_folds.tsv, table1.csv, table2.csv, metrics_folds.tsv, logrank.tsv, decomposition.tsv
     results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv,
                                                 metrics_folds.tsv, metrics_summary.csv, ablation_*.csv)
-    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png
+    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png,
+                                                heatmaps/{cohort}/{method}/ (target ``heatmaps``: index.tsv and per slide
+                                                {slide}_heatmap.png, {slide}_gallery.png, {slide}_patches.tsv)
 """
 
 from __future__ import annotations
@@ -207,12 +210,12 @@ def features(cohort: Part, slide: Part, encoder: Part) -> str:
     Args:
         cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
         slide: the slide's id (or a wildcard).
-        encoder: the encoder's name (or a wildcard).
+        encoder: the encoder's name (or a wildcard); ``timm:<arch>`` becomes the folder ``timm-<arch>``.
 
     Returns:
         The path.
     """
-    return f"{slides_dir(cohort)}/features/{encoder}/{slide}.h5"
+    return f"{slides_dir(cohort)}/features/{str(encoder).replace(':', '-')}/{slide}.h5"
 
 
 def slide_summary(cohort: Part) -> str:
@@ -225,6 +228,18 @@ def slide_summary(cohort: Part) -> str:
         The path.
     """
     return f"{slides_dir(cohort)}/summary.tsv"
+
+
+def slide_provenance(cohort: Part) -> str:
+    """The common provenance of the cohort's feature files (``slides_summary``; :mod:`mustsurv.slides.provenance`).
+
+    Args:
+        cohort: the cohort's name (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{slides_dir(cohort)}/provenance.json"
 
 
 # --- models and predictions ----------------------------------------------------------------------
@@ -343,6 +358,19 @@ def decomposition_figure(cohort: Part, kind: Part) -> str:
         The path.
     """
     return f"results/figures/decomposition/{cohort}_{kind}.png"
+
+
+def heatmaps_dir(cohort: Part, method: Part) -> str:
+    """Folder of a method's attention heatmaps of a cohort's test patients (``mustsurv.evaluate.heatmaps``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: a heatmap method (``mustsurv.study.methods.HEATMAP_METHODS``) (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"results/figures/heatmaps/{cohort}/{method}"
 
 
 def ablation_table(name: Part) -> str:

@@ -61,6 +61,10 @@ REFERENCES: dict[str, MethodInfo] = {
 """MUST without its diffusion models (``mustsurv.evaluate.references``): Table 2's reference rows, written by
 the main MUST run's prediction step whenever ``must`` is a method of the study."""
 
+HEATMAP_METHODS: tuple[str, ...] = ("must", "abmil", "transmil")
+"""Methods whose models have ``patch_attention(bag) -> (N,)``: the ``heatmaps`` target draws their attention
+(MUST: its TransMIL class token; docs/heatmaps.md)."""
+
 TABLES: tuple[str, ...] = ("table1", "table2")
 
 
