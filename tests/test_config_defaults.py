@@ -126,8 +126,10 @@ DEMO_RENAME = {"effects.shared": "effect_shared", "effects.pathology": "effect_p
 def _pairs():
     """(id, schema block keys, code defaults thunk, rename, whole): ``whole`` = every field of the class is a
     key of the block (the class is built from that block by ``from_config``)."""
+    from mustsurv.cohort.splits import build_folds
     from mustsurv.models.must import MUST
     from mustsurv.omics.matrices import read_rna
+    from mustsurv.omics.survival import read_clinical
     from mustsurv.slides.embed import embed_batch
     from mustsurv.slides.reader import Slide, open_slide
     from mustsurv.slides.steps import (
@@ -168,6 +170,8 @@ def _pairs():
         ("embed_batch", ("slides",), lambda: parameter_defaults(embed_batch), {}, None),
         ("summary_step", ("slides",), lambda: parameter_defaults(summary_step), {}, None),
         ("read_rna", ("omics",), lambda: parameter_defaults(read_rna), {"rna_transform": "transform"}, None),
+        ("read_clinical", ("cohorts", "*"), lambda: parameter_defaults(read_clinical), {"patient_ids": "rule"}, None),
+        ("build_folds", ("cv",), lambda: parameter_defaults(build_folds), {}, None),
     ]
     from mustsurv.models.dmml.distillation import distillation_loss
     from mustsurv.models.dmml.student import DMMLStudent
@@ -284,7 +288,7 @@ def test_overlays_merge_like_configfile(tmp_path):
     overlay.write_text(yaml.safe_dump({"cv": {"folds": 4}, "methods": ["must", "mlp"],
                                        "baselines": {"mlp": {"model": {}, "train": {"epochs": 2}}}}))
     cfg = load_config(base, [overlay, {"cohorts": {"X": {"demo": {"patients": 12}}}}])
-    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2}
+    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2, "group_by": "none"}
     assert cfg["methods"] == ["must", "mlp"]
     assert cfg["baselines"]["mlp"]["train"]["epochs"] == 2 and cfg["baselines"]["mlp"]["train"]["lr"] == 2e-4
     assert cfg["cohorts"]["X"]["demo"]["patients"] == 12 and cfg["cohorts"]["X"]["demo"]["seed"] == 3

@@ -102,7 +102,8 @@ def test_tiny_study_tables_and_figures(tiny_study):
     assert set(long[long.method == "ldcvae"]["scenario"]) == {"complete", "missing_genomics"}
     assert long.loc[long.method != "oracle", "rank"].notna().all()
     table2 = pd.read_csv(tiny_study / layout.study_table("table2.csv"), keep_default_na=False)
-    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
+    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall", "endpoint"]
+    assert (table2["endpoint"] == "OS").all()
     rows = [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must") for _ in range(3)]
     rows += ["must_zero_fill", "must_zero_fill", "must_ridge", "must_ridge", "oracle", "oracle", "oracle"]
     assert table2["method"].tolist() == rows  # the references only without a modality

@@ -25,6 +25,7 @@ def requested_targets():
 
 check_config(config)
 STUDY = StudyDesign(config, targets=requested_targets())  # the `dmml` target adds DMML's rows to the tables
+STUDY.check_slide_inputs()  # an empty slide list or features_dir fails here, naming the pattern
 COHORTS = STUDY.cohorts
 FOLDS = STUDY.folds
 SLIDES = config["slides"]

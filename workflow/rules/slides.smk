@@ -172,6 +172,7 @@ rule slides_summary:
         provenance=layout.slide_provenance("{cohort}"),
     params:
         slides=lambda wc: list(STUDY.slide_features(wc.cohort)),
+        patients=lambda wc: STUDY.slide_patients(wc.cohort),
         skip_failed=SLIDES["skip_failed"],
     log:
         "logs/slides/{cohort}/summary.log",

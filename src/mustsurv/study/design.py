@@ -78,14 +78,19 @@ def precomputed_features(features_dir: str | Path, mpp: float | None = None) -> 
         ``{slide_id: path}`` of its ``.h5`` files, sorted.
 
     Raises:
-        FileNotFoundError: the folder does not exist; the message names the config key to fix.
+        FileNotFoundError: the folder does not exist, or holds no ``.h5`` file; the message names the
+            folder and the config key to fix.
     """
     folder = Path(features_dir) if mpp is None else Path(features_dir) / layout.mpp_folder(mpp)
     if not folder.is_dir():
         raise FileNotFoundError(f"features_dir {folder} does not exist; fix `features_dir` in the config"
                                 + ("" if mpp is None else " or put that magnification's features there (or drop it "
                                    "from slides.target_mpp)") + ".")
-    return {p.stem: str(p) for p in sorted(folder.glob("*.h5"))}
+    out = {p.stem: str(p) for p in sorted(folder.glob("*.h5"))}
+    if not out:
+        raise FileNotFoundError(f"features_dir {folder} holds no <slide_id>.h5 file (pattern {folder / '*.h5'}); "
+                                f"point `features_dir` at the folder of TRIDENT/CLAM feature files.")
+    return out
 
 
 def magnifications(slides: dict[str, Any]) -> list[float]:
@@ -261,32 +266,79 @@ class StudyDesign:
             return layout.demo_tables(cohort)["slide_sheet"]
         return self.block(cohort).get("slides", {}).get("sheet")
 
+    def patient_id_rule(self, cohort: str) -> str:
+        """The cohort's ``patient_ids`` rule (:mod:`mustsurv.barcodes`).
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            ``auto``, ``tcga``, ``as_given`` or a regular expression.
+        """
+        return self.block(cohort)["patient_ids"]
+
+    def endpoint(self, cohort: str) -> str:
+        """The cohort's survival endpoint.
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            ``OS``, ``DSS``, ``PFI`` or ``DFI`` (a demo cohort: ``OS``).
+        """
+        return self.block(cohort)["endpoint"]
+
     @cached_property
-    def _slides(self) -> dict[str, dict[str, str]]:
-        """``{cohort: {slide_id: path}}`` of every cohort (demo plan, sheet or glob), computed once."""
+    def _slides(self) -> dict[str, dict[str, tuple[str, str]]]:
+        """``{cohort: {slide_id: (path, patient id)}}`` of every cohort with slides (demo plan or ``slides``)."""
         out = {}
         for c in self.cohorts:
             if self.is_demo(c):
-                out[c] = {s: layout.demo_slide(c, s) for s in self.demo_slide_ids(c)}
-            else:
+                out[c] = {s.slide_id: (layout.demo_slide(c, s.slide_id), s.patient_id)
+                          for s in self.demo_plan(c).slides}
+            elif "slides" in self.block(c):
                 from mustsurv.cohort.slides import (
-                    list_slides,  # reads a slide sheet with pandas
+                    list_slides,  # reads tables with pandas
                 )
 
-                block = self.block(c).get("slides", {})
-                out[c] = list_slides(sheet=block.get("sheet"), glob=block.get("glob"))
+                df = list_slides(self.block(c)["slides"], self.patient_id_rule(c), f"cohorts.{c}.slides")
+                out[c] = {s: (p, pid) for s, p, pid in zip(df["slide_id"], df["path"], df["patient_id"])}
+            else:
+                out[c] = {}
         return out
 
     def slides(self, cohort: str) -> dict[str, str]:
-        """The slides of a cohort, known at parse time (demo plan, sheet or glob).
+        """The slides of a cohort, known at parse time (demo plan, sheet, glob or GDC manifest / sample sheet).
 
         Args:
             cohort: the cohort's name.
 
         Returns:
             ``{slide_id: path}``.
+
+        Raises:
+            mustsurv.cohort.slides.SlideListError: the cohort's slide source lists no slide (naming it).
         """
-        return self._slides[cohort]
+        return {s: path for s, (path, _) in self._slides[cohort].items()}
+
+    def slide_patients(self, cohort: str) -> dict[str, str]:
+        """The patient of each of a cohort's slides (its features files' slides with ``features_dir``).
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            ``{slide_id: patient id}``: from the slide list, else (slides only in ``features_dir``) the
+            slide ids under the cohort's ``patient_ids`` rule.
+        """
+        known = {s: pid for s, (_, pid) in self._slides[cohort].items()}
+        rest = [s for s in self.slide_features(cohort) if s not in known]
+        if rest:
+            from mustsurv.barcodes import patient_ids
+
+            known.update(zip(rest, patient_ids(rest, self.patient_id_rule(cohort),
+                                               f"cohorts.{cohort}.features_dir")))
+        return known
 
     def slide_features(self, cohort: str, mpp: float | str | None = None) -> dict[str, str]:
         """The features files of a cohort's slides.
@@ -324,6 +376,17 @@ class StudyDesign:
             The paths.
         """
         return [layout.slide_summary(cohort)] + [layout.slide_summary(cohort, m) for m in self.magnifications[1:]]
+
+    def check_slide_inputs(self) -> None:
+        """List every cohort's slides and features files once, so an empty source fails at parse time.
+
+        Raises:
+            mustsurv.cohort.slides.SlideListError: a slide source lists no slide (naming the key and pattern).
+            FileNotFoundError: a ``features_dir`` is missing or holds no ``.h5`` file.
+        """
+        for cohort in self.cohorts:
+            if self.has_pathology(cohort):
+                self.slide_features(cohort)
 
     def report_qc_slides(self, cohort: str) -> set[str]:
         """The slides whose QC image the HTML report shows: ``slides.report_qc`` spread evenly over the ids.
