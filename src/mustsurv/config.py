@@ -178,6 +178,7 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
     if "selection" in config and config["selection"]["mode"] == "validation" and not config["cv"]["validation_fraction"]:
         raise ConfigError("selection.mode: validation needs validation patients; set cv.validation_fraction > 0 "
                           "(e.g. 0.2) or selection.mode: last_epoch.")
+    _check_deploy(config)
     for name, block in config["cohorts"].items():
         where = f"cohorts.{name}"
         if "demo" in block:
@@ -222,6 +223,44 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
             for key, path in _paths_of(block):
                 if not Path(path).exists():
                     raise ConfigError(f"{where}.{key}: file {path!r} does not exist; fix the path in the config.")
+
+
+def _check_deploy(config: dict[str, Any]) -> None:
+    """Check ``like``, ``role``, ``deploy`` and ``external``: the keys of the final models and external validation.
+
+    Args:
+        config: the schema-filled configuration.
+
+    Raises:
+        ConfigError: naming the offending key and the fix.
+    """
+    cohorts = config["cohorts"]
+    if not any(block["role"] == "study" for block in cohorts.values()):
+        raise ConfigError("cohorts: every cohort has role external; at least one must be a study cohort (role: study).")
+    for name, block in cohorts.items():
+        like = block.get("demo", {}).get("like")
+        if like is None:
+            continue
+        if like == name or like not in cohorts or "demo" not in cohorts[like] or "like" in cohorts[like]["demo"]:
+            raise ConfigError(f"cohorts.{name}.demo.like: {like!r} must name another demo cohort that has no `like` "
+                              f"itself.")
+        if cohorts[like]["demo"]["seed"] == block["demo"]["seed"]:
+            raise ConfigError(f"cohorts.{name}.demo.seed: equals the seed of {like} (its `like`); give it another seed "
+                              f"so that it draws new patients.")
+    unknown = [m for m in config["deploy"]["methods"] if m not in config["methods"]]
+    if unknown:
+        raise ConfigError(f"deploy.methods: {unknown} are not in `methods`; add them there or remove them.")
+    for i, pair in enumerate(config["external"]):
+        where = f"external[{i}]"
+        for key in ("train", "test"):
+            if pair[key] not in cohorts:
+                raise ConfigError(f"{where}.{key}: no cohort {pair[key]!r}; name one of {', '.join(cohorts)}.")
+        if cohorts[pair["train"]]["role"] != "study":
+            raise ConfigError(f"{where}.train: {pair['train']} has role external; the training cohort of a pair must be "
+                              f"a study cohort (its folds choose the final models' epochs).")
+        if pair["train"] == pair["test"]:
+            raise ConfigError(f"{where}: train and test are both {pair['train']}; external validation needs another "
+                              f"cohort.")
 
 
 PAPER_CONFIG = SCHEMA.parents[1] / "paper.yaml"
