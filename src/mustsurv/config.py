@@ -178,7 +178,6 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
     if "selection" in config and config["selection"]["mode"] == "validation" and not config["cv"]["validation_fraction"]:
         raise ConfigError("selection.mode: validation needs validation patients; set cv.validation_fraction > 0 "
                           "(e.g. 0.2) or selection.mode: last_epoch.")
-    _check_deploy(config)
     for name, block in config["cohorts"].items():
         where = f"cohorts.{name}"
         if "demo" in block:
@@ -223,6 +222,7 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
             for key, path in _paths_of(block):
                 if not Path(path).exists():
                     raise ConfigError(f"{where}.{key}: file {path!r} does not exist; fix the path in the config.")
+    _check_deploy(config)
 
 
 def _check_deploy(config: dict[str, Any]) -> None:
@@ -238,10 +238,10 @@ def _check_deploy(config: dict[str, Any]) -> None:
     if not any(block["role"] == "study" for block in cohorts.values()):
         raise ConfigError("cohorts: every cohort has role external; at least one must be a study cohort (role: study).")
     for name, block in cohorts.items():
-        like = block.get("demo", {}).get("like")
+        like = block["demo"]["like"] if "demo" in block else None
         if like is None:
             continue
-        if like == name or like not in cohorts or "demo" not in cohorts[like] or "like" in cohorts[like]["demo"]:
+        if like == name or like not in cohorts or "demo" not in cohorts[like] or cohorts[like]["demo"]["like"] is not None:
             raise ConfigError(f"cohorts.{name}.demo.like: {like!r} must name another demo cohort that has no `like` "
                               f"itself.")
         if cohorts[like]["demo"]["seed"] == block["demo"]["seed"]:

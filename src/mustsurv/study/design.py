@@ -207,7 +207,7 @@ class StudyDesign:
             gives the gene loadings).
         """
         block = dict(self.block(cohort)["demo"])
-        like = block.get("like")
+        like = block["like"]
         if like is not None:
             model = self.block(like)["demo"]
             block.update({k: model[k] for k in ("effects", "censoring_scale", "cross_modal")}, model=dict(model))
