@@ -361,15 +361,40 @@ def missing_survival(model: MUST, batch: Any, scenario: str, n_samples: int, ste
     """
     if scenario == "missing_genomics":
         g, u = model.encode_pathology([p for p in batch.pathology if p is not None])[:2]
-        missing = GENOMICS
     else:
         g, u = model.encode_genomics(batch.genomics or [])[:2]
-        missing = PATHOLOGY
     u_hat = model.project_specific(u)
-    c_tilde = g - u_hat
+    missing = GENOMICS if scenario == "missing_genomics" else PATHOLOGY
+    return generate_and_score(model, u_hat, g - u_hat, missing, batch.patient_ids, n_samples, steps, seed)
+
+
+@torch.no_grad()
+def generate_and_score(model: MUST, u_hat: torch.Tensor, c_tilde: torch.Tensor, missing: str,
+                       patient_ids: Sequence[str], n_samples: int, steps: int,
+                       seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generative part of a missing-modality prediction: c̃ → S DDIM samples of the missing û → head → survival.
+
+    All B x S samples are denoised in one batch (the condition's keys and values computed once per patient);
+    the survival comes from the mean sample, the spread from each sample through the head.
+
+    Args:
+        model: the MUST model.
+        u_hat: (B, D) the available modality's specific component û.
+        c_tilde: (B, D) the surrogate shared component c̃ = g − û.
+        missing: the missing modality (``pathology`` or ``genomics``).
+        patient_ids: B ids (seed each patient's noise).
+        n_samples: S.
+        steps: DDIM steps.
+        seed: sampling seed.
+
+    Returns:
+        (B, K) survival and (B,) standard deviation of the risk over the S samples.
+    """
+    from mustsurv.survival import survival_from_hazards
+
     ldm, cls = model._ldm(missing)
     noise = torch.stack([torch.randn((n_samples, model.dim), generator=patient_generator(seed, pid),
-                                     dtype=c_tilde.dtype) for pid in batch.patient_ids]).to(c_tilde.device)
+                                     dtype=c_tilde.dtype) for pid in patient_ids]).to(c_tilde.device)
     samples = ldm.sample(c_tilde, cls, noise=noise, steps=steps)  # (B, S, D)
     b, s, d = samples.shape
     # (I - P) is linear: the mean of the projected samples is the projection of their mean (sample_specific)
@@ -378,11 +403,8 @@ def missing_survival(model: MUST, batch: Any, scenario: str, n_samples: int, ste
     avail, cond = u_hat.repeat_interleave(s + 1, dim=0), c_tilde.repeat_interleave(s + 1, dim=0)
     logits = (model.head_logits(avail, cond, filled) if missing == GENOMICS
               else model.head_logits(filled, cond, avail))
-    from mustsurv.survival import survival_from_hazards
-
     surv = survival_from_hazards(torch.sigmoid(logits)).reshape(b, s + 1, -1)
-    risks = -surv[:, 1:].sum(dim=2)
-    return surv[:, 0], risks.std(dim=1, unbiased=False)
+    return surv[:, 0], (-surv[:, 1:].sum(dim=2)).std(dim=1, unbiased=False)
 
 
 def _member_outputs(member: Member, items: list[PatientItem], scenario: str, inference: dict[str, Any],
