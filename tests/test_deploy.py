@@ -111,6 +111,9 @@ def trained(tmp_path_factory):
     bundles = {"must": tmp / "must.mustsurv", "coxph_genomics": tmp / "coxph_genomics.mustsurv"}
     build_bundle("must", "AA", inputs, ckpts, cfg, bundles["must"])
     build_bundle("coxph_genomics", "AA", inputs, cox, cfg, bundles["coxph_genomics"])
+    bundles["ensemble"] = tmp / "must_ensemble.mustsurv"
+    build_bundle("must", "AA", inputs, ckpts, {**cfg, "deploy": {**cfg["deploy"], "ensemble": True}},
+                 bundles["ensemble"])
     meta_epochs = [torch.load(p, weights_only=False)["meta"]["selected_epoch"] for p in ckpts[2]]
     study_ids = list(study["table"]["patient_id"])
     shutil.rmtree(tmp / "study")  # the bundle must be enough
@@ -245,3 +248,60 @@ def test_an_empty_cohort_is_an_error(trained, tmp_path):
         predict_cohort(trained["bundles"]["must"], tmp_path / "p.tsv", features_dir=tmp_path / "empty")
     with pytest.raises(PredictInputError, match="no input"):
         predict_cohort(trained["bundles"]["must"], tmp_path / "p.tsv")
+
+
+def test_the_reported_risk_is_musts_own_prediction(trained, new_cohort):
+    from mustsurv.deploy.predict import _items
+    from mustsurv.models.batch import collate
+
+    b = load_bundle(trained["bundles"]["must"])
+    patients = read_new_cohort(b, features_dir=new_cohort["features"], tokens=new_cohort["tokens"])
+    inf = b.data["inference"]
+    for scenario in ("complete", "missing_genomics", "missing_pathology"):
+        pred = score(b, patients, scenario)
+        items = _items(patients, list(pred["patient_id"]), scenario, b.members[0],
+                       {p: torch.from_numpy(np.asarray(h5py.File(patients.bags[p][0])["features"][()]))
+                        for p in pred["patient_id"] if p in patients.bags})
+        risk = b.members[0].model.predict_risk(collate(items), scenario, n_samples=inf["n_samples"],
+                                               steps=inf["ddim_steps"], seed=inf["seed"])
+        assert np.allclose(pred["risk"], risk.numpy(), atol=1e-5), scenario
+
+
+def test_an_ensemble_bundle_averages_the_fold_models(trained, new_cohort):
+    b = load_bundle(trained["bundles"]["ensemble"])
+    assert b.data["kind"] == "ensemble" and len(b.members) == 2
+    assert b.members[0].bin_edges != b.data["bin_edges"]  # each fold's own edges
+    patients = read_new_cohort(b, features_dir=new_cohort["features"], tokens=new_cohort["tokens"])
+    pred = score(b, patients)
+    singles = []
+    for m in b.members:
+        one = load_bundle(trained["bundles"]["ensemble"])
+        one.members = [m]
+        singles.append(score(one, patients)["risk"].to_numpy())
+    assert np.allclose(pred["risk"], np.mean(singles, axis=0))
+    surv = pred[[c for c in pred.columns if c.startswith("survival_at_")]].to_numpy()
+    assert ((surv >= 0) & (surv <= 1)).all()
+
+
+def test_an_external_pair_is_scored_in_every_scenario_and_refused_when_it_shares_patients(trained, new_cohort,
+                                                                                          tmp_path):
+    from mustsurv.deploy.external import (
+        SharedPatientsError,
+        external_predictions,
+        external_report,
+    )
+
+    files = {k: new_cohort[k] for k in ("cohort", "tokens", "summary")}
+    pred = external_predictions(trained["bundles"]["must"], files["cohort"], files["tokens"], files["summary"],
+                                tmp_path / "must.tsv", "AA -> BB")
+    counts = pred["scenario"].value_counts().to_dict()
+    assert counts == {"missing_genomics": 27, "missing_pathology": 27, "complete": 14}
+    km = {("must", s): tmp_path / f"km_{s}.png" for s in counts}
+    rows = external_report("AA", "BB", {"must": tmp_path / "must.tsv"}, {"must": trained["bundles"]["must"]},
+                           tmp_path / "metrics.tsv", km)
+    assert set(rows["scenario"]) == set(counts) and rows["harrell_c"].between(0, 1).all()
+    assert all(p.stat().st_size > 0 for p in km.values())
+    again = _cohort(tmp_path / "again", "AA", 32, 0)
+    with pytest.raises(SharedPatientsError, match="AA -> BB: 32 patient"):
+        external_predictions(trained["bundles"]["must"], again["cohort"], again["tokens"], again["summary"],
+                             tmp_path / "x.tsv", "AA -> BB")
