@@ -19,13 +19,8 @@ from mustsurv.config import load_config
 from mustsurv.deploy.bundle import FORMAT_VERSION, BundleError, load_bundle
 from mustsurv.deploy.cli import main, predict_cohort
 from mustsurv.deploy.final import build_bundle, median_count
-from mustsurv.deploy.predict import (
-    PredictInputError,
-    align_omics,
-    cutoffs,
-    read_new_cohort,
-    score,
-)
+from mustsurv.deploy.inputs import PredictInputError, align_omics, read_new_cohort
+from mustsurv.deploy.predict import cutoffs, score
 from mustsurv.omics.tokens import build_tokens, write_tokens
 from mustsurv.slides.summary import SUMMARY_COLUMNS, read_summary
 from mustsurv.train.pipeline import run_baseline, run_must_stage

@@ -43,7 +43,8 @@ def predict_cohort(bundle: str | Path, out: str | Path, features_dir: str | Path
         The rows written.
     """
     from mustsurv.deploy.bundle import load_bundle
-    from mustsurv.deploy.predict import read_new_cohort, score, write_scores
+    from mustsurv.deploy.inputs import read_new_cohort
+    from mustsurv.deploy.predict import score, write_scores
 
     loaded = load_bundle(bundle)
     patients = read_new_cohort(loaded, features_dir, slide_sheet, rna, cnv, maf, mcat_csv, tokens)
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from mustsurv.deploy.bundle import BundleError
-    from mustsurv.deploy.predict import PredictInputError
+    from mustsurv.deploy.inputs import PredictInputError
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

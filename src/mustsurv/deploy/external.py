@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.deploy.bundle import load_bundle
-from mustsurv.deploy.predict import cohort_patients, score
+from mustsurv.deploy.inputs import cohort_patients
+from mustsurv.deploy.predict import score
 from mustsurv.evaluate.predictions import (
     read_predictions,
     survival_of,

@@ -38,7 +38,8 @@ from mustsurv.deploy.bundle import (
     training_record,
     write_bundle,
 )
-from mustsurv.deploy.predict import cohort_patients, cutoffs, score
+from mustsurv.deploy.inputs import cohort_patients
+from mustsurv.deploy.predict import cutoffs, score
 from mustsurv.models.baselines.coxnet import CoxnetBaseline
 from mustsurv.models.registry import build_model, model_class
 from mustsurv.omics.tokens import read_tokens
