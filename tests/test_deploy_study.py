@@ -88,3 +88,24 @@ def test_bad_deploy_settings_name_the_key(change, match):
     change(cfg)
     with pytest.raises(ConfigError, match=match):
         check_config(cfg, check_files=False)
+
+
+def test_the_external_target_plans_its_jobs_and_the_default_run_ignores_it(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def dry(*targets: str) -> str:
+        res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "-n",
+                              *targets, "--directory", str(tmp_path), "--configfile",
+                              str(repo / "config" / "config.yaml")], capture_output=True, text=True, timeout=600,
+                             check=False)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout + res.stderr
+
+    planned = dry("external")
+    for rule in ("bundle", "external_predict", "external_report", "external_table", "demo_slides_DEMO1X_b000"):
+        assert rule in planned
+    assert "DEMO1X" not in dry()
