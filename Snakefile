@@ -25,6 +25,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/heatmaps.smk"
+include: "workflow/rules/deploy.smk"
 
 
 rule all:

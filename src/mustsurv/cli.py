@@ -1,4 +1,4 @@
-"""The ``mustsurv`` command: a small dispatcher over sub-commands (``mustsurv doctor --configfile study.yaml``).
+"""The ``mustsurv`` command: a small dispatcher over sub-commands (``mustsurv doctor --configfile study.yaml``, ``mustsurv predict BUNDLE --out scores.tsv ...``).
 
 A sub-command is a module with ``add_arguments(parser)`` and ``run(args) -> exit code``, listed in
 :data:`COMMANDS`; adding one is one entry here.
@@ -12,6 +12,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("mustsurv.doctor", "check a study's files, slides, weights, GPU and disk before any job runs"),
+    "predict": ("mustsurv.deploy.cli", "score new patients with a model bundle (one TSV row per patient)"),
 }
 """Sub-command name -> (module with ``add_arguments`` and ``run``, one-line help)."""
 

@@ -189,6 +189,7 @@ def config_problems(config: dict[str, Any], check_files: bool = True) -> list[st
                    "(e.g. 0.2) or selection.mode: last_epoch.")
     for name, block in config["cohorts"].items():
         out += _cohort_problems(f"cohorts.{name}", block, config, check_files)
+    out += _deploy_problems(config)
     return out
 
 
@@ -257,6 +258,45 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
     problems = config_problems(config, check_files)
     if problems:
         raise ConfigError(problems[0])
+
+
+def _deploy_problems(config: dict[str, Any]) -> Iterable[str]:
+    """Check ``like``, ``role``, ``deploy`` and ``external``: the keys of the final models and external validation.
+
+    Args:
+        config: the schema-filled configuration.
+
+    Yields:
+        One message per problem, naming the offending key and the fix.
+    """
+    cohorts = config["cohorts"]
+    if cohorts and all(block.get("role") == "external" for block in cohorts.values()):
+        yield "cohorts: every cohort has role external; at least one must be a study cohort (role: study)."
+    for name, block in cohorts.items():
+        like = block["demo"].get("like") if "demo" in block else None
+        if like is None:
+            continue
+        if like == name or like not in cohorts or "demo" not in cohorts[like] or cohorts[like]["demo"].get("like") is not None:
+            yield f"cohorts.{name}.demo.like: {like!r} must name another demo cohort that has no `like` itself."
+            continue
+        if cohorts[like]["demo"].get("seed") == block["demo"].get("seed"):
+            yield (f"cohorts.{name}.demo.seed: equals the seed of {like} (its `like`); give it another seed "
+                   f"so that it draws new patients.")
+    unknown = [m for m in config.get("deploy", {}).get("methods", ()) if m not in config.get("methods", ())]
+    if unknown:
+        yield f"deploy.methods: {unknown} are not in `methods`; add them there or remove them."
+    for i, pair in enumerate(config.get("external", ())):
+        where = f"external[{i}]"
+        absent = [key for key in ("train", "test") if pair[key] not in cohorts]
+        for key in absent:
+            yield f"{where}.{key}: no cohort {pair[key]!r}; name one of {', '.join(cohorts)}."
+        if absent:
+            continue
+        if cohorts[pair["train"]].get("role") == "external":
+            yield (f"{where}.train: {pair['train']} has role external; the training cohort of a pair must be "
+                   f"a study cohort (its folds choose the final models' epochs).")
+        if pair["train"] == pair["test"]:
+            yield f"{where}: train and test are both {pair['train']}; external validation needs another cohort."
 
 
 PAPER_CONFIG = SCHEMA.parents[1] / "paper.yaml"

@@ -32,7 +32,7 @@ SLIDES = config["slides"]
 
 
 wildcard_constraints:
-    cohort="|".join(re.escape(c) for c in COHORTS),
+    cohort="|".join(re.escape(c) for c in STUDY.all_cohorts),
     slide=r"[A-Za-z0-9._-]+",
     fold=r"\d+",
     run="|".join(STUDY.must_runs),

@@ -111,7 +111,8 @@ class StudyDesign:
 
     Attributes:
         config: the config.
-        cohorts: the cohorts' names, in config order.
+        cohorts: the study cohorts (role ``study``: cross-validated, in every table), in config order.
+        all_cohorts: every cohort of the config, external test cohorts (role ``external``) included.
         folds: the fold indices 0..k-1.
         methods: the methods, in config order.
         reported: the methods with rows in the tables: ``methods``, plus DMML's when the ``dmml`` target is asked
@@ -132,7 +133,8 @@ class StudyDesign:
             KeyError: a method has no entry in :data:`mustsurv.study.methods.METHODS`; the message says to add one.
         """
         self.config = config
-        self.cohorts: list[str] = list(config["cohorts"])
+        self.all_cohorts: list[str] = list(config["cohorts"])
+        self.cohorts: list[str] = [c for c in self.all_cohorts if config["cohorts"][c]["role"] == "study"]
         self.folds: list[int] = list(range(config["cv"]["folds"]))
         self.methods: list[str] = list(config["methods"])
         for method in self.methods:
@@ -196,8 +198,8 @@ class StudyDesign:
 
     @property
     def demo_cohorts(self) -> list[str]:
-        """The demo cohorts, in config order."""
-        return [c for c in self.cohorts if self.is_demo(c)]
+        """The demo cohorts (external test cohorts included: their rules exist), in config order."""
+        return [c for c in self.all_cohorts if self.is_demo(c)]
 
     @property
     def paired_cohorts(self) -> list[str]:
@@ -227,10 +229,28 @@ class StudyDesign:
             The plan.
         """
         if cohort not in self._plans:
-            from mustsurv.demo.plan import DemoSettings, make_plan
+            from mustsurv.demo.plan import plan_from_config
 
-            self._plans[cohort] = make_plan(cohort, DemoSettings.from_config(self.block(cohort)["demo"]))
+            self._plans[cohort] = plan_from_config(cohort, self.demo_block(cohort))
         return self._plans[cohort]
+
+    def demo_block(self, cohort: str) -> dict[str, Any]:
+        """A demo cohort's ``demo`` block with its ``like`` resolved.
+
+        Args:
+            cohort: the cohort's name.
+
+        Returns:
+            The block; for a cohort with ``like``, the generating model (``effects``, ``censoring_scale``,
+            ``cross_modal``) is the ``like`` cohort's, and ``model`` holds that cohort's own block (its seed
+            gives the gene loadings).
+        """
+        block = dict(self.block(cohort)["demo"])
+        like = block["like"]
+        if like is not None:
+            model = self.block(like)["demo"]
+            block.update({k: model[k] for k in ("effects", "censoring_scale", "cross_modal")}, model=dict(model))
+        return block
 
     def demo_slide_ids(self, cohort: str) -> list[str]:
         """The slide ids of a demo cohort, in plan order.
@@ -246,7 +266,7 @@ class StudyDesign:
     def demo_targets(self) -> list[str]:
         """Every input file of every demo cohort."""
         out: list[str] = []
-        for c in self.demo_cohorts:
+        for c in (c for c in self.demo_cohorts if c in self.cohorts):
             out += list(layout.demo_tables(c).values())
             out += [layout.demo_slide(c, s) for s in self.demo_slide_ids(c)]
         return out
@@ -292,7 +312,7 @@ class StudyDesign:
     def _slides(self) -> dict[str, dict[str, tuple[str, str]]]:
         """``{cohort: {slide_id: (path, patient id)}}`` of every cohort with slides (demo plan or ``slides``)."""
         out = {}
-        for c in self.cohorts:
+        for c in self.all_cohorts:
             if self.is_demo(c):
                 out[c] = {s.slide_id: (layout.demo_slide(c, s.slide_id), s.patient_id)
                           for s in self.demo_plan(c).slides}
@@ -405,7 +425,7 @@ class StudyDesign:
 
     def embedded_cohorts(self) -> list[str]:
         """Cohorts whose slides this workflow segments, tiles and embeds (slides, no ``features_dir``)."""
-        return [c for c in self.cohorts if self.has_pathology(c) and "features_dir" not in self.block(c)]
+        return [c for c in self.all_cohorts if self.has_pathology(c) and "features_dir" not in self.block(c)]
 
     def slide_batches(self, cohort: str) -> dict[str, list[str]]:
         """The cohort's slides in batches of ``slides.batch_slides`` (one slide job per batch).
@@ -715,6 +735,70 @@ class StudyDesign:
     def heatmap_targets(self) -> list[str]:
         """Every heatmap folder: cohorts with slides x methods with patch attention."""
         return [layout.heatmaps_dir(c, m) for c in self.heatmap_cohorts() for m in self.heatmap_methods()]
+
+    # --- final models, bundles, external validation ----------------------------------------------
+
+    @property
+    def deploy_methods(self) -> list[str]:
+        """The methods the ``external`` target bundles (``deploy.methods``; empty = every method)."""
+        return list(self.config["deploy"]["methods"]) or list(self.methods)
+
+    @property
+    def external_pairs(self) -> list[tuple[str, str]]:
+        """The ``external`` pairs as (train, test) cohort names."""
+        return [(p["train"], p["test"]) for p in self.config["external"]]
+
+    def bundle_inputs(self, cohort: str, method: str) -> dict[str, Any]:
+        """Inputs of a bundle job: the cohort's data and the method's fold models.
+
+        Args:
+            cohort: the cohort's name.
+            method: the method.
+
+        Returns:
+            The training inputs plus ``stage1``/``stage2``/``stage3`` (MUST) or ``models`` (a baseline), in fold
+            order.
+        """
+        out = self.training_inputs(cohort)
+        if method == MAIN_RUN:
+            out.update({f"stage{s}": self.must_checkpoints(cohort, MAIN_RUN, s) for s in layout.MUST_STAGES})
+        else:
+            out["models"] = [layout.baseline_model(cohort, method, k) for k in self.folds]
+        return out
+
+    def external_test_inputs(self, cohort: str) -> dict[str, Any]:
+        """What an external prediction reads of its test cohort.
+
+        Args:
+            cohort: the test cohort.
+
+        Returns:
+            Its table, tokens and slide summary (those it has), by role; ``truth`` for a demo cohort.
+        """
+        out: dict[str, Any] = {"cohort": layout.cohort_table(cohort), **self._modality_inputs(cohort)}
+        if self.is_demo(cohort):
+            out["truth"] = layout.demo_tables(cohort)["truth"]
+        return out
+
+    def external_km_figures(self, train: str, test: str) -> dict[tuple[str, str], str]:
+        """The Kaplan–Meier figures of an external pair.
+
+        Args:
+            train: the training cohort.
+            test: the test cohort.
+
+        Returns:
+            (method, scenario) -> path.
+        """
+        return {(m, s): layout.external_km(train, test, m, s) for m in self.deploy_methods for s in scenarios_of(m)}
+
+    def external_targets(self) -> list[str]:
+        """The ``external`` target: every pair's metrics, summary and figures, and the study table."""
+        out = [layout.study_table(layout.EXTERNAL_TABLE)] if self.external_pairs else []
+        for train, test in self.external_pairs:
+            out += [layout.external_metrics(train, test), layout.external_summary(train, test)]
+            out += list(self.external_km_figures(train, test).values())
+        return out
 
     # --- everything ------------------------------------------------------------------------------
 

@@ -25,8 +25,13 @@ Tree::
         predictions/{method}/fold{k}.tsv        test patients x scenarios: risk, survival at the bin edges, training
                                                 median risk (+ MUST: _no_ldm.tsv, _decomposition.npz)
         cindex_folds.tsv, table1.csv, table2.csv, metrics_folds.tsv, logrank.tsv, decomposition.tsv
+        bundles/{method}.mustsurv               final model(s), scaler, names, edges, cut-offs (mustsurv.deploy)
+    results/external/{train}_to_{test}/         external validation of the train cohort's bundles on another cohort:
+        predictions/{method}.tsv                every test patient x scenario (predictions contract, training cut-off)
+        metrics.tsv, summary.csv                C-index, IBS, time-dependent AUC (long; one row per method x scenario)
+        km/{method}_{scenario}.png              Kaplan–Meier split at the training cohort's median risk
     results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv,
-                                                metrics_folds.tsv, metrics_summary.csv, ablation_*.csv)
+                                                metrics_folds.tsv, metrics_summary.csv, ablation_*.csv, external.csv)
     results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png,
                                                 heatmaps/{cohort}/{method}/ (target ``heatmaps``: index.tsv and per slide
                                                 {slide}_heatmap.png, {slide}_gallery.png, {slide}_patches.tsv)
@@ -61,6 +66,8 @@ METRICS_FOLDS = "metrics_folds.tsv"
 METRICS_SUMMARY = "metrics_summary.csv"
 """Study-wide mean ± SD over folds of every metric per method × scenario (:func:`study_table`)."""
 DECOMPOSITION_FIGURES: tuple[str, ...] = ("ecdf", "cosine_map")
+EXTERNAL_TABLE = "external.csv"
+"""Every external pair's metrics, one row per pair, method, scenario and metric (:func:`study_table`)."""
 
 
 # --- demo inputs ---------------------------------------------------------------------------------
@@ -445,3 +452,87 @@ def ablation_figure(name: Part) -> str:
         The path.
     """
     return f"results/figures/ablation_{name}.png"
+
+
+# --- deployment and external validation ----------------------------------------------------------
+
+def bundle(cohort: Part, method: Part) -> str:
+    """A method's portable bundle trained on a cohort (:mod:`mustsurv.deploy.bundle`).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: the method (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{cohort_dir(cohort)}/bundles/{method}.mustsurv"
+
+
+def external_dir(train: Part, test: Part) -> str:
+    """Folder of an external validation pair.
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+
+    Returns:
+        The folder.
+    """
+    return f"results/external/{train}_to_{test}"
+
+
+def external_predictions(train: Part, test: Part, method: Part) -> str:
+    """A bundle's predictions of every test-cohort patient in every scenario (predictions contract, the
+    ``train_median_risk`` column holding the bundle's training median).
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+        method: the method (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/predictions/{method}.tsv"
+
+
+def external_metrics(train: Part, test: Part) -> str:
+    """An external pair's metrics (long: method, scenario, metric, value, time, note).
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/metrics.tsv"
+
+
+def external_summary(train: Part, test: Part) -> str:
+    """An external pair's summary rows (``results/tables/external.csv`` concatenates them).
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/summary.csv"
+
+
+def external_km(train: Part, test: Part, method: Part, scenario: Part) -> str:
+    """Kaplan–Meier figure of an external pair, split at the bundle's training median risk.
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+        method: the method (or a wildcard).
+        scenario: the scenario (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/km/{method}_{scenario}.png"

@@ -286,7 +286,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         model = build_model(method, **kwargs).to(device)
         monitor = make_monitor(selection, monitored, model.loss,
                                scenario_cindex(predict, model, cls.scenarios[0], seed))
-        state = _fit_baseline(model, items, {**cfg["train"], **point}, seed, progress if single else None, monitor,
+        state = fit_baseline(model, items, {**cfg["train"], **point}, seed, progress if single else None, monitor,
                               selection.patience)
         score = state.best if state.best is not None else 0.0
         log.info("%s %s: selected epoch %d (monitored %.4f)", method, point or "", state.selected_epoch, score)
@@ -301,7 +301,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         items = [it for it in refit.train if cls.accepts(it)]
         seed_everything(seed)
         model = build_model(method, **kwargs).to(device)
-        _fit_baseline(model, items, {**cfg["train"], **point, "epochs": state.selected_epoch}, seed, None, None, None)
+        fit_baseline(model, items, {**cfg["train"], **point, "epochs": state.selected_epoch}, seed, None, None, None)
         test = refit.test
         meta["refit_on"] = len(items)
     save_checkpoint(out_ckpt, model, method, kwargs, meta)
@@ -309,9 +309,22 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     _write_test_predictions(model, cls, test, out_tsv, seed, items)
 
 
-def _fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,
+def fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,
                   progress: Path | None, monitor: Callable[[], float] | None, patience: int | None) -> TrainState:
-    """Train a deep baseline (with a missing-modality baseline's prepare / finish hooks around the epochs)."""
+    """Train a deep baseline (with a missing-modality baseline's prepare / finish hooks around the epochs).
+
+    Args:
+        model: the baseline; trained in place.
+        items: the patients it is fit on.
+        train_cfg: optimiser settings (:class:`~mustsurv.train.trainer.OptimConfig` fields, ``epochs`` included).
+        seed: seeds the epoch order.
+        progress: resumable progress file, or None.
+        monitor: the selection criterion, or None (keep the last epoch).
+        patience: epochs without improvement before stopping early.
+
+    Returns:
+        The training state (``selected_epoch``: whose weights the model holds).
+    """
     hooks = isinstance(model, MissingModalityBaseline)
     if hooks:
         model.prepare(items)
