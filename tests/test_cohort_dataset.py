@@ -6,7 +6,7 @@ import torch
 
 from mustsurv.cohort.dataset import CohortFoldDataset
 from mustsurv.cohort.splits import build_folds, write_fold
-from mustsurv.cohort.store import FeatureStore, FoldScaler
+from mustsurv.cohort.store import GIB, FeatureStore, FoldScaler
 from mustsurv.cohort.table import (
     CohortInputError,
     build_cohort_table,
@@ -165,3 +165,11 @@ def test_folds_of_one_job_share_a_store_and_read_each_bag_once(cohort, tmp_path)
     for i in range(len(train)):
         collate([train[i]])
     assert fresh.files_read > 0  # without the shared store the files are read again
+
+
+def test_dataset_construction_runs_the_preflight(cohort):
+    """A cohort whose largest bag exceeds the cache budget fails when its datasets are built, before training."""
+    biggest = 7  # room for 7 patches in float16: most bags of the train part are larger
+    with pytest.raises(ValueError, match="feature_cache_gb"):
+        CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], part=("train",),
+                          store=FeatureStore(budget_gb=biggest * D * 2 / GIB))

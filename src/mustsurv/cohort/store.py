@@ -227,18 +227,6 @@ class FeatureStore:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    @classmethod
-    def from_config(cls, training: dict[str, Any]) -> FeatureStore:
-        """The store of a training or prediction job.
-
-        Args:
-            training: the config's ``training`` block (``feature_cache_gb``).
-
-        Returns:
-            A float16 store with that budget.
-        """
-        return cls(budget_gb=float(training["feature_cache_gb"]))
-
     def __len__(self) -> int:
         """Number of cached bags."""
         return len(self._bags)
