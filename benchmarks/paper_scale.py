@@ -37,7 +37,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-from results_io import write_result  # benchmarks/results_io.py (the script's folder is on sys.path)
+from results_io import (
+    write_result,  # benchmarks/results_io.py (the script's folder is on sys.path)
+)
 
 FEATURE_DIM = 1536
 FAMILIES = {"TSG": 82, "Onc": 328, "ProtKin": 513, "CellDiff": 452, "TransFac": 183, "CytoGrowth": 277}
@@ -116,7 +118,12 @@ def measure(data: dict[str, str], args: argparse.Namespace) -> dict:
     from mustsurv.models.registry import build_model
     from mustsurv.study.vocabulary import SCENARIOS
     from mustsurv.train.data import fold_datasets
-    from mustsurv.train.must import ldm_training_pairs, predict, train_stage2, train_stage3
+    from mustsurv.train.must import (
+        ldm_training_pairs,
+        predict,
+        train_stage2,
+        train_stage3,
+    )
     from mustsurv.train.pipeline import must_kwargs
     from mustsurv.train.selection import Selection
     from mustsurv.train.trainer import OptimConfig, seed_everything
