@@ -152,3 +152,17 @@ def test_preflight_bag_above_the_budget_names_the_setting(tmp_path):
     assert "BIG" in str(err.value) and all(p in str(err.value) for p in big) and "120 patches" in str(err.value)
     FeatureStore(budget_gb=gib(120 * D * 2)).preflight({"BIG": big})  # exactly fits
 
+
+
+def test_a_failed_read_ahead_leaves_the_error_to_the_caller(bags, tmp_path):
+    missing = [str(tmp_path / "gone.h5")]
+    store = FeatureStore(read_ahead=2)
+    store.plan([("P0", bags["P0"])])
+    store.get("P0", bags["P0"])
+    write_bag(tmp_path / "gone.h5", 5)
+    store.plan([("G", missing), ("P1", bags["P1"])])  # metadata read now; the file disappears before the read
+    (tmp_path / "gone.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="gone.h5"):
+        store.get("G", missing)
+    assert store.get("P1", bags["P1"]).shape == (10, D)
+    store.close()

@@ -401,16 +401,17 @@ class FeatureStore:
             bag = None
             try:
                 bag = self._read(paths)
-            except (OSError, KeyError, ValueError) as exc:
+            except Exception as exc:  # any failure: the caller's own read raises it, with the file's name
                 log.warning("read-ahead of %s failed (%s); the caller reads it itself", patient, exc)
-            with self._cond:
-                self._loading.discard(patient)
-                if bag is None:
-                    self._failed.add(patient)
-                elif self._insert(patient, bag):
-                    self._fresh[patient] = bag.numel() * bag.element_size()
-                    self.prefetched += 1
-                self._cond.notify_all()
+            finally:  # never leave the caller waiting for a bag that is not coming
+                with self._cond:
+                    self._loading.discard(patient)
+                    if bag is None:
+                        self._failed.add(patient)
+                    elif self._insert(patient, bag):
+                        self._fresh[patient] = bag.numel() * bag.element_size()
+                        self.prefetched += 1
+                    self._cond.notify_all()
 
     # ------------------------------------------------------------------ cache and files
     def _insert(self, patient: str, bag: torch.Tensor) -> bool:
