@@ -167,7 +167,7 @@ class Bag:
         return self.store.shape(self.patient, self.paths)
 
     def __repr__(self) -> str:
-        """``Bag(patient, N x D)``."""
+        """``Bag(patient, k file(s))``."""
         return f"Bag({self.patient}, {len(self.paths)} file(s))"
 
 
