@@ -166,3 +166,18 @@ def test_a_failed_read_ahead_leaves_the_error_to_the_caller(bags, tmp_path):
         store.get("G", missing)
     assert store.get("P1", bags["P1"]).shape == (10, D)
     store.close()
+
+
+def test_a_new_plan_is_not_blocked_by_bags_read_ahead_for_the_old_one(bags):
+    store = FeatureStore(budget_gb=gib(3 * 320), read_ahead=5)  # the thread may hold one unread bag
+    store.plan([("P0", bags["P0"]), ("P1", bags["P1"])])
+    deadline = time.time() + 10
+    while store.prefetched < 1 and time.time() < deadline:
+        time.sleep(0.01)
+    store.plan([("P5", bags["P5"])])  # P0 was never asked for
+    while store.prefetched < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    assert store.prefetched == 2 and "P5" in store._bags
+    store.get("P5", bags["P5"])
+    assert store.hits == 1
+    store.close()

@@ -348,6 +348,7 @@ class FeatureStore:
         with self._cond:
             self._plan, self._cursor = [(p, list(paths)) for p, paths in order], 0
             self._failed.clear()
+            self._fresh.clear()  # bags read ahead for an earlier plan stay cached but no longer hold the thread
             if self.read_ahead and self._thread is None and self._plan:
                 self._thread = threading.Thread(target=self._reader, name="feature-store-read-ahead", daemon=True)
                 self._thread.start()
