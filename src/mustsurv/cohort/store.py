@@ -256,8 +256,8 @@ class FeatureStore:
         """
         c = self.counters()
         log.info("feature store after %s: files_read %d, hits %d, misses %d (hit rate %.3f), prefetched %d, "
-                 "evicted %d, uncached %d, %.3f GiB cached", what, c["files_read"], c["hits"], c["misses"],
-                 c["hit_rate"], c["prefetched"], c["evicted"], c["uncached"], c["cached_gb"])
+                 "evicted %d, uncached %d, %.1f MiB cached", what, c["files_read"], c["hits"], c["misses"],
+                 c["hit_rate"], c["prefetched"], c["evicted"], c["uncached"], c["cached_gb"] * 1024)
 
     # ------------------------------------------------------------------ serving
     def get(self, patient: str, paths: list[str]) -> torch.Tensor:
