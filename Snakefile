@@ -20,9 +20,11 @@ include: "workflow/rules/omics.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/slides.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/dmml.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/heatmaps.smk"
 
 
 rule all:

@@ -46,6 +46,22 @@ def test_must_only_study_with_default_ablations_builds_its_dag(tmp_path):
     assert "must_rank2" in out and "must_rank4" in out and "must_rank16" in out and "baseline" not in out
 
 
+def test_dmml_targets_add_the_10x_features_and_dmml_jobs_only_when_asked_for(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text("cohorts:\n  D1:\n    demo: {seed: 3, patients: 20}\nslides: {target_mpp: [0.5, 1.0]}\n"
+                      "methods: [must]\ndmml: {n_tokens: 16}\n")
+    args = ("--directory", str(tmp_path), "--configfile", str(config), "--replace-workflow-config")
+    plain = _snakemake("-n", *args)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
+    assert "mpp1" not in plain.stdout and "dmml_teacher" not in plain.stdout and "dmml_predict" not in plain.stdout
+    asked = _snakemake("-n", "dmml", "dmml_distillation", *args)
+    assert asked.returncode == 0, asked.stdout[-3000:] + asked.stderr[-3000:]
+    for job in ("slides_tile_D1_b000_mpp1", "slides_embed_D1_b000_mpp1", "slides_summary_magnification",
+                "dmml_teacher", "dmml_student", "dmml_distilled", "dmml_predict", "dmml_distillation_table"):
+        assert job in asked.stdout, job
+    assert layout.km_figure("D1", "dmml_student", "missing_genomics") in asked.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """The tiny test study (.test/config) run through Snakemake in a temporary working directory: the default
@@ -86,7 +102,8 @@ def test_tiny_study_tables_and_figures(tiny_study):
     assert set(long[long.method == "ldcvae"]["scenario"]) == {"complete", "missing_genomics"}
     assert long.loc[long.method != "oracle", "rank"].notna().all()
     table2 = pd.read_csv(tiny_study / layout.study_table("table2.csv"), keep_default_na=False)
-    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
+    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall", "endpoint"]
+    assert (table2["endpoint"] == "OS").all()
     rows = [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must") for _ in range(3)]
     rows += ["must_zero_fill", "must_zero_fill", "must_ridge", "must_ridge", "oracle", "oracle", "oracle"]
     assert table2["method"].tolist() == rows  # the references only without a modality
@@ -161,3 +178,32 @@ def test_html_report_has_the_tables_and_figures(tiny_study):
                  "TINY_ecdf.png", "TINY_cosine_map.png", "Kaplan-Meier", "Decomposition"):
         assert name in html, f"{name} is not in the report"
     assert "log-rank p-value" in html  # a caption made it in
+    assert "Slide QC" in html  # the tissue QC images
+
+
+@pytest.mark.workflow
+def test_heatmaps_target_draws_every_test_patient_and_reaches_the_report(tiny_study):
+    """`snakemake heatmaps` (not in the default run) draws each test patient's slides for must, abmil and
+    transmil, and `--report ... all heatmaps` shows a sample of them."""
+    import json
+
+    import pandas as pd
+
+    res = _snakemake("--cores", "2", "--directory", str(tiny_study), "heatmaps")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    cohort = pd.read_csv(tiny_study / "results/cohorts/TINY/cohort.tsv", sep="\t", dtype=str, keep_default_na=False)
+    with_slides = set(cohort.loc[cohort["slides"] != "", "patient_id"])
+    test = [p for k in range(2) for p in json.loads((tiny_study / f"results/cohorts/TINY/splits/fold{k}.json")
+                                                    .read_text())["test"] if p in with_slides]
+    for method in ("must", "abmil", "transmil"):
+        folder = tiny_study / "results/figures/heatmaps/TINY" / method
+        index = pd.read_csv(folder / "index.tsv", sep="\t")
+        assert sorted(set(index["patient_id"])) == sorted(test)
+        for row in index.itertuples():
+            assert (folder / row.heatmap).is_file() and (folder / row.gallery).is_file()
+        assert list((folder / "sample").glob("*_heatmap.png"))
+    out = tiny_study / "report_heatmaps.html"
+    res = _snakemake("--directory", str(tiny_study), "--report", str(out), "all", "heatmaps")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    html = out.read_text(errors="replace")
+    assert "Attention heatmaps" in html and "_heatmap.png" in html and "_gallery.png" in html

@@ -6,7 +6,9 @@ from mustsurv.slides.steps import summary_step
 log_to_file(snakemake.log[0])
 summary_step(
     dict(zip(snakemake.params.slides, snakemake.input.features)),
-    snakemake.input.sheet[0] if snakemake.input.sheet else None,
+    snakemake.params.patients,
     snakemake.output.summary,
     snakemake.params.skip_failed,
+    provenance_out=snakemake.output.provenance,
+    cohort=snakemake.wildcards.cohort,
 )

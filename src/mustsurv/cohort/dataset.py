@@ -185,6 +185,17 @@ class CohortFoldDataset(Dataset):
             probe = next((str(f) for f in summary.loc[summary["usable"], "features"] if Path(f).is_file()), None)
             self.pathology_dim = feature_dim(probe) if probe is not None else None
 
+    def genomics_of(self, patient: str) -> list[torch.Tensor] | None:
+        """A patient's scaled family tokens, without reading its bag.
+
+        Args:
+            patient: the patient id.
+
+        Returns:
+            F tensors (d_k,), or None for a patient without genomics.
+        """
+        return self._omics.get(patient)
+
     def __len__(self) -> int:
         """Number of patients in this part."""
         return len(self.patients)

@@ -288,6 +288,21 @@ class MUST(nn.Module):
         mask = torch.arange(padded.shape[1], device=padded.device)[None] < lengths[:, None]
         return torch.stack(g), torch.stack(u), padded, mask
 
+    def patch_attention(self, bag: Tensor) -> Tensor:
+        """Where the pathology branch looks: TransMIL's class-token attention over one bag's patches.
+
+        The class token's output is g_P, from which the shared part of the pathology representation is
+        projected; u_P and the cross-attention read the token outputs, whose own attention this does not
+        show (docs/heatmaps.md).
+
+        Args:
+            bag: (N, D_path) patch features.
+
+        Returns:
+            (N,) weights summing to 1.
+        """
+        return self.transmil.class_attention(bag)
+
     def _specific_pathology(self, tokens: Tensor) -> Tensor:
         """u_P (D,): the output at [CLS_uP] of the specific self-attention over a bag's tokens (N, D)."""
         x = torch.cat([self.cls_u_p.view(1, 1, -1), tokens.unsqueeze(0)], dim=1)

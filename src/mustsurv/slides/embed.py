@@ -176,16 +176,20 @@ def _batches(pieces: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.
 
 
 def feature_attrs(tiles: Tiles, encoder: Encoder) -> dict[str, Any]:
-    """Attributes of a features file: the coords file's slide attributes plus the encoder.
+    """Attributes of a features file: the coords file's slide attributes plus the encoder's provenance.
+
+    The coords file gives ``target_mpp`` and ``patch_size``; the encoder adds ``encoder``, ``embed_dim`` and
+    ``weights_sha256`` (``random-init`` for a seeded encoder), as :mod:`mustsurv.slides.provenance` reads them.
 
     Args:
         tiles: the slide's patches, with their attributes.
         encoder: the encoder.
 
     Returns:
-        The attributes (``encoder`` and ``embed_dim`` added).
+        The attributes.
     """
-    return {**tiles.attrs, "encoder": encoder.spec.name, "embed_dim": encoder.dim}
+    return {**tiles.attrs, "encoder": encoder.spec.name, "embed_dim": encoder.dim,
+            "weights_sha256": encoder.weights_hash}
 
 
 def embed_slide(

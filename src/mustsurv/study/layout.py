@@ -12,17 +12,24 @@ Tree::
         cohort.tsv                              patients, survival, modalities
         splits/fold{k}.json                     train/test patients and time-bin edges of fold k
         slides/tissue/{slide}.geojson           tissue polygons (+ tissue/qc/{slide}.png)
-        slides/coords/{slide}.h5                patch coordinates
+        slides/coords/{slide}.h5                patch coordinates (main magnification, first slides.target_mpp)
         slides/features/{encoder}/{slide}.h5    patch features (TRIDENT layout)
         slides/summary.tsv                      one row per slide (status, patches, features file)
+        slides/provenance.json                  the features' common encoder, dimension, MPP, patch size, weights hash
+        slides/coords/mpp{mpp}/{slide}.h5       an extra magnification (DMML's 10x: mpp1), same tissue mask
+        slides/features/{encoder}/mpp{mpp}/{slide}.h5
+        slides/summary_mpp{mpp}.tsv
         models/{run}/fold{k}/stage{1,2,3}.pt    MUST runs (``must`` and the ablation variants ``must_*``)
         models/{method}/fold{k}/model.pt        baselines
+        models/dmml/fold{k}/{stage}.pt          DMML: teacher, student (pre-trained), distilled
         predictions/{method}/fold{k}.tsv        test patients x scenarios: risk, survival at the bin edges, training
                                                 median risk (+ MUST: _no_ldm.tsv, _decomposition.npz)
         cindex_folds.tsv, table1.csv, table2.csv, metrics_folds.tsv, logrank.tsv, decomposition.tsv
     results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv,
                                                 metrics_folds.tsv, metrics_summary.csv, ablation_*.csv)
-    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png
+    results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png,
+                                                heatmaps/{cohort}/{method}/ (target ``heatmaps``: index.tsv and per slide
+                                                {slide}_heatmap.png, {slide}_gallery.png, {slide}_patches.tsv)
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ DEMO_TABLES: dict[str, str] = {
 """Role -> file name of the demo generator's tables (in :func:`demo_dir`)."""
 
 MUST_STAGES: tuple[int, ...] = (1, 2, 3)
+DMML_STAGES: tuple[str, ...] = ("teacher", "student", "distilled")
+"""DMML's checkpoints per fold: the teacher, the student pre-trained on slides, the student after distillation."""
 COHORT_REPORTS: tuple[str, ...] = ("cindex_folds.tsv", "table1.csv", "table2.csv", "metrics_folds.tsv")
 STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv", "metrics_folds.tsv",
                                  "metrics_summary.csv", "provenance.json")
@@ -201,30 +210,71 @@ def slide_outputs(cohort: Part, slide: Part) -> dict[str, str]:
             "coords": f"{d}/coords/{slide}.h5"}
 
 
-def features(cohort: Part, slide: Part, encoder: Part) -> str:
+def mpp_folder(mpp: Part | float) -> str:
+    """The folder name of an extra magnification.
+
+    Args:
+        mpp: its µm/px (``1.0`` -> ``mpp1``), or a wildcard string kept as is (``"{mpp}"`` -> ``mpp{mpp}``).
+
+    Returns:
+        ``mpp<value>``.
+    """
+    return f"mpp{mpp}" if isinstance(mpp, str) else f"mpp{float(mpp):g}"
+
+
+def magnification_coords(cohort: Part, slide: Part, mpp: Part | float) -> str:
+    """A slide's patch coordinates at an extra magnification (tiled in the main magnification's tissue mask).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        slide: the slide's id (or a wildcard).
+        mpp: the magnification's µm/px (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{slides_dir(cohort)}/coords/{mpp_folder(mpp)}/{slide}.h5"
+
+
+def features(cohort: Part, slide: Part, encoder: Part, mpp: Part | float | None = None) -> str:
     """A slide's patch features written by this workflow's encoder.
 
     Args:
         cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
         slide: the slide's id (or a wildcard).
-        encoder: the encoder's name (or a wildcard).
+        encoder: the encoder's name (or a wildcard); ``timm:<arch>`` becomes the folder ``timm-<arch>``.
+        mpp: None for the main magnification, else an extra one's µm/px (its own subfolder).
 
     Returns:
         The path.
     """
-    return f"{slides_dir(cohort)}/features/{encoder}/{slide}.h5"
+    sub = "" if mpp is None else f"{mpp_folder(mpp)}/"
+    return f"{slides_dir(cohort)}/features/{str(encoder).replace(':', '-')}/{sub}{slide}.h5"
 
 
-def slide_summary(cohort: Part) -> str:
+def slide_summary(cohort: Part, mpp: Part | float | None = None) -> str:
     """One row per slide of the cohort (``slides_summary``).
 
     Args:
         cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        mpp: None for the main magnification, else an extra one's µm/px (or a wildcard).
 
     Returns:
         The path.
     """
-    return f"{slides_dir(cohort)}/summary.tsv"
+    return f"{slides_dir(cohort)}/summary{'' if mpp is None else '_' + mpp_folder(mpp)}.tsv"
+
+
+def slide_provenance(cohort: Part) -> str:
+    """The common provenance of the cohort's feature files (``slides_summary``; :mod:`mustsurv.slides.provenance`).
+
+    Args:
+        cohort: the cohort's name (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{slides_dir(cohort)}/provenance.json"
 
 
 # --- models and predictions ----------------------------------------------------------------------
@@ -242,6 +292,20 @@ def must_checkpoint(cohort: Part, run: Part, k: Part, stage: Part) -> str:
         The path.
     """
     return f"{cohort_dir(cohort)}/models/{run}/fold{k}/stage{stage}.pt"
+
+
+def dmml_checkpoint(cohort: Part, k: Part, stage: Part) -> str:
+    """A DMML checkpoint of fold ``k``.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        k: the fold index (or a wildcard).
+        stage: one of :data:`DMML_STAGES` (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{cohort_dir(cohort)}/models/dmml/fold{k}/{stage}.pt"
 
 
 def baseline_model(cohort: Part, method: Part, k: Part) -> str:
@@ -345,11 +409,25 @@ def decomposition_figure(cohort: Part, kind: Part) -> str:
     return f"results/figures/decomposition/{cohort}_{kind}.png"
 
 
+def heatmaps_dir(cohort: Part, method: Part) -> str:
+    """Folder of a method's attention heatmaps of a cohort's test patients (``mustsurv.evaluate.heatmaps``).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: a heatmap method (``mustsurv.study.methods.HEATMAP_METHODS``) (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"results/figures/heatmaps/{cohort}/{method}"
+
+
 def ablation_table(name: Part) -> str:
     """An analysis-experiment table.
 
     Args:
-        name: ``warmup``, ``ldm_conditioning``, ``rank`` or ``training_missingness`` (or a wildcard).
+        name: ``warmup``, ``ldm_conditioning``, ``rank``, ``training_missingness`` or ``dmml_distillation``
+            (or a wildcard).
 
     Returns:
         The path.

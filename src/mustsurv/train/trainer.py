@@ -205,6 +205,7 @@ def train_epochs(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     monitor: Callable[[], float] | None = None,
     patience: int | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> TrainState:
     """Train ``params`` of ``model`` on ``dataset`` with ``loss_fn`` for at most ``cfg.epochs`` epochs.
 
@@ -226,6 +227,8 @@ def train_epochs(
         on_epoch: called with (epoch, logs) after each epoch.
         monitor: the selection criterion, evaluated after each epoch.
         patience: epochs without improvement of ``monitor`` before stopping early.
+        before_step: called after each group's backward pass and before its optimiser step (e.g. DMML's
+            gradient coordination, which edits ``.grad``).
 
     Returns:
         The final :class:`TrainState` (``selected_epoch`` says whose weights the model holds).
@@ -257,6 +260,8 @@ def train_epochs(
         for group in groups:
             optimizer.zero_grad(set_to_none=True)
             logs = accumulate_group(model, loss_fn, [dataset[i] for i in group], cfg.grouped, device)
+            if before_step is not None:
+                before_step()
             optimizer.step()
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value * len(group) / len(dataset)

@@ -84,6 +84,18 @@ class ABMIL(BaselineModel):
         h = self.embed(bag)
         return torch.softmax(self.attention(h), dim=0) @ h
 
+    @torch.no_grad()
+    def patch_attention(self, bag: Tensor) -> Tensor:
+        """The gated-attention weights of one bag's patches (what :meth:`pool` averages with).
+
+        Args:
+            bag: (N, D_path) patch features.
+
+        Returns:
+            (N,) softmax weights summing to 1 (dropout off only in eval mode).
+        """
+        return torch.softmax(self.attention(self.embed(bag)), dim=0)
+
     def forward(self, batch: SurvivalBatch) -> Tensor:
         """Predict hazard logits from B bags; genomics in the batch is not read.
 

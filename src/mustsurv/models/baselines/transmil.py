@@ -48,6 +48,17 @@ class TransMILSurv(BaselineModel):
         self.aggregator = TransMIL(pathology_dim, dim, heads, num_landmarks, pinv_iterations, dropout)
         self.classifier = nn.Linear(dim, n_bins)
 
+    def patch_attention(self, bag: Tensor) -> Tensor:
+        """The class token's attention over one bag's patches (:meth:`TransMIL.class_attention`).
+
+        Args:
+            bag: (N, D_path) patch features.
+
+        Returns:
+            (N,) weights summing to 1.
+        """
+        return self.aggregator.class_attention(bag)
+
     def forward(self, batch: SurvivalBatch) -> Tensor:
         """Predict hazard logits from B bags; genomics in the batch is not read.
 

@@ -163,21 +163,50 @@ class NystromAttention(nn.Module):
         Returns:
             (B, H', N, d) attention output.
         """
-        b, h, n, _ = q.shape
-        m = self.num_landmarks
+        n = q.shape[2]
         q = q * self.scale
-        if n <= m:
+        if n <= self.num_landmarks:
             return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
-        segment = torch.div(torch.arange(n, device=q.device) * m, n, rounding_mode="floor")  # (N,) in [0, m)
-        counts = torch.bincount(segment, minlength=m).to(q.dtype).view(1, 1, m, 1)
-        q_l = q.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, q) / counts
-        k_l = k.new_zeros(b, h, m, self.dim_head).index_add_(2, segment, k) / counts
+        q_l, k_l = self._landmarks(q), self._landmarks(k)
         kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H', m, m)
         if n > self.chunk_tokens:
             return self._attend_chunked(q, k, v, q_l, k_l, kernel_2)
         kernel_1 = torch.softmax(q @ k_l.transpose(-1, -2), dim=-1)  # (B, H', N, m)
         kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H', m, N)
         return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ (kernel_3 @ v))
+
+    def _landmarks(self, t: Tensor) -> Tensor:
+        """Segment means of ``t`` (B, H', N, d) over m contiguous segments of the tokens -> (B, H', m, d)."""
+        b, h, n, d = t.shape
+        m = self.num_landmarks
+        segment = torch.div(torch.arange(n, device=t.device) * m, n, rounding_mode="floor")  # (N,) in [0, m)
+        counts = torch.bincount(segment, minlength=m).to(t.dtype).view(1, 1, m, 1)
+        return t.new_zeros(b, h, m, d).index_add_(2, segment, t) / counts
+
+    def attention_rows(self, x: Tensor, rows: slice = slice(0, 1)) -> Tensor:
+        """The attention weights of some query tokens over all tokens, as :meth:`attend` applies them.
+
+        Exact softmax rows for sequences no longer than the landmark count, else the Nyström rows
+        ``softmax(q_r k_lᵀ) pinv(softmax(q_l k_lᵀ)) softmax(q_l kᵀ)`` (they sum to about 1 and may hold
+        small negative values). ``attention_rows(x) @ v`` equals the rows of :meth:`attend` (before the
+        residual convolution).
+
+        Args:
+            x: (B, N, D) tokens (the layer's normalised input).
+            rows: the query tokens (default: the first, TransMIL's class token).
+
+        Returns:
+            (B, H, R, N) weights per head.
+        """
+        q, k, _ = (self._heads(t) for t in self.to_qkv(x).chunk(3, dim=-1))
+        q = q * self.scale
+        if q.shape[2] <= self.num_landmarks:
+            return torch.softmax(q[:, :, rows] @ k.transpose(-1, -2), dim=-1)
+        q_l, k_l = self._landmarks(q), self._landmarks(k)
+        kernel_1 = torch.softmax(q[:, :, rows] @ k_l.transpose(-1, -2), dim=-1)  # (B, H, R, m)
+        kernel_2 = torch.softmax(q_l @ k_l.transpose(-1, -2), dim=-1)  # (B, H, m, m)
+        kernel_3 = torch.softmax(q_l @ k.transpose(-1, -2), dim=-1)  # (B, H, m, N)
+        return kernel_1 @ (iterative_pinv(kernel_2, self.pinv_iterations) @ kernel_3)
 
     def _attend_chunked(self, q: Tensor, k: Tensor, v: Tensor, q_l: Tensor, k_l: Tensor, kernel_2: Tensor) -> Tensor:
         """Run :meth:`attend` over blocks of ``chunk_tokens`` tokens, each recomputed in backward.
@@ -403,6 +432,29 @@ class TransMIL(nn.Module):
         h = h.unsqueeze(0)  # (1, N, dim)
         pad = h[:, torch.arange(side * side - n, device=h.device) % n]
         return self.layer1(torch.cat([self.cls_token, h, pad], dim=1))
+
+    @torch.no_grad()
+    def class_attention(self, bag: Tensor) -> Tensor:
+        """How much the class token of the last layer attends to each patch.
+
+        The class-token row of the second Nyström layer, averaged over heads; a patch's square-padding
+        copies add their weight to it; renormalised to sum to 1 over the N patches. This is the attention
+        that forms the class-token output (TransMIL's slide embedding, MUST's g_P).
+
+        Args:
+            bag: (N, in_dim) patch features, N >= 1.
+
+        Returns:
+            (N,) attention weights summing to 1 (Nyström rows may hold small negative values).
+        """
+        n = bag.shape[0]
+        side = math.isqrt(n - 1) + 1 if n > 1 else 1
+        x = self.ppeg(self._front(bag, side), side)
+        row = self.layer2.attn.attention_rows(self.layer2.norm(x))[0, :, 0, 1:].mean(dim=0)  # (side²,)
+        positions = torch.arange(side * side, device=bag.device)
+        source = torch.where(positions < n, positions, (positions - n) % n)  # padding repeats the first tokens
+        weights = torch.zeros(n, dtype=row.dtype, device=row.device).index_add_(0, source, row)
+        return weights / weights.sum()
 
     def _back(self, h: Tensor, side: int) -> Tensor:
         """PPEG, second layer, LayerNorm: (1, 1 + side², dim) -> (1 + side², dim)."""
