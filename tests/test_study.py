@@ -104,6 +104,26 @@ def test_a_run_without_its_own_stage_2_reads_the_main_runs() -> None:
     assert list(files) == ["must_ldm_no_cls", "must"] and list(files["must"]) == ["DEMO1", "DEMO2"]
 
 
+def merged(extra: dict) -> StudyDesign:
+    from mustsurv.config import merge_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    merge_config(config, extra)
+    validate(config, str(SCHEMA))
+    return StudyDesign(config)
+
+
+def test_training_memory_follows_the_cache_the_token_budget_and_the_width() -> None:
+    base = merged({})
+    must = base.training_mem_mb("must")
+    assert merged({"training": {"feature_cache_gb": 8}}).training_mem_mb("must") == must + 4 * 1024
+    assert merged({"training": {"max_tokens_per_batch": 400_000}}).training_mem_mb("must") > must
+    assert merged({"must": {"model": {"dim": 256}}}).training_mem_mb("must") > must
+    wide = merged({"baselines": {"abmil": {"model": {"dim": 512}}}})
+    assert wide.training_mem_mb("abmil") > wide.training_mem_mb("must") == must
+    assert must > base.config["training"]["feature_cache_gb"] * 1024
+
+
 def _blocker(tmp_path: Path, *modules: str) -> Path:
     """A folder of packages that fail on import, to put first on PYTHONPATH."""
     for name in modules:

@@ -24,6 +24,8 @@ for _stage in layout.MUST_STAGES:
             seed=config["training"]["seed"],
             selection=config["selection"],
             device=config["training"]["device"],
+            feature_cache_gb=config["training"]["feature_cache_gb"],
+            max_tokens=config["training"]["max_tokens_per_batch"],
         log:
             f"logs/train/{{cohort}}/{{run}}/stage{_stage}.log",
         benchmark:
@@ -33,7 +35,7 @@ for _stage in layout.MUST_STAGES:
             "../../envs/mustsurv.yaml"
         threads: config["training"]["threads"]
         resources:
-            mem_mb=8000,
+            mem_mb=STUDY.training_mem_mb("must"),
             runtime=(120 if _stage == 3 else 60) * len(FOLDS),
             gpu=config["training"]["gpu"],
         script:
@@ -51,6 +53,8 @@ rule baseline:
         seed=config["training"]["seed"],
         selection=config["selection"],
         device=config["training"]["device"],
+        feature_cache_gb=config["training"]["feature_cache_gb"],
+        max_tokens=config["training"]["max_tokens_per_batch"],
     log:
         "logs/train/{cohort}/{method}.log",
     benchmark:
@@ -59,7 +63,7 @@ rule baseline:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wc: STUDY.training_mem_mb(wc.method),
         runtime=60 * len(FOLDS),
         gpu=config["training"]["gpu"],
     script:

@@ -8,6 +8,7 @@ libraries (the demo plan and slide sheets are read lazily, at parse time, only w
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,14 @@ if TYPE_CHECKING:
     from mustsurv.demo.plan import StudyPlan
 
 OMICS_KEYS = ("rna", "cnv", "maf", "mcat_csv")
+
+FEATURE_DIM_BOUND = 1536
+"""Patch-feature width assumed for a job's memory: the widest registered encoder (UNI2-h, TRIDENT's 1536-d)."""
+ACTIVATION_FLOATS = 16
+"""float32 activations per token and model channel assumed for one forward pass (TransMIL layers, the
+specific layer, the cross-attention, their backward in training)."""
+PROCESS_MB = 1536
+"""Python, torch, the model, its optimiser and the omics tokens of a job."""
 
 
 def batches(ids: list[str] | dict[str, Any], size: int) -> dict[str, list[str]]:
@@ -523,6 +532,26 @@ class StudyDesign:
         """
         return {"cohort": layout.cohort_table(cohort), "splits": self.fold_files(cohort),
                 **self._modality_inputs(cohort)}
+
+    def training_mem_mb(self, method: str) -> int:
+        """Memory (MB) a training or prediction job of ``method`` requests.
+
+        The feature cache (``training.feature_cache_gb``), one forward pass at the token budget
+        (``training.max_tokens_per_batch`` tokens of :data:`FEATURE_DIM_BOUND` float32 features plus
+        :data:`ACTIVATION_FLOATS` x the model width of activations) and :data:`PROCESS_MB`.
+
+        Args:
+            method: ``must`` (or a MUST run) or a baseline (its ``model.dim``, else MUST's width).
+
+        Returns:
+            The job's ``mem_mb``.
+        """
+        training = self.config["training"]
+        width = self.config["must"]["model"]["dim"]
+        width = self.config["baselines"].get(method, {}).get("model", {}).get("dim", width)
+        per_token = 4 * (FEATURE_DIM_BOUND + ACTIVATION_FLOATS * width)
+        return math.ceil(training["feature_cache_gb"] * 1024 + training["max_tokens_per_batch"] * per_token / 2**20
+                         + PROCESS_MB)
 
     # --- DMML ------------------------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mustsurv.cohort.store import announce
 from mustsurv.evaluate.predictions import survival_columns
 from mustsurv.io import atomic_path
-from mustsurv.models.batch import PatientItem, collate
+from mustsurv.models.batch import PatientItem, collate, item_buckets
 from mustsurv.models.must import MUST
 from mustsurv.study.vocabulary import (
     GENOMICS,
@@ -167,10 +168,13 @@ def ldm_training_pairs(
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Compute the frozen model's targets and conditions for stage 3.
 
+    The patients go through the model in :func:`~mustsurv.models.batch.item_buckets` (at most ``batch_size``
+    patients and the process's token budget per pass); only the (B, D) outputs are concatenated.
+
     Args:
         model: the MUST model after stage 2.
         dataset: the training patients (complete pairs).
-        batch_size: patients per forward pass.
+        batch_size: the most patients per forward pass.
 
     Returns:
         modality -> (û (N, D), ĉ (N, D)).
@@ -179,8 +183,9 @@ def ldm_training_pairs(
     items = complete_patients(dataset)
     device = next(model.parameters()).device
     parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {PATHOLOGY: [], GENOMICS: []}
-    for start in range(0, len(items), batch_size):
-        pairs = model.ldm_targets(collate(items[start : start + batch_size]).to(device))
+    announce(items)
+    for bucket in item_buckets(items, batch_size):
+        pairs = model.ldm_targets(collate(bucket).to(device))
         for key, value in pairs.items():
             parts[key].append(value)
     return {k: (torch.cat([z for z, _ in v]), torch.cat([c for _, c in v])) for k, v in parts.items()}
@@ -378,12 +383,14 @@ def _predict_scenario(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Survival (N, K) and risk (N,) of ``items`` (every one admitted by ``scenario``) in ``scenario``.
 
-    The risk is −Σ_k S(k) summed on the model's device, exactly as ``predict_risk`` computes it.
+    The risk is −Σ_k S(k) summed on the model's device, exactly as ``predict_risk`` computes it. The patients
+    go through the model in :func:`~mustsurv.models.batch.item_buckets` of at most ``batch_size``.
     """
     device = next(model.parameters()).device
     surv, risk = [], []
-    for start in range(0, len(items), batch_size):
-        s = model.predict_survival(collate(list(items[start : start + batch_size])).to(device), scenario, **sampling)
+    announce(items)
+    for bucket in item_buckets(list(items), batch_size):
+        s = model.predict_survival(collate(bucket).to(device), scenario, **sampling)
         surv.append(s.cpu())
         risk.append((-s.sum(dim=1)).cpu())
     return torch.cat(surv), torch.cat(risk)
@@ -414,7 +421,8 @@ def predict(
             steps, seed)``).
         dataset: the patients to predict (the test fold).
         scenarios: the scenarios to predict.
-        batch_size: patients per forward pass.
+        batch_size: the most patients per forward pass (fewer when their bags exceed the token budget,
+            :func:`~mustsurv.models.batch.item_buckets`).
         n_samples: DDIM samples averaged per patient (MUST's missing scenarios).
         steps: DDIM steps.
         seed: sampling seed (combined with each patient id).

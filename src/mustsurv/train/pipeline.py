@@ -1,7 +1,8 @@
 """What the training and prediction rules run: one MUST stage of one run per call (the main run and every
 analysis variant go through :func:`run_must_stage`), the test-fold predictions, and the baselines.
 
-Each call reads one fold's datasets (a ``store`` shared over a job's folds reads each bag once),
+Each call reads one fold's datasets (a ``store`` shared over a job's folds keeps bags in memory within its
+budget and logs its counters after every call),
 continues from the previous stage's checkpoint and writes its own
 checkpoint atomically. While a stage runs, its per-epoch progress is kept in ``<checkpoint>.progress``,
 so a killed job resumes after its last finished epoch; the file is removed when the stage completes.
@@ -159,6 +160,7 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
         raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
     save_checkpoint(out, model, "must", kwargs, meta)
     progress.unlink(missing_ok=True)
+    train.store.log_counters(f"{variant.run} stage {stage}, fold {fold}")
     log.info("%s stage %d done on %d training patients; saved %s", variant.run, stage, len(items), out)
 
 
@@ -231,6 +233,7 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
     train, test = fold.train, fold.test
     write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm, train=train)
     cos = decomposition_cosines(model, test)
+    test.store.log_counters(f"predicting {ckpt}")
     with atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **cos)
@@ -307,6 +310,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
     save_checkpoint(out_ckpt, model, method, kwargs, meta)
     progress.unlink(missing_ok=True)
     _write_test_predictions(model, cls, test, out_tsv, seed, items)
+    test.store.log_counters(f"{method} on {data['split']}")
 
 
 def fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,

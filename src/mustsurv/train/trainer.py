@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mustsurv.cohort.store import announce
 from mustsurv.io import atomic_path
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
 from mustsurv.models.registry import build_model
@@ -254,7 +255,9 @@ def train_epochs(
     for epoch in range(state.epochs_done, cfg.epochs if not stopped else state.epochs_done):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout / noise of this epoch
         sums: dict[str, float] = {}
-        for group in epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch):
+        groups = epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch)
+        store = announce([dataset[i] for group in groups for i in group])  # the feature store reads ahead
+        for group in groups:
             optimizer.zero_grad(set_to_none=True)
             logs = accumulate_group(model, loss_fn, [dataset[i] for i in group], cfg.grouped, device)
             if before_step is not None:
@@ -274,6 +277,8 @@ def train_epochs(
                 state.since_best += 1
         state.history.append(sums)
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in sums.items()))
+        if store is not None:
+            store.log_counters(f"epoch {epoch + 1}")
         if on_epoch is not None:
             on_epoch(epoch, sums)
         if progress_path is not None:
