@@ -160,7 +160,8 @@ class FeatureStore:
         Raises:
             FileNotFoundError: a features file is missing.
             KeyError: a file has no ``features`` dataset.
-            ValueError: the files' features have different or non-2-D shapes.
+            ValueError: a file is unreadable, holds NaN/Inf features, or the files' features have different or
+                non-2-D shapes.
         """
         bag = self._bags.get(patient)
         if bag is None:
@@ -175,10 +176,20 @@ class FeatureStore:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: features file missing; rebuild the slide features (slides rules) "
                                         f"or the cohort table if the summary is stale.")
-            with h5py.File(path, "r") as h5:
-                if "features" not in h5:
-                    raise KeyError(f"{path}: no `features` dataset (expected TRIDENT/CLAM layout, (N, D)).")
-                parts.append(np.asarray(h5["features"][()], dtype=np.float32))
+            try:
+                with h5py.File(path, "r") as h5:
+                    if "features" not in h5:
+                        raise KeyError(f"{path}: no `features` dataset (expected TRIDENT/CLAM layout, (N, D)).")
+                    part = np.asarray(h5["features"][()], dtype=np.float32)
+            except OSError as err:
+                raise ValueError(f"{path}: unreadable features file ({err}); delete it so the slide is embedded "
+                                 f"again (or re-export it).") from err
+            bad = ~np.isfinite(part).all(axis=1) if part.ndim == 2 else np.zeros(0, dtype=bool)
+            if bad.any():
+                raise ValueError(f"{path}: {int(bad.sum())} of {len(part)} patch feature row(s) hold NaN or Inf (e.g. "
+                                 f"row {int(np.flatnonzero(bad)[0])}); delete the file so the slide is embedded again "
+                                 f"(or re-export it).")
+            parts.append(part)
             self.files_read += 1
         dims = {p.shape[1] for p in parts}
         if len(dims) != 1 or any(p.ndim != 2 for p in parts):
