@@ -64,6 +64,9 @@ def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
     cfg = _real(tmp_path, slides={"sheet": "a.tsv", "glob": "*.svs"})
     with pytest.raises(ConfigError, match=r"exactly one of `sheet` or `glob`"):
         check_config(cfg)
+    cfg = _real(tmp_path, slides={"glob": str(tmp_path / "none" / "*.svs")})
+    with pytest.raises(ConfigError, match=r"cohorts\.BLCA\.slides\.glob: .*none/\*\.svs' matches no file"):
+        check_config(cfg)
     demo = copy.deepcopy(_default())
     demo["cohorts"]["DEMO1"]["clinical"] = "x.tsv"
     with pytest.raises(ConfigError, match=r"cohorts\.DEMO1: a demo cohort"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import glob as globmod
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -211,6 +212,9 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
         slides = block.get("slides", {})
         if slides and ("sheet" in slides) == ("glob" in slides):
             raise ConfigError(f"{where}.slides: give exactly one of `sheet` or `glob`.")
+        if "glob" in slides and check_files and not globmod.glob(slides["glob"]):
+            raise ConfigError(f"{where}.slides.glob: {slides['glob']!r} matches no file; fix the pattern (it is "
+                              f"relative to the working directory unless absolute) or use a slide sheet.")
         has_p = bool(slides) or "features_dir" in block
         if "features_dir" in block and check_files and not Path(block["features_dir"]).is_dir():
             raise ConfigError(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from mustsurv.study import layout
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,6 @@ import os
 import signal
 
 import pytest
-
 from micro import (
     STAGES,
     checksums,
