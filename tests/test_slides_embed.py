@@ -139,7 +139,7 @@ def test_summary_from_workflow_and_precomputed_files(slides, encoder, tmp_path):
     with open_slide(slides[sid]) as slide:
         embed_slide(slides[sid], tile_slide(slide, [], TileParams()), tmp_path / f"{empty_id}.h5", encoder,
                     EmbedParams())
-    pre = trident_file(tmp_path / "TCGA-BB-0001-01Z-00-DX1.UUID.h5")
+    pre = trident_file(tmp_path / "TCGA-BB-0001-01Z-00-DX1.UUID.h5", dim=encoder.dim)  # one encoder per cohort
     sheet = tmp_path / "slides.tsv"
     pd.DataFrame({"slide_id": [sid], "patient_id": ["PATIENT-X"], "path": ["x.svs"]}).to_csv(sheet, sep="\t",
                                                                                               index=False)

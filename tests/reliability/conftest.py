@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from micro import COHORT, MICRO_CONFIG, copy_study, snakemake
 
 
@@ -14,7 +15,7 @@ def micro_inputs(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("micro_inputs")
     (work / "config").mkdir()
     (work / "config" / "config.yaml").write_text(MICRO_CONFIG)
-    res = snakemake(work, "--until", "demo_tables", f"demo_slides_{COHORT}_b000", targets=False)
+    res = snakemake(work, "--until", "demo_tables", f"demo_slides_{COHORT}_b000", targets=())
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return work
 

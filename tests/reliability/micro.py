@@ -14,12 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from mustsurv.study import layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,17 +44,17 @@ baselines:
     train: {{epochs: 8, optimizer: adam, lr: 2.0e-4, accumulation_steps: 4, grouped: true}}
 """
 COHORT_DIR = layout.cohort_dir(COHORT)
-TABLES = [layout.study_table(name) for name in layout.STUDY_TABLES]
-"""The targets of every run of the matrix: the study tables (and so every prediction file behind them)."""
+TABLES = tuple(layout.study_table(name) for name in layout.STUDY_TABLES)
+"""The default targets of a run of the matrix: the study tables (and so every prediction file behind them)."""
 
 
-def snakemake_cmd(work: Path, *args: str, cores: int = 2, targets: bool = True) -> list[str]:
-    """The Snakemake command line of a micro-study run in ``work`` (the tables as targets unless ``targets=False``)."""
+def snakemake_cmd(work: Path, *args: str, cores: int = 2, targets: Sequence[str] = TABLES) -> list[str]:
+    """The Snakemake command line of a micro-study run in ``work`` building ``targets``."""
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-            "--cores", str(cores), *args, *(TABLES if targets else [])]
+            "--cores", str(cores), *args, *targets]
 
 
-def snakemake(work: Path, *args: str, cores: int = 2, targets: bool = True, timeout: int = 600,
+def snakemake(work: Path, *args: str, cores: int = 2, targets: Sequence[str] = TABLES, timeout: int = 600,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run Snakemake in ``work`` to the end.
 
@@ -63,7 +62,7 @@ def snakemake(work: Path, *args: str, cores: int = 2, targets: bool = True, time
         work: the study folder.
         args: extra command-line arguments.
         cores: ``--cores``.
-        targets: append the study tables as targets.
+        targets: the files to build (none: the default target).
         timeout: seconds.
         env: the environment (default: this process's).
 
@@ -74,19 +73,20 @@ def snakemake(work: Path, *args: str, cores: int = 2, targets: bool = True, time
                           text=True, timeout=timeout, env=env)
 
 
-def start(work: Path, *args: str, cores: int = 2) -> subprocess.Popen:
+def start(work: Path, *args: str, cores: int = 2, targets: Sequence[str] = TABLES) -> subprocess.Popen:
     """Start Snakemake in ``work`` in its own process group (as a scheduler would), its output in ``work/run.out``.
 
     Args:
         work: the study folder.
         args: extra command-line arguments.
         cores: ``--cores``.
+        targets: the files to build.
 
     Returns:
         The running process; its pid is the group id.
     """
     with open(work / "run.out", "ab") as out:
-        return subprocess.Popen(snakemake_cmd(work, *args, cores=cores), stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(snakemake_cmd(work, *args, cores=cores, targets=targets), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
@@ -155,53 +155,51 @@ def copy_study(src: Path, dst: Path) -> Path:
 
 @dataclass(frozen=True)
 class Stage:
-    """A stage of the matrix: what to remove so it reruns, its progress evidence and its job's final outputs."""
+    """A stage of the matrix: its job's outputs, the evidence that the job has made progress, its scripts."""
 
-    remove: tuple[str, ...]
-    """Globs (relative to the study) of the stage's outputs and of everything after it, removed before the run
-    (Snakemake does not remake a missing intermediate file whose consumers are up to date)."""
+    outputs: tuple[str, ...]
+    """Globs (relative to the study) of the outputs of the stage's job(s); the first one lists the targets."""
     progress: tuple[str, ...]
-    """Globs of the files whose existence shows that the job has made progress."""
-    final: str
-    """Glob of the job's final outputs; not all of them may exist when the kill lands."""
-    n_final: int
-    """How many files ``final`` matches once the job is done."""
+    """Globs of the files whose existence shows that the job has made progress (a progress file, or a first
+    finished output)."""
     scripts: tuple[str, ...]
     """The ``script:`` file names of the stage's jobs (the ``job`` kill mode kills one of them)."""
 
 
 REPORTS = (f"{COHORT_DIR}/cindex_folds.tsv", f"{COHORT_DIR}/metrics_folds.tsv", f"{COHORT_DIR}/table*.csv",
            "results/tables/*")
-MUST_PREDICTIONS = (f"{COHORT_DIR}/predictions/must*/*",)
+"""The per-cohort and study tables."""
 
 
 def _must(stage: int) -> Stage:
     ckpt = f"{COHORT_DIR}/models/must/fold*/stage{stage}.pt"
-    later = tuple(f"{COHORT_DIR}/models/must/fold*/stage{s}.pt" for s in range(stage, 4))
-    return Stage((*later, *MUST_PREDICTIONS, *REPORTS), (f"{ckpt}.progress",), ckpt, 2, ("must_train.py",))
+    return Stage((ckpt,), (f"{ckpt}.progress",), ("must_train.py",))
 
 
 STAGES = {
-    "embedding": Stage((f"{COHORT_DIR}/slides/features/*/*.h5", f"{COHORT_DIR}/slides/summary.tsv",
-                        f"{COHORT_DIR}/cohort.tsv", f"{COHORT_DIR}/splits/*", f"{COHORT_DIR}/models/*/*/*",
-                        f"{COHORT_DIR}/predictions/*/*", *REPORTS),
-                       (f"{COHORT_DIR}/slides/features/*/*.h5",), f"{COHORT_DIR}/slides/features/*/*.h5", 16,
+    "embedding": Stage((f"{COHORT_DIR}/slides/features/*/*.h5",), (f"{COHORT_DIR}/slides/features/*/*.h5",),
                        ("slides_embed.py",)),
     "stage1": _must(1),
     "stage2": _must(2),
     "stage3": _must(3),
-    "baseline": Stage((f"{COHORT_DIR}/models/abmil/*/model.pt", f"{COHORT_DIR}/predictions/abmil/*", *REPORTS),
-                      (f"{COHORT_DIR}/models/abmil/*/model.pt.progress",), f"{COHORT_DIR}/models/abmil/*/model.pt", 2,
-                      ("baseline.py",)),
+    "baseline": Stage((f"{COHORT_DIR}/models/abmil/*/model.pt", f"{COHORT_DIR}/predictions/abmil/*"),
+                      (f"{COHORT_DIR}/models/abmil/*/model.pt.progress",), ("baseline.py",)),
     "tables": Stage(REPORTS, (f"{COHORT_DIR}/cindex_folds.tsv", f"{COHORT_DIR}/metrics_folds.tsv"),
-                    "results/tables/*", 6,
                     ("report_cohort_tables.py", "report_cohort_metrics.py", "report_study_tables.py",
                      "report_study_metrics.py")),
 }
 
 
+def stage_targets(reference: Path, stage: str) -> list[str]:
+    """The files a run of ``stage`` alone builds: its job's first outputs in the finished ``reference`` study
+    (for ``tables``, the study tables)."""
+    if stage == "tables":
+        return list(TABLES)
+    return sorted(str(p.relative_to(reference)) for p in reference.glob(STAGES[stage].outputs[0]))
+
+
 def remove_outputs(work: Path, stage: str) -> None:
-    """Remove the outputs of ``stage`` (a key of :data:`STAGES`) and everything after it from the study ``work``."""
-    for pattern in STAGES[stage].remove:
+    """Remove the outputs of ``stage`` (a key of :data:`STAGES`) from the study ``work``."""
+    for pattern in STAGES[stage].outputs:
         for path in work.glob(pattern):
             path.unlink()

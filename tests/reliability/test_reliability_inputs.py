@@ -17,9 +17,6 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from micro import COHORT, MICRO_CONFIG, snakemake
-from slides_helpers import write_slide, write_tiff_without_mpp
-
 from mustsurv.cohort.slides import read_sheet
 from mustsurv.cohort.splits import build_folds
 from mustsurv.cohort.store import FeatureStore
@@ -31,6 +28,9 @@ from mustsurv.slides.reader import MissingMPPError, SlideError, open_slide
 from mustsurv.slides.steps import patch_batch, summary_step, tissue_step
 from mustsurv.slides.summary import FeatureFileError
 from mustsurv.study import layout
+from slides_helpers import write_slide, write_tiff_without_mpp
+
+from micro import COHORT, MICRO_CONFIG, snakemake
 
 pytestmark = pytest.mark.reliability
 
@@ -216,7 +216,7 @@ def test_features_of_another_dimension_name_the_file_and_keep_the_finished_summa
 def _parse(tmp_path: Path, config: str):
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "config.yaml").write_text(config)
-    res = snakemake(tmp_path, "-n", targets=False, timeout=300)
+    res = snakemake(tmp_path, "-n", targets=(), timeout=300)
     return res.returncode, res.stdout + res.stderr
 
 

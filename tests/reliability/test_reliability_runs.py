@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from micro import (
     STAGES,
     checksums,
     copy_study,
     remove_outputs,
     snakemake,
+    stage_targets,
     start,
     wait_for,
 )
@@ -73,9 +75,9 @@ def test_a_second_snakemake_is_refused_by_the_lock_and_the_first_finishes(micro_
 @pytest.mark.parametrize("fault", ["features", "checkpoint"])
 def test_a_full_disk_fails_the_job_leaves_no_final_file_and_the_rerun_completes(micro_study, tmp_path, fault):
     work = copy_study(micro_study, tmp_path / "study")
-    reference = checksums(work)
     stage = {"features": "embedding", "checkpoint": "stage1"}[fault]
-    final = STAGES[stage].final
+    final, targets = STAGES[stage].outputs[0], stage_targets(micro_study, stage)
+    reference = checksums(work, STAGES[stage].outputs)
     remove_outputs(work, stage)
     before = checksums(work, EVERY_RESULT)
     inject = tmp_path / "inject"
@@ -83,7 +85,7 @@ def test_a_full_disk_fails_the_job_leaves_no_final_file_and_the_rerun_completes(
     (inject / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {**os.environ, "MICRO_FAULT": fault,
            "PYTHONPATH": os.pathsep.join([str(inject), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    full = snakemake(work, env=env)
+    full = snakemake(work, env=env, targets=targets)
     out = full.stdout + full.stderr
     assert full.returncode != 0, out[-3000:]
     logs = "".join(p.read_text(errors="replace") for p in work.glob("logs/**/*.log"))
@@ -92,6 +94,6 @@ def test_a_full_disk_fails_the_job_leaves_no_final_file_and_the_rerun_completes(
     assert not list(work.glob(f"{final}.progress")) and not list(work.rglob(".*.tmp*"))
     after = checksums(work, EVERY_RESULT)
     assert [p for p in before if after.get(p) != before[p]] == [], "a finished output was lost or changed"
-    res = snakemake(work)
+    res = snakemake(work, targets=targets)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    assert checksums(work) == reference
+    assert checksums(work, STAGES[stage].outputs) == reference
