@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from micro import COHORT, MICRO_CONFIG, copy_study, snakemake
 
 

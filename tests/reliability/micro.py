@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from mustsurv.study import layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ cv: {{folds: 2, seed: 0, n_bins: 2}}
 methods: [must, abmil]
 training: {{seed: 0, gpu: 0, threads: 1}}
 selection: {{stage3_evaluations: 4}}
-slides: {{threads: 1, num_workers: 0, batch_slides: 16}}
+slides: {{threads: 2, num_workers: 0, batch_slides: 16}}
 must:
   model: {{dim: 16, rank: 4, heads: 2, ldm_layers: 1, ldm_timesteps: 100}}
   stage1: {{epochs: 8, lr: 1.0e-3, accumulation_steps: 4, grouped: true}}

@@ -17,6 +17,9 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from micro import COHORT, MICRO_CONFIG, snakemake
+from slides_helpers import write_slide, write_tiff_without_mpp
+
 from mustsurv.cohort.slides import read_sheet
 from mustsurv.cohort.splits import build_folds
 from mustsurv.cohort.store import FeatureStore
@@ -28,9 +31,6 @@ from mustsurv.slides.reader import MissingMPPError, SlideError, open_slide
 from mustsurv.slides.steps import patch_batch, summary_step, tissue_step
 from mustsurv.slides.summary import FeatureFileError
 from mustsurv.study import layout
-from slides_helpers import write_slide, write_tiff_without_mpp
-
-from micro import COHORT, MICRO_CONFIG, snakemake
 
 pytestmark = pytest.mark.reliability
 

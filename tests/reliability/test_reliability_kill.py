@@ -21,7 +21,6 @@ import os
 import signal
 
 import pytest
-
 from micro import (
     STAGES,
     checksums,

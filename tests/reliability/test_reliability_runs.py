@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from micro import (
     STAGES,
     checksums,
@@ -50,13 +49,16 @@ elif _fault == "checkpoint" and any(a.endswith("must_train.py") for a in sys.arg
 
 def test_runs_with_1_and_2_cores_are_byte_identical(micro_inputs, micro_study, tmp_path):
     """A second clean run, from the same generated inputs with ``--cores 1``, writes every result file
-    (features, checkpoints, predictions, tables) byte for byte as the reference run with ``--cores 2``."""
+    (features, checkpoints, predictions, tables) byte for byte as the reference run with ``--cores 2``; each
+    job's thread count comes from the config, not from ``--cores``."""
     work = copy_study(micro_inputs, tmp_path / "study")
     res = snakemake(work, cores=1)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     ours, reference = checksums(work, EVERY_RESULT), checksums(micro_study, EVERY_RESULT)
     assert len(reference) > 50 and ours.keys() == reference.keys()
     assert [p for p in reference if ours[p] != reference[p]] == []
+    embed_log = next(work.glob("logs/slides/*/features/*/*.log")).read_text()
+    assert "(2 torch threads" in embed_log  # `slides.threads: 2`, not the 1 of --cores 1
 
 
 def test_a_second_snakemake_is_refused_by_the_lock_and_the_first_finishes(micro_study, tmp_path):
