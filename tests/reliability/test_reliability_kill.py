@@ -18,6 +18,7 @@ embedding and stage 2 (group kill only), to keep the matrix within its time budg
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import pytest
@@ -73,3 +74,4 @@ def test_a_run_killed_mid_stage_resumes_to_the_same_outputs(micro_study, tmp_pat
     assert not list(work.rglob(".*.tmp*")), "a killed writer's temporary file was left behind"
     dry = snakemake(work, "-n", targets=targets)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    shutil.rmtree(work)  # 40 MB a case; kept when the test fails

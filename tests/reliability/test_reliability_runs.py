@@ -4,6 +4,7 @@ full disk while writing features or a checkpoint (fault injected into the job's 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from micro import (
@@ -59,6 +60,7 @@ def test_runs_with_1_and_2_cores_are_byte_identical(micro_inputs, micro_study, t
     assert [p for p in reference if ours[p] != reference[p]] == []
     embed_log = next(work.glob("logs/slides/*/features/*/*.log")).read_text()
     assert "(2 torch threads" in embed_log  # `slides.threads: 2`, not the 1 of --cores 1
+    shutil.rmtree(work)
 
 
 def test_a_second_snakemake_is_refused_by_the_lock_and_the_first_finishes(micro_study, tmp_path):
@@ -72,6 +74,7 @@ def test_a_second_snakemake_is_refused_by_the_lock_and_the_first_finishes(micro_
     assert second.returncode != 0 and "LockException" in out and "--unlock" in out, out[-3000:]
     assert first.wait(timeout=600) == 0, (work / "run.out").read_text()[-4000:]
     assert checksums(work) == reference
+    shutil.rmtree(work)
 
 
 @pytest.mark.parametrize("fault", ["features", "checkpoint"])
@@ -99,3 +102,4 @@ def test_a_full_disk_fails_the_job_leaves_no_final_file_and_the_rerun_completes(
     res = snakemake(work, targets=targets)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert checksums(work, STAGES[stage].outputs) == reference
+    shutil.rmtree(work)
