@@ -237,4 +237,4 @@ def test_an_empty_slide_glob_names_the_pattern(demo, tmp_path):
     micro = MICRO_CONFIG.split("\n")
     config = "\n".join([micro[0], real.rstrip("\n"), *micro[3:]])  # the micro config with a real cohort instead
     rc, out = _parse(tmp_path, config)
-    assert rc != 0 and pattern in out and "matches no file" in out, out[-2000:]
+    assert rc != 0 and pattern in out, out[-2000:]  # at parse time (-n): no job ran
