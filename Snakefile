@@ -2,12 +2,15 @@
 
 from snakemake.utils import min_version, validate
 
+from mustsurv.config import fill_defaults
+
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
 
 
+fill_defaults(config)  # a message naming the key (and the nearest valid one for an unknown key)
 validate(config, "config/schema/config.schema.yaml")
 
 

@@ -138,7 +138,7 @@ def _write_external(tmp_path, train_val_pairs):
 
 
 def test_external_mcat_splits_honoured(tmp_path, caplog):
-    table = _table(20)
+    table = _table(20, seed=2)  # every test fold has an event
     pats = table["patient_id"].tolist()
     parts = [pats[i::4] for i in range(4)]
     pairs = [([p for j, q in enumerate(parts) if j != k for p in q] + ["TCGA-99-9999"], parts[k]) for k in range(4)]
@@ -150,6 +150,15 @@ def test_external_mcat_splits_honoured(tmp_path, caplog):
         assert r["test"] == sorted(parts[k]) and "TCGA-99-9999" not in r["train"]
         assert r["source"].endswith(f"splits_{k}.csv")
     assert "not in the cohort table" in caplog.text
+
+
+def test_a_test_fold_without_events_is_an_error_naming_the_split_file(tmp_path):
+    table = _table(20)  # seed 0: the third quarter of the patients has no event
+    pats = table["patient_id"].tolist()
+    parts = [pats[i::4] for i in range(4)]
+    _write_external(tmp_path, [([p for j, q in enumerate(parts) if j != k for p in q], parts[k]) for k in range(4)])
+    with pytest.raises(CohortInputError, match=r"fold 2 \(.*splits_2\.csv\): none of its 5 test patients has an event"):
+        build_folds(table, folds=4, seed=0, n_bins=2, validation_fraction=0.0, splits_dir=tmp_path)
 
 
 @pytest.mark.parametrize("problem, message", [("overlap", "both train and val"), ("twice", "also in the val column"),

@@ -301,3 +301,14 @@ def test_load_config_names_the_bad_key(tmp_path):
     with pytest.raises(ConfigError, match=r"cohorts\.X\.demo\.patients"):
         fill_defaults(bad)
 
+
+def test_an_unknown_key_is_named_with_the_nearest_valid_one():
+    bad = copy.deepcopy(MINIMAL)
+    bad["must"] = {"stage1": {"epoch": 3}}
+    with pytest.raises(ConfigError, match=r"must\.stage1: .*'epoch' was unexpected.*`epoch`: did you mean `epochs`\?"):
+        fill_defaults(bad)
+    bad = copy.deepcopy(MINIMAL)
+    bad["zzz"] = 1
+    with pytest.raises(ConfigError, match=r"`zzz`: valid keys are .*cohorts"):
+        fill_defaults(bad)
+

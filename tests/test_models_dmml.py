@@ -11,8 +11,16 @@ import pytest
 import torch
 
 from mustsurv.models.batch import collate
-from mustsurv.models.dmml.aggregation import TokenAggregation, aggregate_clusters, dpc_knn
-from mustsurv.models.dmml.bags import resample_indices, split_magnifications, stack_magnifications
+from mustsurv.models.dmml.aggregation import (
+    TokenAggregation,
+    aggregate_clusters,
+    dpc_knn,
+)
+from mustsurv.models.dmml.bags import (
+    resample_indices,
+    split_magnifications,
+    stack_magnifications,
+)
 from mustsurv.models.dmml.common import most_confident
 from mustsurv.models.dmml.consistency import consistency_loss
 from mustsurv.models.dmml.coordination import coordinate_classifier, project_conflicts

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_models_must import tiny_items, tiny_must
 
 from mustsurv.evaluate.decomposition import decomposition_cosines
 from mustsurv.evaluate.imputation import components
-from mustsurv.models.batch import item_buckets, max_tokens, set_max_tokens, token_budget, token_buckets
+from mustsurv.models.batch import (
+    item_buckets,
+    max_tokens,
+    set_max_tokens,
+    token_buckets,
+    token_budget,
+)
 from mustsurv.train.must import ldm_training_pairs, predict
-from test_models_must import tiny_items, tiny_must
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -53,7 +53,8 @@ def test_clinical_mcat_censorship(tmp_path):
     [
         (f"PATIENT_ID\tAGE\n{P1}\t60\n", "no OS columns"),
         (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t5\t1:DECEASED\n{P1}\t9\t0:LIVING\n", "conflicting"),
-        (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t-5\t1:DECEASED\n", "negative"),
+        (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t-5\t1:DECEASED\n", "time <= 0 .*correct these rows"),
+        (f"PATIENT_ID\tOS_MONTHS\tOS_STATUS\n{P1}\t0\t0:LIVING\n", "time <= 0"),
         ("AGE\tOS_MONTHS\tOS_STATUS\n60\t5\t1:DECEASED\n", "no patient id column"),
     ],
 )

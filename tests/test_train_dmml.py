@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from mustsurv.cohort.splits import build_folds, write_fold
-from mustsurv.cohort.table import build_cohort_table, read_cohort_table, write_cohort_table
+from mustsurv.cohort.table import (
+    build_cohort_table,
+    read_cohort_table,
+    write_cohort_table,
+)
 from mustsurv.evaluate.dmml import distillation_table
 from mustsurv.evaluate.predictions import read_predictions
 from mustsurv.omics.tokens import build_tokens, write_tokens

@@ -13,6 +13,7 @@ either ``demo`` or real files, a real cohort has survival and a modality, and ev
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -99,8 +100,23 @@ def fill_defaults(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[s
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         alternatives = "; ".join(sub.message for sub in error.context or ())  # anyOf/oneOf: what each branch wants
-        raise ConfigError(f"{where}: {error.message}" + (f" ({alternatives})" if alternatives else ""))
+        raise ConfigError(f"{where}: {error.message}" + (f" ({alternatives})" if alternatives else "")
+                          + _unknown_key_hint(error))
     return config
+
+
+def _unknown_key_hint(error) -> str:
+    """For an unknown key (``additionalProperties``), the nearest valid key(s) of its block, else ``""``."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, Mapping):
+        return ""
+    valid = sorted(error.schema.get("properties", {}))
+    hints = []
+    for key in sorted(set(error.instance) - set(valid)):
+        if not isinstance(key, str):
+            continue
+        close = difflib.get_close_matches(key, valid, n=1)
+        hints.append(f"`{key}`: did you mean `{close[0]}`?" if close else f"`{key}`: valid keys are {', '.join(valid)}")
+    return f" ({'; '.join(hints)}; see config/README.md)" if hints else ""
 
 
 def merge_config(config: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:

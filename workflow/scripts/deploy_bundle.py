@@ -7,7 +7,7 @@ from mustsurv.logging_utils import log_to_file
 from mustsurv.train.trainer import training_device
 
 log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+torch.set_num_threads(snakemake.config["training"]["threads"])  # the config's, not --cores': same arithmetic
 device = training_device(snakemake.params.device, snakemake.resources.gpu)
 inp = snakemake.input
 inputs = {"cohort": inp.cohort, "splits": list(inp.splits), "tokens": inp.get("tokens"), "summary": inp.get("summary")}

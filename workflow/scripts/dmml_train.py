@@ -9,7 +9,7 @@ from mustsurv.train.selection import Selection
 from mustsurv.train.trainer import training_device
 
 log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+torch.set_num_threads(snakemake.config["training"]["threads"])  # the config's, not --cores': same arithmetic
 device = training_device(snakemake.params.device, snakemake.resources.gpu)
 summaries = list(snakemake.input.summaries)
 bags = MagnificationBags(snakemake.input.cohort, summaries, snakemake.params.dmml["n_tokens"])  # shared by the folds

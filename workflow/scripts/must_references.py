@@ -13,7 +13,7 @@ from mustsurv.train.selection import Selection
 from mustsurv.train.trainer import load_checkpoint, training_device
 
 log = log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+torch.set_num_threads(snakemake.config["training"]["threads"])  # the config's, not --cores': same arithmetic
 store = FeatureStore(budget_gb=snakemake.params.feature_cache_gb)  # shared by the job's folds
 set_max_tokens(snakemake.params.max_tokens)
 device = training_device(snakemake.params.device, snakemake.resources.gpu)

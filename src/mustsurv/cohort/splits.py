@@ -311,11 +311,21 @@ def fold_record(k: int, folds: int, split: Split, table: pd.DataFrame, n_bins: i
 
     Returns:
         The record.
+
+    Raises:
+        CohortInputError: the fold's test patients have no event, or its training patients too few for the bins.
     """
     outer, test = split
     idx = table.set_index(PATIENT_ID)
     tr = idx.loc[outer]
-    edges = bin_edges(tr["time"].to_numpy(), tr["event"].to_numpy(), n_bins)
+    where = f"fold {k} ({source})"
+    if not idx.loc[list(test), "event"].sum():
+        raise CohortInputError(f"{where}: none of its {len(test)} test patients has an event, so no C-index can be "
+                               f"computed; use fewer folds (`cv.folds`) or other splits.")
+    try:
+        edges = bin_edges(tr["time"].to_numpy(), tr["event"].to_numpy(), n_bins)
+    except CohortInputError as err:
+        raise CohortInputError(f"{where}: {err}") from err
     train, validation = validation_subset(list(outer), tr["time"].to_numpy(), tr["event"].to_numpy(),
                                           validation_fraction, validation_seed,
                                           sites(list(outer)) if group_by == "site" else None)

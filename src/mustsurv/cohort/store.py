@@ -273,7 +273,8 @@ class FeatureStore:
         Raises:
             FileNotFoundError: a features file is missing.
             KeyError: a file has no ``features`` dataset.
-            ValueError: the files' features have different or non-2-D shapes.
+            ValueError: a file is unreadable, holds NaN/Inf features, or the files' features have different or
+                non-2-D shapes.
         """
         with self._cond:
             self._advance(patient)
@@ -441,10 +442,14 @@ class FeatureStore:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: features file missing; rebuild the slide features (slides rules) "
                                     f"or the cohort table if the summary is stale.")
-        with self._io, h5py.File(path, "r") as h5:
-            if "features" not in h5:
-                raise KeyError(f"{path}: no `features` dataset (expected TRIDENT/CLAM layout, (N, D)).")
-            shape = tuple(h5["features"].shape)
+        try:
+            with self._io, h5py.File(path, "r") as h5:
+                if "features" not in h5:
+                    raise KeyError(f"{path}: no `features` dataset (expected TRIDENT/CLAM layout, (N, D)).")
+                shape = tuple(h5["features"].shape)
+        except OSError as err:
+            raise ValueError(f"{path}: unreadable features file ({err}); delete it so the slide is embedded "
+                             f"again (or re-export it).") from err
         if len(shape) != 2:
             raise ValueError(f"{path}: `features` has shape {shape}, expected (N, D).")
         return int(shape[0]), int(shape[1])
@@ -454,9 +459,19 @@ class FeatureStore:
         parts = []
         for path in paths:
             self._file_shape(path)
-            with self._io, h5py.File(path, "r") as h5:
-                parts.append(torch.from_numpy(np.asarray(h5["features"][()], dtype=np.float32)).to(self.dtype))
-                self.files_read += 1
+            try:
+                with self._io, h5py.File(path, "r") as h5:
+                    part = np.asarray(h5["features"][()], dtype=np.float32)
+            except OSError as err:
+                raise ValueError(f"{path}: unreadable features file ({err}); delete it so the slide is embedded "
+                                 f"again (or re-export it).") from err
+            bad = ~np.isfinite(part).all(axis=1)
+            if bad.any():
+                raise ValueError(f"{path}: {int(bad.sum())} of {len(part)} patch feature row(s) hold NaN or Inf (e.g. "
+                                 f"row {int(np.flatnonzero(bad)[0])}); delete the file so the slide is embedded again "
+                                 f"(or re-export it).")
+            parts.append(torch.from_numpy(part).to(self.dtype))
+            self.files_read += 1
         dims = {p.shape[1] for p in parts}
         if len(dims) != 1:
             raise ValueError(f"features of {paths} have different shapes {[tuple(p.shape) for p in parts]}; all "

@@ -69,10 +69,10 @@ def _survival_frame(path: Path, patient: pd.Series, time: pd.Series, event: pd.S
     """
     df = pd.DataFrame({PATIENT_ID: _patients(path, patient, rule), "time": time, "event": event}
                       ).dropna(subset=[PATIENT_ID])
-    neg = df["time"] < 0
+    neg = df["time"] <= 0
     if neg.any():
-        raise OmicsInputError(f"{path}: negative survival time for {df.loc[neg, PATIENT_ID].tolist()[:5]}; fix the "
-                              f"table.")
+        raise OmicsInputError(f"{path}: survival time <= 0 for {df.loc[neg, PATIENT_ID].tolist()[:5]} (a patient needs "
+                              f"some follow-up); correct these rows or remove them from the table.")
     bad_event = df["event"].notna() & ~df["event"].isin([0.0, 1.0])
     if bad_event.any():
         raise OmicsInputError(f"{path}: event values must be 0/1, found {df.loc[bad_event, 'event'].unique()[:5]}.")

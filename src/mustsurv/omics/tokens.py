@@ -178,8 +178,9 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
         features = assemble_features(rna=rna_frame, cnv=read_cnv(cnv, rule) if cnv is not None else None,
                                      mut=read_maf(maf, rule) if maf else None)
         sources = tuple(str(p) for p in [rna, cnv, *(maf or [])] if p is not None)
-        label = "omics tables"
-    return build_tokens(features, families, rna_transform=applied, sources=sources, source=label)
+        label = f"omics tables ({', '.join(sources)})"
+    return build_tokens(features, families, rna_transform=applied, sources=sources,
+                        source=f"{label} with gene families {gene_families}")
 
 
 def write_tokens(path: str | Path, tokens: Tokens) -> None:

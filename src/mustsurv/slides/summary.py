@@ -139,12 +139,14 @@ def build_summary(features: dict[str, str], patients: dict[str, str] | None = No
         One row per slide, sorted by slide id, columns :data:`SUMMARY_COLUMNS`.
 
     Raises:
-        FeatureFileError: a features file is unusable or has an unknown status; the message says to delete it.
+        FeatureFileError: a features file is unusable or has an unknown status, or slides' features differ in
+            dimension; the message says to delete it.
     """
     patients = dict(patients or {})
     rest = [s for s in features if s not in patients]
     patients.update(zip(rest, patient_ids(rest, "auto", "slide summary")))
     rows = []
+    dims: dict[int, list[str]] = {}
     for slide_id, path in sorted(features.items()):
         info = feature_file_info(path)
         if info["status"] not in STATUSES:
@@ -158,6 +160,14 @@ def build_summary(features: dict[str, str], patients: dict[str, str] | None = No
             "magnification": info["magnification"],
             "features": str(path),
         })
+        if info["n_patches"]:
+            dims.setdefault(info["dim"], []).append(str(path))
+    if len(dims) > 1:
+        common = max(dims, key=lambda d: len(dims[d]))
+        odd = [p for d, paths in dims.items() if d != common for p in paths]
+        raise FeatureFileError(f"features of {len(odd)} slide(s) are not {common}-d like the cohort's others (e.g. "
+                               f"{odd[0]}: {feature_file_info(odd[0])['dim']}-d); every slide of a cohort needs the same "
+                               f"encoder: delete or re-export these files.")
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 

@@ -34,7 +34,13 @@ from mustsurv.train.dmml_data import MagnificationBags, dmml_items
 from mustsurv.train.must import predict
 from mustsurv.train.pipeline import fresh_progress, load_fold
 from mustsurv.train.selection import Selection, make_monitor, scenario_cindex
-from mustsurv.train.trainer import OptimConfig, load_checkpoint, save_checkpoint, seed_everything, train_epochs
+from mustsurv.train.trainer import (
+    OptimConfig,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    train_epochs,
+)
 
 log = logging.getLogger(__name__)
 

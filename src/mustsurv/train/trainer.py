@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -316,8 +317,25 @@ def save_checkpoint(
         kwargs: its constructor arguments.
         meta: extra metadata.
     """
+    record = {"name": name, "kwargs": _interned(kwargs), "state_dict": model.state_dict(), "meta": _interned(meta or {})}
     with atomic_path(path) as tmp:
-        torch.save({"name": name, "kwargs": kwargs, "state_dict": model.state_dict(), "meta": meta or {}}, tmp)
+        torch.save(record, tmp)
+
+
+def _interned(value: Any) -> Any:
+    """``value`` with every string interned, in dicts and lists alike.
+
+    Pickle writes a string once and refers back to it when the same object recurs, so equal strings that are
+    different objects give other bytes: a resumed run's history (keys read back from its progress file) would
+    differ from an uninterrupted run's. Interning makes the checkpoint's bytes depend on the values only.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {_interned(k): _interned(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_interned(v) for v in value)
+    return value
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
