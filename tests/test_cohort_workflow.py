@@ -77,7 +77,7 @@ def test_example_mcat_config_is_valid():
     validate(cfg, str(REPO / "config" / "schema" / "config.schema.yaml"))
     check_config(cfg, check_files=False)
     assert {c: sorted(b) for c, b in cfg["cohorts"].items()} == {
-        c: ["endpoint", "gene_families", "mcat_csv", "patient_ids", "rna_transform", "splits_dir"]
+        c: ["endpoint", "gene_families", "mcat_csv", "patient_ids", "rna_transform", "role", "splits_dir"]
         for c in ("BLCA", "LUAD")}
 
 
