@@ -148,6 +148,7 @@ rule slides_summary_magnification:
         summary=layout.slide_summary("{cohort}", "{mpp}"),
     params:
         slides=lambda wc: list(STUDY.slide_features(wc.cohort, wc.mpp)),
+        patients=lambda wc: STUDY.slide_patients(wc.cohort),
         skip_failed=SLIDES["skip_failed"],
     log:
         "logs/slides/{cohort}/summary_mpp{mpp}.log",
