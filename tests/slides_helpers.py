@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +40,26 @@ def corrupt_tile(path: Path, tile_index: int) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
         fh.write(b"\x00" * 64)
+
+
+def gdc_tree(root: Path, slides: dict[str, np.ndarray], mpp: float = 0.5) -> Path:
+    """A GDC-client style download: each slide in its own UUID folder, plus the GDC manifest listing them.
+
+    Args:
+        root: the download folder.
+        slides: ``{TCGA slide barcode: RGB image}``; files are named ``<barcode>.<UUID>.svs`` as GDC names them.
+        mpp: level-0 microns per pixel of every slide.
+
+    Returns:
+        The manifest (``root/gdc_manifest.txt``, columns id, filename, md5, size, state).
+    """
+    rows = ["id\tfilename\tmd5\tsize\tstate"]
+    for barcode, image in slides.items():
+        file_id = str(uuid.uuid5(uuid.NAMESPACE_URL, barcode))
+        name = f"{barcode}.{str(uuid.uuid5(uuid.NAMESPACE_DNS, barcode)).upper()}.svs"
+        (root / file_id).mkdir(parents=True)
+        path = write_slide(root / file_id / name, image, mpp)
+        rows.append(f"{file_id}\t{name}\t{hashlib.md5(path.read_bytes()).hexdigest()}\t{path.stat().st_size}\treleased")
+    manifest = root / "gdc_manifest.txt"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest

@@ -6,12 +6,13 @@ import torch
 
 from mustsurv.cohort.dataset import CohortFoldDataset
 from mustsurv.cohort.splits import build_folds, write_fold
-from mustsurv.cohort.store import FeatureStore, FoldScaler
+from mustsurv.cohort.store import GIB, FeatureStore, FoldScaler
 from mustsurv.cohort.table import (
     CohortInputError,
     build_cohort_table,
     write_cohort_table,
 )
+from mustsurv.models.batch import collate
 from mustsurv.omics.tokens import build_tokens, write_tokens
 from mustsurv.slides.summary import SUMMARY_COLUMNS, read_summary
 
@@ -73,9 +74,10 @@ def test_items_bags_tokens_and_bins(cohort):
             idx = int(item["patient_id"][-4:])
             if idx < 15:
                 n_expected = (3 + idx) + (4 + idx if idx < 3 else 0)
-                assert item["pathology"].shape == (n_expected, D) and item["pathology"].dtype == torch.float32
+                bag = item["pathology"].load()
+                assert item["pathology"].shape == bag.shape == (n_expected, D) and bag.dtype == torch.float32
                 if idx < 3:  # two slides concatenated in slide order
-                    assert item["pathology"][0, 0] == idx * 10 and item["pathology"][-1, 0] == idx * 10 + 1
+                    assert bag[0, 0] == idx * 10 and bag[-1, 0] == idx * 10 + 1
             else:
                 assert item["pathology"] is None
             if idx >= 5:
@@ -110,17 +112,20 @@ def test_scaler_fit_on_training_fold_only(cohort):
 
 
 def test_store_reads_each_file_once(cohort):
-    store = FeatureStore()
+    store = FeatureStore(dtype=torch.float32)
     train = CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], store=store)
+    assert store.files_read == 0  # items hold lazy bags: building the dataset reads metadata only
     first = [train[i]["pathology"] for i in range(len(train))]
+    assert store.files_read == 0
+    first = [None if b is None else b.load() for b in first]
     n_read = store.files_read
     assert n_read == sum(len(train._paths[p]) for p in train._paths) > 0
-    second = [train[i]["pathology"] for i in range(len(train))]
+    second = [None if b is None else b.load() for b in (train[i]["pathology"] for i in range(len(train)))]
     assert store.files_read == n_read  # the second epoch reads no file
     assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(first, second))
     half = FeatureStore(dtype=torch.float16)
     train16 = CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], store=half)
-    bags = [b for b in (train16[i]["pathology"] for i in range(len(train16))) if b is not None]
+    bags = [b.load() for b in (train16[i]["pathology"] for i in range(len(train16))) if b is not None]
     assert all(b.dtype == torch.float32 for b in bags) and half.nbytes * 2 == store.nbytes
 
 
@@ -152,11 +157,19 @@ def test_folds_of_one_job_share_a_store_and_read_each_bag_once(cohort, tmp_path)
         train, test = data.train, data.test
         for part in (train, test):
             for i in range(len(part)):
-                part[i]
+                collate([part[i]])
         reads.append(store.files_read)
     assert reads[0] == reads[-1] > 0  # every patient is in fold 0's train or test part; later folds read nothing
     fresh = FeatureStore()
     train = fold_datasets(cohort["table"], splits[1], cohort["tokens"], cohort["summary"], store=fresh).train
     for i in range(len(train)):
-        train[i]
+        collate([train[i]])
     assert fresh.files_read > 0  # without the shared store the files are read again
+
+
+def test_dataset_construction_runs_the_preflight(cohort):
+    """A cohort whose largest bag exceeds the cache budget fails when its datasets are built, before training."""
+    biggest = 7  # room for 7 patches in float16: most bags of the train part are larger
+    with pytest.raises(ValueError, match="feature_cache_gb"):
+        CohortFoldDataset(cohort["table"], cohort["tokens"], cohort["split"], cohort["summary"], part=("train",),
+                          store=FeatureStore(budget_gb=biggest * D * 2 / GIB))

@@ -138,7 +138,7 @@ def _write_external(tmp_path, train_val_pairs):
 
 
 def test_external_mcat_splits_honoured(tmp_path, caplog):
-    table = _table(20)
+    table = _table(20, seed=2)  # every test fold has an event
     pats = table["patient_id"].tolist()
     parts = [pats[i::4] for i in range(4)]
     pairs = [([p for j, q in enumerate(parts) if j != k for p in q] + ["TCGA-99-9999"], parts[k]) for k in range(4)]
@@ -150,6 +150,15 @@ def test_external_mcat_splits_honoured(tmp_path, caplog):
         assert r["test"] == sorted(parts[k]) and "TCGA-99-9999" not in r["train"]
         assert r["source"].endswith(f"splits_{k}.csv")
     assert "not in the cohort table" in caplog.text
+
+
+def test_a_test_fold_without_events_is_an_error_naming_the_split_file(tmp_path):
+    table = _table(20)  # seed 0: the third quarter of the patients has no event
+    pats = table["patient_id"].tolist()
+    parts = [pats[i::4] for i in range(4)]
+    _write_external(tmp_path, [([p for j, q in enumerate(parts) if j != k for p in q], parts[k]) for k in range(4)])
+    with pytest.raises(CohortInputError, match=r"fold 2 \(.*splits_2\.csv\): none of its 5 test patients has an event"):
+        build_folds(table, folds=4, seed=0, n_bins=2, validation_fraction=0.0, splits_dir=tmp_path)
 
 
 @pytest.mark.parametrize("problem, message", [("overlap", "both train and val"), ("twice", "also in the val column"),
@@ -201,3 +210,52 @@ def test_config_checks_splits_dir_and_families(tmp_path):
     del block["gene_families"]
     with pytest.raises(ConfigError, match="gene_families"):
         check_config(config)
+
+
+def _sited_table(n_sites=8, per_site=12, seed=1):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(per_site // 2, per_site * 2, n_sites)  # unequal sites
+    ids = [f"TCGA-{chr(65 + s)}{s}-{i:04d}" for s in range(n_sites) for i in range(sizes[s])]
+    n = len(ids)
+    return pd.DataFrame({"patient_id": ids, "time": np.round(rng.exponential(30, n), 2) + 0.1,
+                         "event": (rng.uniform(size=n) < 0.5).astype(int), "has_pathology": 1, "has_genomics": 1,
+                         "slides": ""})
+
+
+def test_group_by_site_keeps_each_site_in_one_test_fold_and_out_of_its_validation():
+    table = _sited_table()
+    site = dict(zip(table["patient_id"], table["patient_id"].str[5:7]))
+    records = build_folds(table, folds=4, seed=0, n_bins=4, validation_fraction=0.25, group_by="site")
+    test_sites = [{site[p] for p in r["test"]} for r in records]
+    for i, a in enumerate(test_sites):
+        assert a and all(not a & b for b in test_sites[i + 1:])  # a site is tested in one fold only
+    assert set().union(*test_sites) == set(site.values())
+    for r, tested in zip(records, test_sites):
+        train_sites = {site[p] for p in r["train"]}
+        val_sites = {site[p] for p in r["validation"]}
+        assert r["group_by"] == "site" and r["validation"]
+        assert not (train_sites | val_sites) & tested  # no test site is seen in training
+        assert not train_sites & val_sites  # validation patients are whole sites
+    # without grouping the same table mixes sites across test folds (the check above is not vacuous)
+    plain = build_folds(table, folds=4, seed=0, n_bins=4, validation_fraction=0.25)
+    plain_sites = [{site[p] for p in r["test"]} for r in plain]
+    assert any(a & b for i, a in enumerate(plain_sites) for b in plain_sites[i + 1:])
+
+
+def test_group_by_site_with_fewer_sites_than_folds_says_so():
+    table = _sited_table(n_sites=3)
+    with pytest.raises(CohortInputError, match=r"3 tissue source site\(s\) \(A0, B1, C2\) for 5 folds.*lower `cv.folds`"):
+        build_folds(table, folds=5, seed=0, n_bins=2, validation_fraction=0.2, group_by="site")
+    inhouse = table.assign(patient_id=[f"P-{i:03d}" for i in range(len(table))])
+    with pytest.raises(CohortInputError, match="not a TCGA barcode"):
+        build_folds(inhouse, folds=2, seed=0, n_bins=2, validation_fraction=0.2, group_by="site")
+
+
+def test_external_splits_under_a_patient_id_rule(tmp_path):
+    ids = [f"P-{i:03d}" for i in range(6)]
+    for k in range(2):
+        test = ids[3 * k:3 * k + 3]
+        pd.DataFrame({"train": [f"{p}-T" for p in ids if p not in test], "val": [f"{p}-T" for p in test]}).to_csv(
+            tmp_path / f"splits_{k}.csv")
+    splits = read_external_splits(tmp_path, 2, ids, rule=r"^(P-\d+)")
+    assert splits[0] == (ids[3:], ids[:3]) and splits[1] == (ids[:3], ids[3:])

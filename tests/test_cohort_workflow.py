@@ -77,4 +77,36 @@ def test_example_mcat_config_is_valid():
     validate(cfg, str(REPO / "config" / "schema" / "config.schema.yaml"))
     check_config(cfg, check_files=False)
     assert {c: sorted(b) for c, b in cfg["cohorts"].items()} == {
-        c: ["gene_families", "mcat_csv", "rna_transform", "splits_dir"] for c in ("BLCA", "LUAD")}
+        c: ["endpoint", "gene_families", "mcat_csv", "patient_ids", "rna_transform", "role", "splits_dir"]
+        for c in ("BLCA", "LUAD")}
+
+
+@pytest.mark.workflow
+def test_in_house_ids_and_an_endpoint_reach_the_cohort_table(tmp_path):
+    """Non-TCGA ids sharing their first 12 characters stay distinct patients; the DSS columns are read."""
+    rng = np.random.default_rng(1)
+    pats = [f"HOSPITAL-2020-{i:04d}" for i in range(24)]
+    (tmp_path / "data").mkdir()
+    dss = np.round(rng.uniform(1, 60, len(pats)), 2)
+    pd.DataFrame({"PATIENT_ID": pats, "OS_MONTHS": dss + 5, "OS_STATUS": "1:DECEASED", "DSS_MONTHS": dss,
+                  "DSS_STATUS": ["1:DEAD WITH TUMOR" if i % 2 else "0:ALIVE OR DEAD TUMOR FREE"
+                                 for i in range(len(pats))]}).to_csv(tmp_path / "data" / "clin.tsv", sep="\t",
+                                                                     index=False)
+    rna = pd.DataFrame(rng.normal(size=(len(GENES), len(pats))), columns=[f"{p}-T1" for p in pats])
+    rna.insert(0, "Hugo_Symbol", GENES)
+    rna.to_csv(tmp_path / "data" / "rna.tsv", sep="\t", index=False)
+    pd.DataFrame({k: pd.Series(v) for k, v in FAMILIES.items()}).to_csv(tmp_path / "data" / "sig.csv", index=False)
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text("cohorts:\n  HOSP:\n    clinical: data/clin.tsv\n    rna: data/rna.tsv\n"
+                   "    gene_families: data/sig.csv\n    rna_transform: none\n"
+                   "    patient_ids: '^(HOSPITAL-\\d{4}-\\d{4})'\n    endpoint: DSS\n"
+                   "cv: {folds: 3}\nmethods: [mlp]\n")
+    targets = [layout.cohort_table("HOSP"), *layout.folds("HOSP", range(3))]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(cfg), "--replace-workflow-config", "--cores", "1", *targets]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / targets[0], sep="\t").set_index("patient_id")
+    assert sorted(table.index) == pats and table["has_genomics"].all()
+    assert np.allclose(table.loc[pats, "time"], dss, atol=1e-4)  # DSS, not OS (= DSS + 5)
+    assert table.loc[pats, "event"].tolist() == [i % 2 for i in range(len(pats))]

@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mustsurv.config import ConfigError, check_config
+from mustsurv.config import ConfigError, check_config, fill_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "config" / "schema" / "config.schema.yaml")
@@ -22,7 +22,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     cfg = _default()
     validate(cfg, SCHEMA)
     check_config(cfg)
-    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4, "validation_fraction": 0.2}
+    assert cfg["cv"] == {"folds": 5, "seed": 0, "n_bins": 4, "validation_fraction": 0.2, "group_by": "none"}
     assert cfg["cohorts"]["DEMO2"]["demo"]["two_slide_fraction"] == 0.2
 
 
@@ -48,7 +48,7 @@ def _real(tmp_path, **extra):
     clinical = tmp_path / "clin.tsv"
     clinical.write_text("PATIENT_ID\tOS_MONTHS\tOS_STATUS\n")
     block = {"clinical": str(clinical), **extra}
-    return {"cohorts": {"BLCA": block}}
+    return fill_defaults({"cohorts": {"BLCA": block}})
 
 
 def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
@@ -62,14 +62,14 @@ def test_semantic_checks_name_the_key_and_the_fix(tmp_path):
     with pytest.raises(ConfigError, match=r"cohorts\.BLCA\.rna: file .*missing\.tsv.* does not exist"):
         check_config(cfg)
     cfg = _real(tmp_path, slides={"sheet": "a.tsv", "glob": "*.svs"})
-    with pytest.raises(ConfigError, match=r"exactly one of `sheet` or `glob`"):
+    with pytest.raises(ConfigError, match=r"exactly one of `sheet`, `glob`, `gdc_manifest`, `gdc_sample_sheet`"):
         check_config(cfg)
-    demo = copy.deepcopy(_default())
+    demo = fill_defaults(copy.deepcopy(_default()))
     demo["cohorts"]["DEMO1"]["clinical"] = "x.tsv"
     with pytest.raises(ConfigError, match=r"cohorts\.DEMO1: a demo cohort"):
         check_config(demo)
     with pytest.raises(ConfigError, match="no survival table"):
-        check_config({"cohorts": {"X": {"rna": "r.tsv"}}}, check_files=False)
+        check_config(fill_defaults({"cohorts": {"X": {"rna": "r.tsv"}}}), check_files=False)
 
 
 def test_malformed_config_fails_at_parse_time_naming_the_key(tmp_path):
@@ -112,3 +112,19 @@ def test_paper_config_carries_the_paper_values():
         if method != "must":
             kwargs = model_class(method).input_kwargs(1536, [82, 328, 513, 452, 183, 277])
             build_model(method, **kwargs, n_bins=4, **paper["baselines"][method]["model"])
+
+
+def test_endpoints_and_patient_id_rules_are_checked_against_their_sources(tmp_path):
+    csv = tmp_path / "all_clean.csv"
+    csv.write_text("case_id,survival_months,censorship,TP53_rnaseq\n")
+    cfg = fill_defaults({"cohorts": {"M": {"mcat_csv": str(csv), "gene_families": str(csv), "endpoint": "DSS"}}})
+    with pytest.raises(ConfigError, match=r"cohorts\.M\.endpoint: DSS needs a `clinical` table"):
+        check_config(cfg)
+    cfg["cohorts"]["M"]["endpoint"] = "OS"
+    check_config(cfg)
+    cfg["cohorts"]["M"]["patient_ids"] = "^(P-[0-9]+"
+    with pytest.raises(ConfigError, match=r"cohorts\.M\.patient_ids: .* nor a valid regular expression"):
+        check_config(cfg)
+    demo = fill_defaults({"cohorts": {"D": {"demo": {"seed": 1}, "endpoint": "PFI"}}})
+    with pytest.raises(ConfigError, match=r"cohorts\.D\.endpoint: a demo cohort has overall survival only"):
+        check_config(demo)

@@ -126,14 +126,17 @@ DEMO_RENAME = {"effects.shared": "effect_shared", "effects.pathology": "effect_p
 def _pairs():
     """(id, schema block keys, code defaults thunk, rename, whole): ``whole`` = every field of the class is a
     key of the block (the class is built from that block by ``from_config``)."""
+    from mustsurv.cohort.splits import build_folds
     from mustsurv.models.must import MUST
     from mustsurv.omics.matrices import read_rna
+    from mustsurv.omics.survival import read_clinical
     from mustsurv.slides.embed import embed_batch
     from mustsurv.slides.reader import Slide, open_slide
     from mustsurv.slides.steps import (
         coords_step,
         patch_batch,
         summary_step,
+        tile_batch,
         tissue_step,
     )
     from mustsurv.train import must as must_train
@@ -167,8 +170,22 @@ def _pairs():
         ("embed_batch", ("slides",), lambda: parameter_defaults(embed_batch), {}, None),
         ("summary_step", ("slides",), lambda: parameter_defaults(summary_step), {}, None),
         ("read_rna", ("omics",), lambda: parameter_defaults(read_rna), {"rna_transform": "transform"}, None),
+        ("read_clinical", ("cohorts", "*"), lambda: parameter_defaults(read_clinical), {"patient_ids": "rule"}, None),
+        ("build_folds", ("cv",), lambda: parameter_defaults(build_folds), {}, None),
     ]
-    for fn in (tissue_step, coords_step, patch_batch, open_slide, Slide.__init__):
+    from mustsurv.models.dmml.distillation import distillation_loss
+    from mustsurv.models.dmml.student import DMMLStudent
+    from mustsurv.models.dmml.teacher import DMMLTeacher
+
+    pairs += [
+        ("DMMLTeacher", ("dmml", "model"), lambda: parameter_defaults(DMMLTeacher.__init__), {}, None),
+        ("DMMLStudent", ("dmml", "model"), lambda: parameter_defaults(DMMLStudent.__init__), {}, None),
+        ("DMMLStudent/student", ("dmml", "student"), lambda: parameter_defaults(DMMLStudent.__init__), {}, None),
+        ("distillation_loss", ("dmml", "distill_loss"), lambda: parameter_defaults(distillation_loss), {}, None),
+    ]
+    for name in ("teacher", "student_train", "distillation"):
+        pairs.append((f"OptimConfig/dmml.{name}", ("dmml", name), lambda: field_defaults(OptimConfig), {}, None))
+    for fn in (tissue_step, coords_step, patch_batch, tile_batch, open_slide, Slide.__init__):
         pairs.append((f"{fn.__qualname__}", ("slides",), lambda fn=fn: parameter_defaults(fn),
                       {"read_retries": "retries"}, None))
     for name in block("baselines")["properties"]:
@@ -247,6 +264,8 @@ def test_load_config_holds_every_key_the_code_reads():
     EmbedParams.from_config(cfg["slides"])
     for stage in ("stage1", "stage2"):
         OptimConfig(**cfg["must"][stage], seed=cfg["training"]["seed"])
+    for stage in ("teacher", "student_train", "distillation"):
+        OptimConfig(**cfg["dmml"][stage], seed=cfg["training"]["seed"])
     for name, baseline in cfg["baselines"].items():
         if "train" in block("baselines", name)["properties"]:
             OptimConfig(**baseline["train"], seed=cfg["training"]["seed"])
@@ -269,7 +288,7 @@ def test_overlays_merge_like_configfile(tmp_path):
     overlay.write_text(yaml.safe_dump({"cv": {"folds": 4}, "methods": ["must", "mlp"],
                                        "baselines": {"mlp": {"model": {}, "train": {"epochs": 2}}}}))
     cfg = load_config(base, [overlay, {"cohorts": {"X": {"demo": {"patients": 12}}}}])
-    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2}
+    assert cfg["cv"] == {"folds": 4, "seed": 7, "n_bins": 4, "validation_fraction": 0.2, "group_by": "none"}
     assert cfg["methods"] == ["must", "mlp"]
     assert cfg["baselines"]["mlp"]["train"]["epochs"] == 2 and cfg["baselines"]["mlp"]["train"]["lr"] == 2e-4
     assert cfg["cohorts"]["X"]["demo"]["patients"] == 12 and cfg["cohorts"]["X"]["demo"]["seed"] == 3
@@ -280,5 +299,16 @@ def test_load_config_names_the_bad_key(tmp_path):
     bad = copy.deepcopy(MINIMAL)
     bad["cohorts"]["X"]["demo"]["patients"] = 3
     with pytest.raises(ConfigError, match=r"cohorts\.X\.demo\.patients"):
+        fill_defaults(bad)
+
+
+def test_an_unknown_key_is_named_with_the_nearest_valid_one():
+    bad = copy.deepcopy(MINIMAL)
+    bad["must"] = {"stage1": {"epoch": 3}}
+    with pytest.raises(ConfigError, match=r"must\.stage1: .*'epoch' was unexpected.*`epoch`: did you mean `epochs`\?"):
+        fill_defaults(bad)
+    bad = copy.deepcopy(MINIMAL)
+    bad["zzz"] = 1
+    with pytest.raises(ConfigError, match=r"`zzz`: valid keys are .*cohorts"):
         fill_defaults(bad)
 

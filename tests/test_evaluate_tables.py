@@ -122,3 +122,14 @@ def test_bad_predictions_are_named(tmp_path):
         read_predictions(bad)
     pd.DataFrame(good).to_csv(bad, sep="\t", index=False)
     assert read_predictions(bad)["survival_2"].item() == 0.6
+
+
+def test_tables_name_their_endpoint(files):
+    from mustsurv.evaluate.report import layout
+
+    long = fold_cindices(files)
+    same = layout(long.assign(endpoint="DSS"), ["A", "B"], "table1")
+    assert list(same.columns)[-1] == "endpoint" and (same["endpoint"] == "DSS").all()
+    mixed = layout(long.assign(endpoint=np.where(long["cohort"] == "A", "DSS", "OS")), ["A", "B"], "table2")
+    assert (mixed["endpoint"] == "A: DSS; B: OS").all()
+    assert "endpoint" not in layout(long, ["A", "B"], "table1").columns

@@ -132,3 +132,21 @@ def test_frames_are_indexed_by_patient_id(tmp_path):
     maf = _write(tmp_path / "m.maf", f"Hugo_Symbol\tTumor_Sample_Barcode\tVariant_Classification\nTP53\t{P1}-01A\t"
                                      "Missense_Mutation\n")
     assert read_rna(rna, "none")[0].index.name == read_maf(maf).index.name == "patient_id"
+
+
+def test_non_tcga_samples_and_collisions(tmp_path):
+    text = "Hugo_Symbol\tP-001-T\tP-002-T\nTP53\t1.0\t2.0\n"
+    frame = read_cnv(_write(tmp_path / "cna.tsv", text.replace("1.0", "1").replace("2.0", "-1")), rule=r"^(P-\d+)")
+    assert frame.index.tolist() == ["P-001", "P-002"] and frame["TP53"].tolist() == [1.0, -1.0]
+    # two samples of one patient under a regex: nothing says which stands for the patient
+    clash = _write(tmp_path / "rna.tsv", "Hugo_Symbol\tP-001-T\tP-001-M\nTP53\t1.0\t2.0\n")
+    with pytest.raises(OmicsInputError, match=r"rna.tsv \(RNA\).*P-001 <- P-001-M, P-001-T"):
+        read_rna(clash, "none", rule=r"^(P-\d+)")
+    # the same sample ids as given are two patients; a sample type ('-11') means nothing outside TCGA
+    frame, _ = read_rna(clash, "none", rule="auto")
+    assert frame.index.tolist() == ["P-001-T", "P-001-M"]
+    maf = _write(tmp_path / "m.maf", "Hugo_Symbol\tTumor_Sample_Barcode\tVariant_Classification\n"
+                                     "TP53\tP-001-T\tMissense_Mutation\nKRAS\tP-001-M\tMissense_Mutation\n")
+    with pytest.raises(OmicsInputError, match=r"Tumor_Sample_Barcode.*P-001 <- P-001-M, P-001-T"):
+        read_maf(maf, rule=r"^(P-\d+)")
+    assert read_maf(maf).index.tolist() == ["P-001-M", "P-001-T"]

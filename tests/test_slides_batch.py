@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import asdict
 
@@ -44,6 +45,20 @@ def test_run_batch_runs_every_slide_and_records_the_failures():
 
     with pytest.raises(OSError, match="disk full"):  # failing to record a failure fails the job
         run_batch(["b"], step, "step", broken)
+
+
+def test_a_full_disk_fails_the_batch_instead_of_marking_the_slide_failed():
+    """ENOSPC is the machine's fault: recorded as a failed slide, the rerun would keep the slide out."""
+    failed = []
+
+    def step(slide_id):
+        if slide_id == "b":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return slide_id
+
+    with pytest.raises(OSError, match="No space left"):
+        run_batch(["a", "b", "c"], step, "step", lambda s, msg: failed.append(s))
+    assert failed == []
 
 
 def test_a_truncated_slide_gets_failed_outputs_and_the_summary_names_it(tmp_path):

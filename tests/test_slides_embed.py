@@ -11,7 +11,7 @@ import torch
 from slides_helpers import corrupt_tile, demo_image, write_slide
 
 import mustsurv.slides.embed as embed_module
-from mustsurv.config import ConfigError, check_config
+from mustsurv.config import ConfigError, check_config, fill_defaults
 from mustsurv.slides.embed import EmbedParams, _batches, embed_slide, region_groups
 from mustsurv.slides.encoders import build_encoder
 from mustsurv.slides.reader import SlideError, open_slide
@@ -140,11 +140,8 @@ def test_summary_from_workflow_and_precomputed_files(slides, encoder, tmp_path):
         embed_slide(slides[sid], tile_slide(slide, [], TileParams()), tmp_path / f"{empty_id}.h5", encoder,
                     EmbedParams())
     pre = trident_file(tmp_path / "TCGA-BB-0001-01Z-00-DX1.UUID.h5")
-    sheet = tmp_path / "slides.tsv"
-    pd.DataFrame({"slide_id": [sid], "patient_id": ["PATIENT-X"], "path": ["x.svs"]}).to_csv(sheet, sep="\t",
-                                                                                              index=False)
     files = {sid: str(tmp_path / f"{sid}.h5"), empty_id: str(tmp_path / f"{empty_id}.h5")}
-    summary_step(files, sheet, tmp_path / "summary.tsv")
+    summary_step(files, {sid: "PATIENT-X"}, tmp_path / "summary.tsv")
     summary_step({pre.stem: str(pre)}, None, tmp_path / "summary_pre.tsv")  # another cohort: another encoder
     df = pd.concat([read_summary(tmp_path / "summary.tsv"), read_summary(tmp_path / "summary_pre.tsv")])
     df = df.set_index("slide_id")
@@ -179,7 +176,7 @@ def test_unreadable_precomputed_files_are_named(tmp_path):
 def test_features_dir_is_a_pathology_modality_in_the_config(tmp_path):
     clinical = tmp_path / "clinical.tsv"
     clinical.write_text("x\n")
-    cfg = {"cohorts": {"C": {"clinical": str(clinical), "features_dir": str(tmp_path)}}}
+    cfg = fill_defaults({"cohorts": {"C": {"clinical": str(clinical), "features_dir": str(tmp_path)}}})
     check_config(cfg)
     cfg["cohorts"]["C"]["features_dir"] = str(tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"cohorts\.C\.features_dir: folder .*absent.* does not exist"):

@@ -133,3 +133,13 @@ def test_thumbnail_in_chunks_matches_whole_read(svs):
         chunked, ds2 = s.thumbnail(2.0, chunk=128)
     assert whole.shape == chunked.shape == (250, 375, 3) and ds == ds2 == pytest.approx(4.0)
     assert np.abs(whole.astype(int) - chunked.astype(int)).mean() < 2
+
+
+def test_thumbnail_sets_every_pixel_up_to_its_edges(tmp_path):
+    """A level whose size does not divide evenly still fills the last row and column (no uninitialised
+    memory, which made QC images differ between two runs)."""
+    slide = write_slide(tmp_path / "TCGA-AA-0000-01Z-00-DX1.svs", np.full((1001, 1500, 3), 200, np.uint8))
+    with open_slide(slide) as s:
+        for mpp in (2.0, 7.0):
+            thumb, _ = s.thumbnail(mpp)
+            assert np.abs(thumb.astype(int) - 200).max() < 20, mpp

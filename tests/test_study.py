@@ -104,6 +104,26 @@ def test_a_run_without_its_own_stage_2_reads_the_main_runs() -> None:
     assert list(files) == ["must_ldm_no_cls", "must"] and list(files["must"]) == ["DEMO1", "DEMO2"]
 
 
+def merged(extra: dict) -> StudyDesign:
+    from mustsurv.config import merge_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    merge_config(config, extra)
+    validate(config, str(SCHEMA))
+    return StudyDesign(config)
+
+
+def test_training_memory_follows_the_cache_the_token_budget_and_the_width() -> None:
+    base = merged({})
+    must = base.training_mem_mb("must")
+    assert merged({"training": {"feature_cache_gb": 8}}).training_mem_mb("must") == must + 4 * 1024
+    assert merged({"training": {"max_tokens_per_batch": 400_000}}).training_mem_mb("must") > must
+    assert merged({"must": {"model": {"dim": 256}}}).training_mem_mb("must") > must
+    wide = merged({"baselines": {"abmil": {"model": {"dim": 512}}}})
+    assert wide.training_mem_mb("abmil") > wide.training_mem_mb("must") == must
+    assert must > base.config["training"]["feature_cache_gb"] * 1024
+
+
 def _blocker(tmp_path: Path, *modules: str) -> Path:
     """A folder of packages that fail on import, to put first on PYTHONPATH."""
     for name in modules:
@@ -128,3 +148,36 @@ def test_workflow_parses_without_torch_or_matplotlib(tmp_path: Path, args: list[
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     assert "blocked for this test" not in out
+
+
+def test_dmml_is_built_only_when_asked_for() -> None:
+    plain = design()
+    assert plain.magnifications == [0.5, 1.0] and plain.extra_magnifications == []
+    assert "dmml" not in plain.reported and "dmml" not in plain.prediction_files("DEMO1")
+    assert not any("mpp1" in t for t in plain.all_targets())
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(SCHEMA))
+    target = StudyDesign(config, targets=["dmml"])
+    assert target.extra_magnifications == [1.0]
+    assert target.prediction_files("DEMO1")["dmml_student"][0] == layout.predictions("DEMO1", "dmml_student", 0)
+    assert ("dmml", "complete", layout.km_figure("DEMO1", "dmml", "complete")) in target.km_figures("DEMO1")
+    assert target.magnification_summaries("DEMO1") == [layout.slide_summary("DEMO1"),
+                                                       "results/cohorts/DEMO1/slides/summary_mpp1.tsv"]
+    assert layout.features("C", "S", "enc", 1.0) == "results/cohorts/C/slides/features/enc/mpp1/S.h5"
+    assert layout.features("C", "S", "enc") == "results/cohorts/C/slides/features/enc/S.h5"
+    listed = design({"methods": ["abmil", "dmml", "dmml_student"]})
+    assert listed.baselines == ["abmil"] and listed.extra_magnifications == [1.0]
+    assert listed.dmml_inputs("DEMO1", "distilled")["teacher"] == [
+        layout.dmml_checkpoint("DEMO1", k, "teacher") for k in listed.folds]
+
+
+def test_precomputed_features_hold_extra_magnifications_in_subfolders(tmp_path) -> None:
+    from mustsurv.study.design import precomputed_features
+
+    (tmp_path / "mpp1").mkdir()
+    (tmp_path / "A.h5").touch()
+    (tmp_path / "mpp1" / "A.h5").touch()
+    assert precomputed_features(tmp_path) == {"A": str(tmp_path / "A.h5")}
+    assert precomputed_features(tmp_path, 1.0) == {"A": str(tmp_path / "mpp1" / "A.h5")}
+    with pytest.raises(FileNotFoundError, match="slides.target_mpp"):
+        precomputed_features(tmp_path, 2.0)

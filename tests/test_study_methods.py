@@ -23,7 +23,7 @@ def test_entry_matches_the_model_class(method: str) -> None:
 
 def test_tables_keep_the_papers_row_order() -> None:
     assert table_methods("table1") == ("abmil", "transmil", "mlp", "snn", "survpath", "cmta", "coxph_pathology",
-                                       "coxph_genomics", "coxph_concat", "must")
-    assert table_methods("table2") == ("smil", "m3care", "shaspec", "ldcvae", "must")
+                                       "coxph_genomics", "coxph_concat", "dmml", "must")
+    assert table_methods("table2") == ("smil", "m3care", "shaspec", "ldcvae", "dmml_student", "must")
     with pytest.raises(ValueError, match="unknown table"):
         table_methods("table3")

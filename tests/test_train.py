@@ -153,3 +153,14 @@ def test_bf16_precision_gives_float32_gradients_close_to_the_float32_ones() -> N
     assert 0 < difference < 0.05
     with pytest.raises(ValueError, match="training.precision"):
         accumulate_group(model, model.main_loss, items, False, torch.device("cpu"), "fp8")
+
+
+def test_checkpoint_bytes_depend_on_values_not_on_string_identity(tmp_path):
+    """A resumed stage's history has keys read back from its progress file (other string objects than the
+    code's literals); its checkpoint must still be byte-identical to an uninterrupted run's."""
+    model = torch.nn.Linear(2, 1)
+    literal = {"history": [{"loss": 1.0}, {"loss": 2.0}]}
+    read_back = {"history": [{"".join(["lo", "ss"]): 1.0}, {"".join(["lo", "ss"]): 2.0}]}
+    for folder, meta in (("a", literal), ("b", read_back)):
+        save_checkpoint(tmp_path / folder / "stage1.pt", model, "linear", {"d": 2}, meta)
+    assert (tmp_path / "a" / "stage1.pt").read_bytes() == (tmp_path / "b" / "stage1.pt").read_bytes()

@@ -46,6 +46,22 @@ def test_must_only_study_with_default_ablations_builds_its_dag(tmp_path):
     assert "must_rank2" in out and "must_rank4" in out and "must_rank16" in out and "baseline" not in out
 
 
+def test_dmml_targets_add_the_10x_features_and_dmml_jobs_only_when_asked_for(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text("cohorts:\n  D1:\n    demo: {seed: 3, patients: 20}\nslides: {target_mpp: [0.5, 1.0]}\n"
+                      "methods: [must]\ndmml: {n_tokens: 16}\n")
+    args = ("--directory", str(tmp_path), "--configfile", str(config), "--replace-workflow-config")
+    plain = _snakemake("-n", *args)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
+    assert "mpp1" not in plain.stdout and "dmml_teacher" not in plain.stdout and "dmml_predict" not in plain.stdout
+    asked = _snakemake("-n", "dmml", "dmml_distillation", *args)
+    assert asked.returncode == 0, asked.stdout[-3000:] + asked.stderr[-3000:]
+    for job in ("slides_tile_D1_b000_mpp1", "slides_embed_D1_b000_mpp1", "slides_summary_magnification",
+                "dmml_teacher", "dmml_student", "dmml_distilled", "dmml_predict", "dmml_distillation_table"):
+        assert job in asked.stdout, job
+    assert layout.km_figure("D1", "dmml_student", "missing_genomics") in asked.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """The tiny test study (.test/config) run through Snakemake in a temporary working directory: the default
@@ -86,7 +102,8 @@ def test_tiny_study_tables_and_figures(tiny_study):
     assert set(long[long.method == "ldcvae"]["scenario"]) == {"complete", "missing_genomics"}
     assert long.loc[long.method != "oracle", "rank"].notna().all()
     table2 = pd.read_csv(tiny_study / layout.study_table("table2.csv"), keep_default_na=False)
-    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall"]
+    assert list(table2.columns) == ["method", "P", "G", "TINY", "Overall", "endpoint"]
+    assert (table2["endpoint"] == "OS").all()
     rows = [m for m in ("smil", "m3care", "shaspec", "ldcvae", "must") for _ in range(3)]
     rows += ["must_zero_fill", "must_zero_fill", "must_ridge", "must_ridge", "oracle", "oracle", "oracle"]
     assert table2["method"].tolist() == rows  # the references only without a modality

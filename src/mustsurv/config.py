@@ -6,13 +6,14 @@ fill every default it gives, so code reads ``block["key"]`` and never repeats a 
 inside nested objects and inside ``additionalProperties`` / ``patternProperties`` blocks (e.g. each
 ``cohorts.<name>.demo``) wherever the enclosing object exists or has a default itself.
 
-:func:`check_config` checks the meaning: a cohort is either ``demo`` or real files, a real cohort has
-survival and a modality, and every file it names exists.
+:func:`check_config` checks the meaning (:func:`config_problems` lists every problem): a cohort is
+either ``demo`` or real files, a real cohort has survival and a modality, and every file it names exists.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -24,9 +25,14 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
+from mustsurv.barcodes import check_rule
 from mustsurv.study.design import OMICS_KEYS
+from mustsurv.study.vocabulary import SLIDE_SOURCES
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema" / "config.schema.yaml"
+
+SLIDE_FILE_KEYS = ("sheet", "gdc_manifest", "gdc_sample_sheet")
+"""Slide sources that are files (checked to exist)."""
 
 REAL_KEYS = ("slides", "clinical", "rna", "cnv", "maf", "mcat_csv", "gene_families", "splits_dir", "features_dir")
 
@@ -94,8 +100,23 @@ def fill_defaults(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[s
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         alternatives = "; ".join(sub.message for sub in error.context or ())  # anyOf/oneOf: what each branch wants
-        raise ConfigError(f"{where}: {error.message}" + (f" ({alternatives})" if alternatives else ""))
+        raise ConfigError(f"{where}: {error.message}" + (f" ({alternatives})" if alternatives else "")
+                          + _unknown_key_hint(error))
     return config
+
+
+def _unknown_key_hint(error) -> str:
+    """For an unknown key (``additionalProperties``), the nearest valid key(s) of its block, else ``""``."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, Mapping):
+        return ""
+    valid = sorted(error.schema.get("properties", {}))
+    hints = []
+    for key in sorted(set(error.instance) - set(valid)):
+        if not isinstance(key, str):
+            continue
+        close = difflib.get_close_matches(key, valid, n=1)
+        hints.append(f"`{key}`: did you mean `{close[0]}`?" if close else f"`{key}`: valid keys are {', '.join(valid)}")
+    return f" ({'; '.join(hints)}; see config/README.md)" if hints else ""
 
 
 def merge_config(config: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,16 +178,90 @@ def _paths_of(block: dict[str, Any]) -> list[tuple[str, str]]:
             out.append((key, block[key]))
     for i, p in enumerate(block.get("maf", [])):
         out.append((f"maf[{i}]", p))
-    if "sheet" in block.get("slides", {}):
-        out.append(("slides.sheet", block["slides"]["sheet"]))
+    for key in SLIDE_FILE_KEYS:
+        if key in block.get("slides", {}):
+            out.append((f"slides.{key}", block["slides"][key]))
     return out
 
 
-def check_config(config: dict[str, Any], check_files: bool = True) -> None:
-    """Check the meaning of a schema-filled config, beyond what the schema expresses.
+def config_problems(config: dict[str, Any], check_files: bool = True) -> list[str]:
+    """Every problem of a schema-filled config beyond what the schema expresses.
 
-    A cohort is either ``demo`` or real files, a real cohort has survival and a modality, and (with
+    A cohort is either ``demo`` or real files, a real cohort has survival and a modality, its slide source
+    and ``patient_ids`` rule are well formed, its endpoint exists in its survival table's format, and (with
     ``check_files``) every file or folder it names exists.
+
+    Args:
+        config: the schema-filled configuration.
+        check_files: also check that named files, ``features_dir`` and ``splits_dir`` exist.
+
+    Returns:
+        One message per problem, each naming the key (``cohorts.<name>...``) and the fix; empty when the
+        config is usable.
+    """
+    out = []
+    if "selection" in config and config["selection"]["mode"] == "validation" and not config["cv"]["validation_fraction"]:
+        out.append("selection.mode: validation needs validation patients; set cv.validation_fraction > 0 "
+                   "(e.g. 0.2) or selection.mode: last_epoch.")
+    for name, block in config["cohorts"].items():
+        out += _cohort_problems(f"cohorts.{name}", block, config, check_files)
+    out += _deploy_problems(config)
+    return out
+
+
+def _cohort_problems(where: str, block: dict[str, Any], config: dict[str, Any], check_files: bool) -> Iterable[str]:
+    """The problems of one cohort block (see :func:`config_problems`)."""
+    if "demo" in block:
+        extra = [k for k in REAL_KEYS if k in block]
+        if extra:
+            yield (f"{where}: a demo cohort is generated by the workflow and cannot also name files "
+                   f"({', '.join(extra)}); remove `demo:` or the file keys.")
+        if block.get("endpoint") not in (None, "OS"):  # demo cohorts have overall survival only
+            yield f"{where}.endpoint: a demo cohort has overall survival only; remove the key or set it to OS."
+        return
+    if "clinical" not in block and "mcat_csv" not in block:
+        yield (f"{where}: no survival table; set `{where}.clinical` (TCGA-CDR, cBioPortal or MCAT style) "
+               f"or `{where}.mcat_csv`, or make it a demo cohort with `{where}.demo.seed`.")
+    if "clinical" not in block and "mcat_csv" in block and block.get("endpoint") not in (None, "OS"):
+        yield (f"{where}.endpoint: {block['endpoint']} needs a `clinical` table (TCGA-CDR or cBioPortal); an MCAT "
+               f"all_clean CSV carries overall survival only.")
+    try:
+        if "patient_ids" in block:
+            check_rule(block["patient_ids"])
+    except ValueError as err:
+        yield f"{where}.{err}"
+    slides = block.get("slides", {})
+    given = [k for k in SLIDE_SOURCES if k in slides]
+    if slides and len(given) != 1:
+        yield f"{where}.slides: give exactly one of {', '.join(f'`{k}`' for k in SLIDE_SOURCES)} (got {given or 'none'})."
+    if "gdc_dir" in slides and not any(k in slides for k in ("gdc_manifest", "gdc_sample_sheet")):
+        yield f"{where}.slides.gdc_dir: only used with `gdc_manifest` or `gdc_sample_sheet`; remove it."
+    has_p = bool(slides) or "features_dir" in block
+    if "features_dir" in block and check_files and not Path(block["features_dir"]).is_dir():
+        yield (f"{where}.features_dir: folder {block['features_dir']!r} does not exist; point it at the folder "
+               f"of precomputed TRIDENT/CLAM feature .h5 files (one per slide, named <slide_id>.h5).")
+    has_g = any(k in block for k in OMICS_KEYS)
+    if not (has_p or has_g):
+        yield f"{where}: no modality; give `slides` (or `features_dir`) and/or omics (`rna`, `cnv`, `maf`, `mcat_csv`)."
+    if has_g and "gene_families" not in block:
+        yield f"{where}.gene_families: omics need the six-family gene CSV (MCAT signatures.csv layout)."
+    if "mcat_csv" in block and any(k in block for k in ("rna", "cnv", "maf")):
+        yield f"{where}: give either `mcat_csv` or separate `rna`/`cnv`/`maf` tables, not both."
+    if "splits_dir" in block and check_files:
+        folds = config["cv"]["folds"]
+        absent = [f"splits_{k}.csv" for k in range(folds)
+                  if not (Path(block["splits_dir"]) / f"splits_{k}.csv").is_file()]
+        if absent:
+            yield (f"{where}.splits_dir: {block['splits_dir']!r} lacks {absent} (cv.folds = {folds}); "
+                   f"fix the path or remove the key to use the workflow's own stratified splits.")
+    if check_files:
+        for key, path in _paths_of(block):
+            if not Path(path).exists():
+                yield f"{where}.{key}: file {path!r} does not exist; fix the path in the config."
+
+
+def check_config(config: dict[str, Any], check_files: bool = True) -> None:
+    """Check the meaning of a schema-filled config, beyond what the schema expresses (:func:`config_problems`).
 
     Args:
         config: the schema-filled configuration.
@@ -176,53 +271,48 @@ def check_config(config: dict[str, Any], check_files: bool = True) -> None:
         ConfigError: naming the first offending key (``cohorts.<name>...``) and the fix; the function
             returns silently when the config is usable.
     """
-    if "selection" in config and config["selection"]["mode"] == "validation" and not config["cv"]["validation_fraction"]:
-        raise ConfigError("selection.mode: validation needs validation patients; set cv.validation_fraction > 0 "
-                          "(e.g. 0.2) or selection.mode: last_epoch.")
-    for name, block in config["cohorts"].items():
-        where = f"cohorts.{name}"
-        if "demo" in block:
-            extra = [k for k in REAL_KEYS if k in block]
-            if extra:
-                raise ConfigError(
-                    f"{where}: a demo cohort is generated by the workflow and cannot also name files "
-                    f"({', '.join(extra)}); remove `demo:` or the file keys."
-                )
+    problems = config_problems(config, check_files)
+    if problems:
+        raise ConfigError(problems[0])
+
+
+def _deploy_problems(config: dict[str, Any]) -> Iterable[str]:
+    """Check ``like``, ``role``, ``deploy`` and ``external``: the keys of the final models and external validation.
+
+    Args:
+        config: the schema-filled configuration.
+
+    Yields:
+        One message per problem, naming the offending key and the fix.
+    """
+    cohorts = config["cohorts"]
+    if cohorts and all(block.get("role") == "external" for block in cohorts.values()):
+        yield "cohorts: every cohort has role external; at least one must be a study cohort (role: study)."
+    for name, block in cohorts.items():
+        like = block["demo"].get("like") if "demo" in block else None
+        if like is None:
             continue
-        if "clinical" not in block and "mcat_csv" not in block:
-            raise ConfigError(
-                f"{where}: no survival table; set `{where}.clinical` (TCGA-CDR, cBioPortal or MCAT style) "
-                f"or `{where}.mcat_csv`, or make it a demo cohort with `{where}.demo.seed`."
-            )
-        slides = block.get("slides", {})
-        if slides and ("sheet" in slides) == ("glob" in slides):
-            raise ConfigError(f"{where}.slides: give exactly one of `sheet` or `glob`.")
-        has_p = bool(slides) or "features_dir" in block
-        if "features_dir" in block and check_files and not Path(block["features_dir"]).is_dir():
-            raise ConfigError(
-                f"{where}.features_dir: folder {block['features_dir']!r} does not exist; point it at the folder "
-                f"of precomputed TRIDENT/CLAM feature .h5 files (one per slide, named <slide_id>.h5)."
-            )
-        has_g = any(k in block for k in OMICS_KEYS)
-        if not (has_p or has_g):
-            raise ConfigError(f"{where}: no modality; give `slides` (or `features_dir`) and/or omics (`rna`, `cnv`, `maf`, `mcat_csv`).")
-        if has_g and "gene_families" not in block:
-            raise ConfigError(
-                f"{where}.gene_families: omics need the six-family gene CSV (MCAT signatures.csv layout)."
-            )
-        if "mcat_csv" in block and any(k in block for k in ("rna", "cnv", "maf")):
-            raise ConfigError(f"{where}: give either `mcat_csv` or separate `rna`/`cnv`/`maf` tables, not both.")
-        if "splits_dir" in block and check_files:
-            folds = config["cv"]["folds"]
-            absent = [f"splits_{k}.csv" for k in range(folds)
-                      if not (Path(block["splits_dir"]) / f"splits_{k}.csv").is_file()]
-            if absent:
-                raise ConfigError(f"{where}.splits_dir: {block['splits_dir']!r} lacks {absent} (cv.folds = {folds}); "
-                                  f"fix the path or remove the key to use the workflow's own stratified splits.")
-        if check_files:
-            for key, path in _paths_of(block):
-                if not Path(path).exists():
-                    raise ConfigError(f"{where}.{key}: file {path!r} does not exist; fix the path in the config.")
+        if like == name or like not in cohorts or "demo" not in cohorts[like] or cohorts[like]["demo"].get("like") is not None:
+            yield f"cohorts.{name}.demo.like: {like!r} must name another demo cohort that has no `like` itself."
+            continue
+        if cohorts[like]["demo"].get("seed") == block["demo"].get("seed"):
+            yield (f"cohorts.{name}.demo.seed: equals the seed of {like} (its `like`); give it another seed "
+                   f"so that it draws new patients.")
+    unknown = [m for m in config.get("deploy", {}).get("methods", ()) if m not in config.get("methods", ())]
+    if unknown:
+        yield f"deploy.methods: {unknown} are not in `methods`; add them there or remove them."
+    for i, pair in enumerate(config.get("external", ())):
+        where = f"external[{i}]"
+        absent = [key for key in ("train", "test") if pair[key] not in cohorts]
+        for key in absent:
+            yield f"{where}.{key}: no cohort {pair[key]!r}; name one of {', '.join(cohorts)}."
+        if absent:
+            continue
+        if cohorts[pair["train"]].get("role") == "external":
+            yield (f"{where}.train: {pair['train']} has role external; the training cohort of a pair must be "
+                   f"a study cohort (its folds choose the final models' epochs).")
+        if pair["train"] == pair["test"]:
+            yield f"{where}: train and test are both {pair['train']}; external validation needs another cohort."
 
 
 PAPER_CONFIG = SCHEMA.parents[1] / "paper.yaml"

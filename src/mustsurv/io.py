@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from pathlib import Path
 from typing import Iterator
@@ -13,7 +14,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     A failure inside the block removes the temporary file and leaves any existing ``path`` untouched,
-    so an interrupted step never leaves a half-written output that Snakemake would take as finished.
+    so an interrupted step never leaves a half-written output that Snakemake would take as finished. A
+    process killed with SIGKILL cannot remove its temporary file: the next writer of ``path`` removes such
+    leftovers (``.<name>.tmp<pid>``) first (only one job writes an output at a time).
 
     Args:
         path: the final output path; its parent folder is created.
@@ -24,6 +27,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp*"):
+        if stale.name[len(final.name) + 5:].isdigit():
+            stale.unlink(missing_ok=True)
     try:
         yield tmp
         os.replace(tmp, final)

@@ -6,6 +6,9 @@ rule cohort_table:
         unpack(lambda wc: STUDY.cohort_table_inputs(wc.cohort)),
     output:
         layout.cohort_table("{cohort}"),
+    params:
+        patient_ids=lambda wc: STUDY.patient_id_rule(wc.cohort),
+        endpoint=lambda wc: STUDY.endpoint(wc.cohort),
     log:
         "logs/cohort/{cohort}/table.log",
     benchmark:
@@ -31,6 +34,8 @@ rule cohort_splits:
         n_bins=config["cv"]["n_bins"],
         validation_fraction=config["cv"]["validation_fraction"],
         splits_dir=lambda wc: config["cohorts"][wc.cohort].get("splits_dir"),
+        patient_ids=lambda wc: STUDY.patient_id_rule(wc.cohort),
+        group_by=config["cv"]["group_by"],
     log:
         "logs/cohort/{cohort}/splits.log",
     benchmark:

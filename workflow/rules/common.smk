@@ -1,26 +1,44 @@
 """Config, cohorts and wildcard constraints; every path and target list comes from mustsurv.study."""
 
 import re
+import sys
 
 from mustsurv.config import check_config
 from mustsurv.study import layout
 from mustsurv.study.design import StudyDesign, rule_name
-from mustsurv.study.methods import scenarios_of
+from mustsurv.study.methods import DMML_RUNS, scenarios_of
+
+
+
+def requested_targets():
+    """The targets on this snakemake command line (Snakemake exposes them to a Snakefile only after parsing).
+
+    A job re-parsing the Snakefile on a cluster node sees none: there, list DMML's methods in `methods`.
+    """
+    from snakemake.cli import get_argument_parser
+
+    try:
+        return get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or []
+    except SystemExit:  # not a snakemake command line (e.g. the Snakefile parsed from a test)
+        return []
+
 
 check_config(config)
-STUDY = StudyDesign(config)
+STUDY = StudyDesign(config, targets=requested_targets())  # the `dmml` target adds DMML's rows to the tables
+STUDY.check_slide_inputs()  # an empty slide list or features_dir fails here, naming the pattern
 COHORTS = STUDY.cohorts
 FOLDS = STUDY.folds
 SLIDES = config["slides"]
 
 
 wildcard_constraints:
-    cohort="|".join(re.escape(c) for c in COHORTS),
+    cohort="|".join(re.escape(c) for c in STUDY.all_cohorts),
     slide=r"[A-Za-z0-9._-]+",
     fold=r"\d+",
     run="|".join(STUDY.must_runs),
     method="|".join(STUDY.baselines) or "(?!)",  # no baseline configured: match nothing
     table="|".join(STUDY.ablation_tables),
+    mpp=r"[0-9.]+",
 
 
 def per_fold(path_of):

@@ -6,7 +6,7 @@ rule demo_tables:
     output:
         **layout.demo_tables("{cohort}"),
     params:
-        demo=lambda wc: config["cohorts"][wc.cohort]["demo"],
+        demo=lambda wc: STUDY.demo_block(wc.cohort),
     log:
         "logs/demo/{cohort}/tables.log",
     benchmark:
@@ -31,7 +31,7 @@ for _cohort in STUDY.demo_cohorts:
                 svs=[layout.demo_slide(_cohort, s) for s in _ids],
             params:
                 cohort=_cohort,
-                demo=config["cohorts"][_cohort]["demo"],
+                demo=STUDY.demo_block(_cohort),
                 slide_ids=_ids,
             log:
                 f"logs/demo/{_cohort}/slides/{_batch}.log",

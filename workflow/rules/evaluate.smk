@@ -16,6 +16,8 @@ rule must_predict:
         seed=config["training"]["seed"],
         selection=config["selection"],
         device=config["training"]["device"],
+        feature_cache_gb=config["training"]["feature_cache_gb"],
+        max_tokens=config["training"]["max_tokens_per_batch"],
     log:
         "logs/evaluate/{cohort}/{run}.log",
     benchmark:
@@ -24,7 +26,7 @@ rule must_predict:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=STUDY.training_mem_mb("must"),
         runtime=60,
         gpu=config["training"]["gpu"],
     script:
@@ -40,6 +42,8 @@ rule must_references:
     params:
         selection=config["selection"],
         device=config["training"]["device"],
+        feature_cache_gb=config["training"]["feature_cache_gb"],
+        max_tokens=config["training"]["max_tokens_per_batch"],
     log:
         "logs/evaluate/{cohort}/must_references.log",
     benchmark:
@@ -48,7 +52,7 @@ rule must_references:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=STUDY.training_mem_mb("must"),
         runtime=30,
         gpu=config["training"]["gpu"],
     script:

@@ -8,6 +8,7 @@ rule omics_tokens:
         layout.tokens("{cohort}"),
     params:
         rna_transform=lambda wc: STUDY.rna_transform(wc.cohort),
+        patient_ids=lambda wc: STUDY.patient_id_rule(wc.cohort),
     log:
         "logs/omics/{cohort}/tokens.log",
     benchmark:

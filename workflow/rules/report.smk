@@ -12,6 +12,7 @@ rule cohort_tables:
         predictions=lambda wc: STUDY.prediction_files(wc.cohort),
         selection=config["selection"]["mode"],
         must=config["must"],
+        endpoint=lambda wc: STUDY.endpoint(wc.cohort),
     log:
         "logs/report/{cohort}/tables.log",
     benchmark:
@@ -37,7 +38,8 @@ rule study_tables:
     params:
         cohorts=COHORTS,
         provenance={"selection": config["selection"], "must": config["must"], "cv": config["cv"],
-                    "training": config["training"]},
+                    "training": config["training"], "endpoints": {c: STUDY.endpoint(c) for c in COHORTS},
+                    "patient_ids": {c: STUDY.patient_id_rule(c) for c in COHORTS}},
     log:
         "logs/report/study_tables.log",
     benchmark:
@@ -106,7 +108,7 @@ rule km_figures:
         figures=[
             report(layout.km_figure("{cohort}", m, s), caption="../report/km.rst", category="Kaplan-Meier",
                    subcategory="{cohort}")
-            for m in STUDY.methods
+            for m in STUDY.reported
             for s in scenarios_of(m)
         ],
         pvalues=layout.cohort_report("{cohort}", "logrank.tsv"),

@@ -8,9 +8,14 @@ slide's features can be asked for as a target. A slide that cannot be read gets 
 summary then stops the run naming it (or leaves it out with `slides.skip_failed`), so no finished
 slide's outputs are ever discarded. A cohort with `features_dir` skips these rules: its summary is built
 from the precomputed TRIDENT/CLAM feature files. Paths come from mustsurv.study.layout.
+
+Extra magnifications (`slides.target_mpp` after the first, e.g. DMML's 10x) are tiled in the main
+magnification's tissue mask and embedded by the same encoder into their own folders and summary; their
+rules exist for every configured magnification but run only when a requested method reads them.
 """
 
-TILING = {k: SLIDES[k] for k in ("target_mpp", "mpp_tolerance", "patch_size", "min_tissue_fraction", "region_patches")}
+TILING = {k: SLIDES[k] for k in ("mpp_tolerance", "patch_size", "min_tissue_fraction", "region_patches")}
+TILING["target_mpp"] = STUDY.magnifications[0]
 EMBED = {k: SLIDES[k] for k in ("batch_size", "num_workers", "region_patches", "read_retries")}
 
 ENCODER = SLIDES["encoder"]  # a registry name or timm:<arch> (the schema checks the form at parse time)
@@ -78,6 +83,86 @@ for _cohort in STUDY.embedded_cohorts():
             script:
                 "../scripts/slides_embed.py"
 
+        for _mpp in STUDY.magnifications[1:]:
+            _coords = [layout.magnification_coords(_cohort, s, _mpp) for s in _ids]
+            _tag = layout.mpp_folder(_mpp)
+
+            rule:
+                name:
+                    rule_name("slides_tile", _cohort, _batch, _tag)
+                input:
+                    slides=[_slides[s] for s in _ids],
+                    geojson=[o["geojson"] for o in _outs.values()],
+                    sheet=[_sheet] if _sheet else [],
+                output:
+                    coords=_coords,
+                params:
+                    slide_ids=_ids,
+                    tiling={**TILING, "target_mpp": _mpp},
+                    retries=SLIDES["read_retries"],
+                log:
+                    f"logs/slides/{_cohort}/patch/{_tag}/{_batch}.log",
+                benchmark:
+                    f"benchmarks/rules/slides/{_cohort}/patch/{_tag}/{_batch}.tsv"
+                conda:
+                    "../../envs/mustsurv.yaml"
+                threads: 1
+                resources:
+                    mem_mb=4000,
+                    runtime=5 + 2 * len(_ids),
+                script:
+                    "../scripts/slides_tile.py"
+
+            rule:
+                name:
+                    rule_name("slides_embed", _cohort, _batch, _tag)
+                input:
+                    slides=[_slides[s] for s in _ids],
+                    coords=_coords,
+                output:
+                    features=[layout.features(_cohort, s, ENCODER, _mpp) for s in _ids],
+                params:
+                    slide_ids=_ids,
+                    encoder=ENCODER,
+                    weights=(SLIDES["encoder_weights"] or {}).get(ENCODER),
+                    embed=EMBED,
+                    device=SLIDES["device"],
+                log:
+                    f"logs/slides/{_cohort}/features/{ENCODER}/{_tag}/{_batch}.log",
+                benchmark:
+                    f"benchmarks/rules/slides/{_cohort}/features/{ENCODER}/{_tag}/{_batch}.tsv"
+                conda:
+                    "../../envs/mustsurv.yaml"
+                threads: SLIDES["threads"]
+                resources:
+                    **SLIDES["embed_resources"],
+                script:
+                    "../scripts/slides_embed.py"
+
+
+rule slides_summary_magnification:
+    input:
+        features=lambda wc: list(STUDY.slide_features(wc.cohort, wc.mpp).values()),
+        sheet=lambda wc: [STUDY.slide_sheet(wc.cohort)] if STUDY.slide_sheet(wc.cohort) else [],
+    output:
+        summary=layout.slide_summary("{cohort}", "{mpp}"),
+    params:
+        slides=lambda wc: list(STUDY.slide_features(wc.cohort, wc.mpp)),
+        patients=lambda wc: STUDY.slide_patients(wc.cohort),
+        skip_failed=SLIDES["skip_failed"],
+    log:
+        "logs/slides/{cohort}/summary_mpp{mpp}.log",
+    benchmark:
+        "benchmarks/rules/slides/{cohort}/summary_mpp{mpp}.tsv"
+    conda:
+        "../../envs/mustsurv.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/slides_summary.py"
+
 
 rule slides_summary:
     input:
@@ -88,6 +173,7 @@ rule slides_summary:
         provenance=layout.slide_provenance("{cohort}"),
     params:
         slides=lambda wc: list(STUDY.slide_features(wc.cohort)),
+        patients=lambda wc: STUDY.slide_patients(wc.cohort),
         skip_failed=SLIDES["skip_failed"],
     log:
         "logs/slides/{cohort}/summary.log",

@@ -25,6 +25,8 @@ for _stage in layout.MUST_STAGES:
             selection=config["selection"],
             device=config["training"]["device"],
             precision=config["training"]["precision"],
+            feature_cache_gb=config["training"]["feature_cache_gb"],
+            max_tokens=config["training"]["max_tokens_per_batch"],
         log:
             f"logs/train/{{cohort}}/{{run}}/stage{_stage}.log",
         benchmark:
@@ -34,7 +36,7 @@ for _stage in layout.MUST_STAGES:
             "../../envs/mustsurv.yaml"
         threads: config["training"]["threads"]
         resources:
-            mem_mb=8000,
+            mem_mb=STUDY.training_mem_mb("must"),
             runtime=(120 if _stage == 3 else 60) * len(FOLDS),
             gpu=config["training"]["gpu"],
         script:
@@ -52,6 +54,8 @@ rule baseline:
         seed=config["training"]["seed"],
         selection=config["selection"],
         device=config["training"]["device"],
+        feature_cache_gb=config["training"]["feature_cache_gb"],
+        max_tokens=config["training"]["max_tokens_per_batch"],
     log:
         "logs/train/{cohort}/{method}.log",
     benchmark:
@@ -60,7 +64,7 @@ rule baseline:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wc: STUDY.training_mem_mb(wc.method),
         runtime=60 * len(FOLDS),
         gpu=config["training"]["gpu"],
     script:

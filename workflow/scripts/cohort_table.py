@@ -9,7 +9,8 @@ log = log_to_file(snakemake.log[0])
 inp = snakemake.input
 keys = set(inp.keys())
 survival = read_survival(clinical=inp.clinical if "clinical" in keys else None,
-                         mcat_csv=inp.mcat_csv if "mcat_csv" in keys else None)
+                         mcat_csv=inp.mcat_csv if "mcat_csv" in keys else None,
+                         rule=snakemake.params.patient_ids, endpoint=snakemake.params.endpoint)
 table = build_cohort_table(
     survival,
     genomics_patients=read_tokens(inp.tokens).patients if "tokens" in keys else None,

@@ -4,14 +4,16 @@ import torch
 
 from mustsurv.cohort.store import FeatureStore
 from mustsurv.logging_utils import log_to_file
+from mustsurv.models.batch import set_max_tokens
 from mustsurv.train.pipeline import predict_must
 from mustsurv.train.selection import Selection
 from mustsurv.train.trainer import training_device
 
 log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+torch.set_num_threads(snakemake.config["training"]["threads"])  # the config's, not --cores': same arithmetic
 device = training_device(snakemake.params.device, snakemake.resources.gpu)
-store = FeatureStore()  # every fold of this job shares the bags read from disk
+store = FeatureStore(budget_gb=snakemake.params.feature_cache_gb)  # shared by the job's folds
+set_max_tokens(snakemake.params.max_tokens)
 out = snakemake.output
 for split, model, tsv, npz, no_ldm in zip(snakemake.input.splits, snakemake.input.models, out.predictions,
                                          out.decomposition, out.no_ldm):

@@ -7,13 +7,15 @@ from mustsurv.cohort.store import FeatureStore
 from mustsurv.evaluate.predictions import write_predictions
 from mustsurv.evaluate.references import reference_predictions
 from mustsurv.logging_utils import log_to_file
+from mustsurv.models.batch import set_max_tokens
 from mustsurv.train.pipeline import load_fold
 from mustsurv.train.selection import Selection
 from mustsurv.train.trainer import load_checkpoint, training_device
 
 log = log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-store = FeatureStore()
+torch.set_num_threads(snakemake.config["training"]["threads"])  # the config's, not --cores': same arithmetic
+store = FeatureStore(budget_gb=snakemake.params.feature_cache_gb)  # shared by the job's folds
+set_max_tokens(snakemake.params.max_tokens)
 device = training_device(snakemake.params.device, snakemake.resources.gpu)
 selection = Selection.from_config(snakemake.params.selection)
 for k, (split, ckpt) in enumerate(zip(snakemake.input.splits, snakemake.input.models)):

@@ -13,6 +13,7 @@ tokens = make_tokens(
     maf=list(inp.maf) if "maf" in keys else None,
     mcat_csv=inp.mcat_csv if "mcat_csv" in keys else None,
     transform=snakemake.params.rna_transform,
+    rule=snakemake.params.patient_ids,
 )
 write_tokens(snakemake.output[0], tokens)
 log.info("wrote %s: %d patients, families %s, sizes %s", snakemake.output[0], len(tokens.patients),

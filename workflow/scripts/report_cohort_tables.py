@@ -9,7 +9,8 @@ log = log_to_file(snakemake.log[0])
 cohort = snakemake.wildcards.cohort
 long = cohort_long_table(cohort, snakemake.params.predictions, snakemake.input.cohort, list(snakemake.input.splits),
                          snakemake.input.get("truth"))
-long = long.assign(selection=snakemake.params.selection, must_config=must_config_label(snakemake.params.must))
+long = long.assign(selection=snakemake.params.selection, must_config=must_config_label(snakemake.params.must),
+                   endpoint=snakemake.params.endpoint)
 write_table(long, snakemake.output.long, sep="\t")
 for key in ("table1", "table2"):
     table = layout(long, [cohort], key)

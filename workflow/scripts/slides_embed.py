@@ -11,5 +11,5 @@ embed_batch(
     snakemake.params.weights,
     snakemake.params.embed,
     snakemake.params.device,
-    snakemake.threads,
+    snakemake.config["slides"]["threads"],  # the config's, not --cores': the same arithmetic at any core count
 )

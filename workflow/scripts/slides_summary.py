@@ -6,9 +6,9 @@ from mustsurv.slides.steps import summary_step
 log_to_file(snakemake.log[0])
 summary_step(
     dict(zip(snakemake.params.slides, snakemake.input.features)),
-    snakemake.input.sheet[0] if snakemake.input.sheet else None,
+    snakemake.params.patients,
     snakemake.output.summary,
     snakemake.params.skip_failed,
-    provenance_out=snakemake.output.provenance,
+    provenance_out=snakemake.output.get("provenance"),  # the main magnification's; an extra one is checked only
     cohort=snakemake.wildcards.cohort,
 )

@@ -15,15 +15,18 @@ slide summary are resolved against the current working directory (the workflow's
 Item ``ds[i]`` (one patient, in sorted patient order)::
 
     {"patient_id": str,
-     "pathology": torch.FloatTensor (N, D) | None,      # all usable slides' features concatenated
+     "pathology": Bag | None,    # all usable slides' features concatenated: bag.load() -> (N, D) float32
      "genomics": list of F torch.FloatTensor (d_k,) | None,   # fold-wise scaled family tokens
      "time": float (months), "event": int (1 = death observed), "bin": int (0..K-1)}
 
 Attributes: ``family_sizes`` (list of d_k), ``family_names``, ``pathology_dim`` (D, or None when no patient
 of the cohort has slides), ``bin_edges`` (K+1 floats, last inf), ``n_bins``, ``patients``, ``scaler``,
-``store``. Omics tokens are scaled once at construction; bags are read from disk on first access and
-then served from the in-memory :class:`~mustsurv.cohort.store.FeatureStore` (pass one ``store`` to
-several datasets to share it; use ``num_workers=0`` in a DataLoader so the cache stays in this process).
+``store``. Omics tokens are scaled once at construction. An item's pathology is a
+:class:`~mustsurv.cohort.store.Bag` handle: nothing is read until ``load()`` (which
+:func:`~mustsurv.models.batch.collate` calls), so lists of items hold no bag memory; the bag then comes from
+the bounded :class:`~mustsurv.cohort.store.FeatureStore` (pass one ``store`` to several datasets to share
+it; use ``num_workers=0`` in a DataLoader so the cache stays in this process). The store's preflight checks
+the part's feature files at construction (one dimension; every bag fits ``training.feature_cache_gb``).
 Bags have different N, so batch with batch size 1 or a custom collate.
 """
 
@@ -39,7 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mustsurv.cohort.splits import assign_bins, read_fold
-from mustsurv.cohort.store import FeatureStore, FoldScaler, feature_dim
+from mustsurv.cohort.store import Bag, FeatureStore, FoldScaler, feature_dim
 from mustsurv.cohort.table import (
     HAS_GENOMICS,
     HAS_PATHOLOGY,
@@ -97,6 +100,8 @@ class CohortFoldDataset(Dataset):
             ValueError: ``part`` names an unknown part, or a held-out part is given no scaler.
             CohortInputError: the split or the cohort table is stale, or a modality's file is missing; the message
                 names the file and the fix.
+            ValueError: the feature files mix dimensions or a bag exceeds the store's budget
+                (:meth:`~mustsurv.cohort.store.FeatureStore.preflight`).
         """
         parts = (part,) if isinstance(part, str) else tuple(part)
         if not parts or any(p not in PARTS for p in parts):
@@ -175,10 +180,21 @@ class CohortFoldDataset(Dataset):
                 raise CohortInputError(f"{summary_tsv}: slide(s) {absent[:3]} of patient {p} are missing or unusable; "
                                        f"the cohort table is stale — rebuild it.")
             self._paths[p] = [str(summary.at[s, "features"]) for s in ids]
-        usable = [str(f) for f in summary.loc[summary["usable"], "features"]]
-        first = next(iter(self._paths.values()), None)
-        probe = first[0] if first else next((f for f in usable if Path(f).is_file()), None)
-        self.pathology_dim = feature_dim(probe) if probe is not None else None
+        self.pathology_dim = self.store.preflight(self._paths)
+        if self.pathology_dim is None:  # no patient of this part has slides: D from the cohort's first usable file
+            probe = next((str(f) for f in summary.loc[summary["usable"], "features"] if Path(f).is_file()), None)
+            self.pathology_dim = feature_dim(probe) if probe is not None else None
+
+    def genomics_of(self, patient: str) -> list[torch.Tensor] | None:
+        """A patient's scaled family tokens, without reading its bag.
+
+        Args:
+            patient: the patient id.
+
+        Returns:
+            F tensors (d_k,), or None for a patient without genomics.
+        """
+        return self._omics.get(patient)
 
     def __len__(self) -> int:
         """Number of patients in this part."""
@@ -189,7 +205,7 @@ class CohortFoldDataset(Dataset):
         p = self.patients[i]
         return {
             "patient_id": p,
-            "pathology": self.store.get(p, self._paths[p]) if p in self._paths else None,
+            "pathology": Bag(self.store, p, self._paths[p]) if p in self._paths else None,
             "genomics": self._omics.get(p),
             "time": float(self.time[i]),
             "event": int(self.event[i]),

@@ -2,9 +2,9 @@
 
 Columns (one row per patient, sorted by patient id)::
 
-    patient_id     str    patient id (first 12 characters of the TCGA barcode)
-    time           float  overall survival time in months
-    event          int    1 = death observed, 0 = censored
+    patient_id     str    patient id (under the cohort's ``patient_ids`` rule, :mod:`mustsurv.barcodes`)
+    time           float  time to the cohort's endpoint (OS, DSS, PFI or DFI) or censoring, in months
+    event          int    1 = event observed, 0 = censored
     has_pathology  int    1 when the patient has at least one usable slide (status ok and n_patches > 0)
     has_genomics   int    1 when the patient is a row of tokens.h5
     slides         str    usable slide ids joined by ',' (empty when has_pathology = 0)
@@ -38,23 +38,29 @@ class CohortInputError(ValueError):
     """A cohort-assembly input cannot be used; the message names the file and the fix."""
 
 
-def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | None = None) -> pd.DataFrame:
+def read_survival(clinical: str | Path | None = None, mcat_csv: str | Path | None = None, rule: str = "auto",
+                  endpoint: str = "OS") -> pd.DataFrame:
     """Read per-patient survival from the clinical table, else from the MCAT all_clean CSV.
 
     Args:
         clinical: a clinical table (TCGA-CDR, cBioPortal or MCAT style).
         mcat_csv: an MCAT all_clean CSV, used when ``clinical`` is None.
+        rule: the cohort's ``patient_ids`` rule.
+        endpoint: ``OS``, ``DSS``, ``PFI`` or ``DFI`` (an MCAT CSV carries ``OS`` only).
 
     Returns:
         Columns patient_id, time (months), event; NaN = unknown.
 
     Raises:
-        CohortInputError: neither source is given.
+        CohortInputError: neither source is given, or an endpoint other than OS is asked of an MCAT CSV.
     """
     if clinical is not None:
-        return read_clinical(clinical)
+        return read_clinical(clinical, rule, endpoint)
     if mcat_csv is not None:
-        return read_mcat_csv(mcat_csv).survival
+        if endpoint != "OS":
+            raise CohortInputError(f"{mcat_csv}: an MCAT all_clean CSV carries overall survival only; endpoint "
+                                   f"{endpoint} needs a `clinical` table (TCGA-CDR or cBioPortal).")
+        return read_mcat_csv(mcat_csv, rule).survival
     raise CohortInputError("no survival source: configure `clinical` or `mcat_csv` for the cohort.")
 
 
@@ -97,7 +103,7 @@ def build_cohort_table(survival: pd.DataFrame, genomics_patients: list[str] | se
                     n_nomod, sorted(surv_ids - with_modality)[0])
     if table.empty:
         raise CohortInputError(f"{source}: no patient has both survival and a modality; check that patient ids agree "
-                               f"between the survival table, the omics tables and the slides (first 12 characters).")
+                               f"between the survival table, the omics tables and the slides (the cohort's `patient_ids` rule).")
     table["event"] = table["event"].astype(int)
     table[HAS_PATHOLOGY] = table[PATIENT_ID].map(lambda p: int(p in slides))
     table[HAS_GENOMICS] = table[PATIENT_ID].map(lambda p: int(p in omics))

@@ -156,11 +156,14 @@ class StudyPlan:
         name: the cohort's name.
         settings: the settings it was made from.
         patients: the patients, in plan order.
+        model: the settings of the cohort whose generating model this one shares (config ``like``; its seed
+            gives the gene loadings), None for a cohort with a model of its own.
     """
 
     name: str
     settings: DemoSettings
     patients: tuple[PatientSpec, ...]
+    model: DemoSettings | None = None
 
     @property
     def slides(self) -> list[SlideSpec]:
@@ -216,12 +219,28 @@ def _barcodes(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
+def plan_from_config(name: str, block: dict) -> StudyPlan:
+    """The plan of a demo cohort from its config block.
+
+    Args:
+        name: the cohort's name.
+        block: its ``demo`` block as :meth:`mustsurv.study.design.StudyDesign.demo_block` resolves it (a ``like``
+            cohort's block carries that cohort's block as ``model``).
+
+    Returns:
+        The plan.
+    """
+    model = DemoSettings.from_config(block["model"]) if "model" in block else None
+    return make_plan(name, DemoSettings.from_config(block), model)
+
+
+def make_plan(name: str, settings: DemoSettings, model: DemoSettings | None = None) -> StudyPlan:
     """Make the deterministic plan of a demo cohort: the same settings always give the same plan.
 
     Args:
         name: the cohort's name.
         settings: its demo settings.
+        model: the settings of the cohort whose generating model it shares (``like``), or None.
 
     Returns:
         The plan.
@@ -283,4 +302,4 @@ def make_plan(name: str, settings: DemoSettings) -> StudyPlan:
                 slides=tuple(slides),
             )
         )
-    return StudyPlan(name=name, settings=settings, patients=tuple(patients))
+    return StudyPlan(name=name, settings=settings, patients=tuple(patients), model=model)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mustsurv.demo.genes import FAMILIES, UNASSIGNED, all_family_genes
-from mustsurv.demo.plan import StudyPlan
+from mustsurv.demo.plan import StudyPlan, make_plan
 from mustsurv.io import atomic_path
 from mustsurv.study.layout import DEMO_TABLES
 from mustsurv.study.vocabulary import PATIENT_ID
@@ -94,23 +94,32 @@ def write_rna_cnv(plan: StudyPlan, rna_path: Path, cnv_path: Path) -> None:
         rna_path: the ``rna.tsv`` to write.
         cnv_path: the ``cnv.tsv`` to write.
     """
-    rng = np.random.default_rng([plan.settings.seed, 7])
     genes = all_family_genes() + UNASSIGNED
     pats = _genomics_patients(plan)
     z = np.array([[p.shared, p.genomics] for p in pats])  # (n, 2)
     n_genes = len(genes)
+    # the generating model (loadings) comes from the seed of the cohort whose model this one shares; its
+    # stream is replayed with that cohort's own noise draws, so the loadings are identical
+    model = plan.model or plan.settings
+    n_model = len(pats) if plan.model is None else len(_genomics_patients(make_plan("model", model)))
+    rng = np.random.default_rng([model.seed, 7])
     load = rng.normal(0, 1.0, size=(2, n_genes)) * (rng.uniform(size=(2, n_genes)) < 0.3)
     base = rng.uniform(3.0, 11.0, size=n_genes)
     # the trace of the pathology factor: its own sparse loadings from its own stream
-    trng = np.random.default_rng([plan.settings.seed, 7, 1])
+    trng = np.random.default_rng([model.seed, 7, 1])
     tload = trng.normal(0, 1.0, size=n_genes) * (trng.uniform(size=n_genes) < 0.3)
+    noise = rng.normal(0, 0.6, size=(n_model, n_genes))
+    cload = rng.normal(0, 0.8, size=n_genes) * (rng.uniform(size=n_genes) < 0.4)
+    cnoise = rng.normal(0, 0.7, size=(n_model, n_genes))
+    if plan.model is not None:  # new patients: noise of their own
+        own = np.random.default_rng([plan.settings.seed, 7, 2])
+        noise, cnoise = own.normal(0, 0.6, size=(len(pats), n_genes)), own.normal(0, 0.7, size=(len(pats), n_genes))
     trace = np.array([p.pathology_in_omics for p in pats])
-    log_expr = base + z @ load + trace[:, None] * tload[None, :] + rng.normal(0, 0.6, size=(len(pats), n_genes))
+    log_expr = base + z @ load + trace[:, None] * tload[None, :] + noise
     rsem = np.round(np.exp2(np.clip(log_expr, 0, None)) - 1.0, 4)
     _write_tsv(_gene_matrix(plan, rsem, genes), rna_path)
 
-    cload = rng.normal(0, 0.8, size=n_genes) * (rng.uniform(size=n_genes) < 0.4)
-    latent = z[:, 1:2] * cload[None, :] + rng.normal(0, 0.7, size=(len(pats), n_genes))
+    latent = z[:, 1:2] * cload[None, :] + cnoise
     calls = np.digitize(latent, [-1.6, -0.8, 0.8, 1.6]) - 2
     _write_tsv(_gene_matrix(plan, calls.astype(int), genes), cnv_path)
 

@@ -18,8 +18,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from mustsurv.cohort.store import announce  # noqa: E402
 from mustsurv.io import atomic_path  # noqa: E402
-from mustsurv.models.batch import PatientItem, collate  # noqa: E402
+from mustsurv.models.batch import PatientItem, collate, item_buckets  # noqa: E402
 
 PAIRS = {
     "cos_u_p_u_g": ("u_p_hat", "u_g_hat"),
@@ -37,7 +38,7 @@ def decomposition_cosines(model, dataset: Sequence[PatientItem], batch_size: int
     Args:
         model: the trained MUST.
         dataset: the patients; those lacking a modality are skipped.
-        batch_size: patients per forward pass.
+        batch_size: the most patients per forward pass (:func:`~mustsurv.models.batch.item_buckets`).
 
     Returns:
         The cosines of :data:`PAIRS`, each (N,), and ``cosine_map`` (N, 2, 6) (rows :data:`MAP_ROWS`, columns
@@ -47,8 +48,9 @@ def decomposition_cosines(model, dataset: Sequence[PatientItem], batch_size: int
     device = next(model.parameters()).device
     items = [it for it in dataset if it["pathology"] is not None and it["genomics"] is not None]
     out: dict[str, list[np.ndarray]] = {k: [] for k in [*PAIRS, "cosine_map"]}
-    for start in range(0, len(items), batch_size):
-        d = model.decompose(collate(items[start : start + batch_size]).to(device))
+    announce(items)
+    for bucket in item_buckets(items, batch_size):
+        d = model.decompose(collate(bucket).to(device))
         vec = {name: getattr(d, name) for name in ("g_p", "g_g", "u_p_hat", "u_g_hat", "c_pg_hat", "c_gp_hat")}
         vec["u_p_hat + c_gp_hat"] = d.u_p_hat + d.c_gp_hat
         vec["u_g_hat + c_pg_hat"] = d.u_g_hat + d.c_pg_hat

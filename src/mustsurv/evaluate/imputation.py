@@ -20,7 +20,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from mustsurv.models.batch import PatientItem, collate
+from mustsurv.cohort.store import announce
+from mustsurv.models.batch import PatientItem, collate, item_buckets
 from mustsurv.models.must import MUST
 from mustsurv.survival.loss import risk_from_hazards
 
@@ -89,7 +90,7 @@ def components(model: MUST, items: Sequence[PatientItem], batch_size: int = 16) 
     Args:
         model: the trained MUST.
         items: the patients; those lacking a modality are skipped.
-        batch_size: patients per forward pass.
+        batch_size: the most patients per forward pass (:func:`~mustsurv.models.batch.item_buckets`).
 
     Returns:
         The components, each (N, D).
@@ -101,7 +102,9 @@ def components(model: MUST, items: Sequence[PatientItem], batch_size: int = 16) 
     complete = [it for it in items if it["pathology"] is not None and it["genomics"] is not None]
     if not complete:
         raise ValueError("no patient has both modalities; the imputation analysis needs complete patients")
-    parts = [model.decompose(collate(complete[s:s + batch_size])) for s in range(0, len(complete), batch_size)]
+    announce(complete)
+    device = next(model.parameters()).device
+    parts = [model.decompose(collate(bucket).to(device)) for bucket in item_buckets(complete, batch_size)]
     return Components(*(torch.cat([getattr(d, k) for d in parts])
                         for k in ("g_p", "g_g", "u_p_hat", "u_g_hat", "c_hat")))
 

@@ -36,7 +36,7 @@ def training_median_split(pred: pd.DataFrame) -> np.ndarray:
     return pred["risk"].to_numpy(dtype=float) > pred["train_median_risk"].to_numpy(dtype=float)
 
 
-def km_figure(pred: pd.DataFrame, title: str, path: str | Path) -> float:
+def km_figure(pred: pd.DataFrame, title: str, path: str | Path, split: str = "each fold's training median") -> float:
     """Draw KM curves (95 % CI bands, censor ticks, at-risk table) of the risk groups; return the log-rank p.
 
     Args:
@@ -44,6 +44,7 @@ def km_figure(pred: pd.DataFrame, title: str, path: str | Path) -> float:
             ``time``, ``event``; N rows); groups from :func:`training_median_split`.
         title: First line of the figure title (the log-rank p is added).
         path: The PNG to write.
+        split: What ``train_median_risk`` is, for the title.
 
     Returns:
         The log-rank p-value between the groups (NaN when one group is empty).
@@ -68,7 +69,7 @@ def km_figure(pred: pd.DataFrame, title: str, path: str | Path) -> float:
     ax.set_xlabel("time (months)")
     ax.set_ylabel("overall survival")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{title}\nsplit at each fold's training median · log-rank p = {p:.3g}", fontsize=10)
+    ax.set_title(f"{title}\nsplit at {split} · log-rank p = {p:.3g}", fontsize=10)
     ax.legend(loc="lower left", frameon=False)
     if fitters:
         add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"], fig=fig)

@@ -21,7 +21,7 @@ from torch import Tensor
 from mustsurv.evaluate.imputation import Components, RidgeImputer, components
 from mustsurv.evaluate.predictions import survival_columns
 from mustsurv.evaluate.zero_fill import zero_filled
-from mustsurv.models.batch import PatientItem, collate
+from mustsurv.models.batch import PatientItem, collate, item_buckets
 from mustsurv.models.must import MUST
 from mustsurv.study.methods import REFERENCES
 from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY, PATIENT_ID
@@ -37,8 +37,8 @@ def _zero_fill_survival(model: MUST, items: list[PatientItem], missing: str, bat
     """(N, K) survival of the complete-data head with ``missing``'s input zero-filled."""
     device = next(model.parameters()).device
     filled = zero_filled(items, missing)
-    return torch.cat([model.predict_survival(collate(filled[s:s + batch_size]).to(device), "complete").cpu()
-                      for s in range(0, len(filled), batch_size)])
+    return torch.cat([model.predict_survival(collate(bucket).to(device), "complete").cpu()
+                      for bucket in item_buckets(filled, batch_size)])
 
 
 @torch.no_grad()

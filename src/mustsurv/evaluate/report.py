@@ -63,14 +63,34 @@ def layout(long: pd.DataFrame, cohorts: list[str], which: str) -> pd.DataFrame:
         which: ``table1`` or ``table2`` (Table 2 also lists MUST's references after MUST).
 
     Returns:
-        The table in the paper's layout.
+        The table in the paper's layout; with an ``endpoint`` column in ``long``, a last column ``endpoint``
+        (:func:`endpoint_label`).
     """
     order = table_methods(which) + (tuple(REFERENCES) if which == "table2" else ())
     present = set(long["method"])
     methods = [m for m in order if m in present] + ([ORACLE] if ORACLE in present else [])
     dagger = {m: dagger_of(m) for m in methods if m != ORACLE} if which == "table1" else None
-    return paper_table(long, cohorts, methods, dagger=dagger,
-                       every_scenario=table_methods("table2") if which == "table2" else ())
+    table = paper_table(long, cohorts, methods, dagger=dagger,
+                        every_scenario=table_methods("table2") if which == "table2" else ())
+    if "endpoint" in long.columns:
+        table["endpoint"] = endpoint_label(long, cohorts)
+    return table
+
+
+def endpoint_label(long: pd.DataFrame, cohorts: list[str]) -> str:
+    """Name the survival endpoint(s) of a table's cohorts.
+
+    Args:
+        long: the long C-index table with an ``endpoint`` column.
+        cohorts: the table's cohorts.
+
+    Returns:
+        The endpoint when every cohort has the same one (``DSS``), else ``cohort: endpoint`` pairs joined
+        by ``; `` (``BLCA: DSS; LUAD: OS``).
+    """
+    per = {c: ",".join(sorted(set(long.loc[long["cohort"] == c, "endpoint"]))) for c in cohorts}
+    values = set(per.values())
+    return values.pop() if len(values) == 1 else "; ".join(f"{c}: {e}" for c, e in per.items())
 
 
 def km_figures(cohort: str, predictions: dict[str, list[str]], out: dict[tuple[str, str], str],

@@ -8,7 +8,8 @@ from typing import Literal, Sequence
 
 import torch
 
-from mustsurv.models.batch import PatientItem, collate
+from mustsurv.cohort.store import announce
+from mustsurv.models.batch import PatientItem, collate, item_buckets
 from mustsurv.models.must import MUST
 from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY
 from mustsurv.survival.metrics import c_index
@@ -35,7 +36,8 @@ def zero_filled(items: Sequence[PatientItem], modality: Modality) -> list[Patien
             continue
         new = dict(it)
         if modality == PATHOLOGY:
-            new["pathology"] = torch.zeros_like(it["pathology"])
+            bag = it["pathology"]  # a lazy bag is not read: its shape comes from the files' metadata
+            new["pathology"] = torch.zeros_like(bag) if isinstance(bag, torch.Tensor) else torch.zeros(bag.shape)
         elif modality == GENOMICS:
             new["genomics"] = [torch.zeros_like(v) for v in it["genomics"]]
         else:
@@ -64,8 +66,9 @@ def zero_fill_cindex(model: MUST, items: Sequence[PatientItem], modality: Modali
     filled = zero_filled(items, modality)
     device = next(model.parameters()).device
     risks = []
-    for start in range(0, len(filled), batch_size):
-        batch = collate(filled[start:start + batch_size]).to(device)
+    announce(filled)
+    for bucket in item_buckets(filled, batch_size):
+        batch = collate(bucket).to(device)
         risks.append(model.predict_risk(batch, "complete").cpu())
     risk = torch.cat(risks).numpy()
     return c_index([float(it["time"]) for it in filled], [int(it["event"]) for it in filled], risk)

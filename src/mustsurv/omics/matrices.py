@@ -1,7 +1,7 @@
 """Readers of gene x sample matrices and MAFs, as TCGA users download them, into patient x gene frames.
 
-Every reader returns a float64 frame indexed by patient id (index name ``patient_id``: the first 12
-characters of a TCGA barcode, :mod:`mustsurv.barcodes`), columns = HGNC gene symbols, NaN = not measured;
+Every reader returns a float64 frame indexed by patient id (index name ``patient_id``: the sample id under
+the cohort's ``patient_ids`` rule, :mod:`mustsurv.barcodes`), columns = HGNC gene symbols, NaN = not measured;
 what it changed or dropped is counted in the ``mustsurv.omics`` log, and bad input raises
 :class:`~mustsurv.omics.tables.OmicsInputError` with a message naming the file and the fix.
 
@@ -30,7 +30,15 @@ from typing import Iterable, Literal
 import numpy as np
 import pandas as pd
 
-from mustsurv.barcodes import is_normal, patient_of, sample_rank, sample_type
+from mustsurv.barcodes import (
+    PatientIdError,
+    check_collisions,
+    is_normal,
+    patient_ids,
+    resolve_rule,
+    sample_rank,
+    sample_type,
+)
 from mustsurv.omics.tables import (
     OmicsInputError,
     read_table,
@@ -63,19 +71,35 @@ _GENE_COLUMNS = ("Hugo_Symbol", "Gene Symbol", "gene_symbol", "GeneSymbol", "Gen
 _ANNOTATION_COLUMNS = frozenset({"Entrez_Gene_Id", "Locus ID", "Cytoband", "Gene ID", "Entrez_Id", "Description"})
 
 
-def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
+def collapse_samples(matrix: pd.DataFrame, path: Path, what: str, rule: str = "auto") -> pd.DataFrame:
     """Collapse sample x feature rows to patient x feature rows.
 
-    Drops normal/control samples, keeps the lowest tumour type and averages ties.
+    Under the TCGA rule: drops normal/control samples, keeps the lowest tumour type and averages ties.
+    Under any other rule sample types mean nothing: two distinct samples of one patient are an error.
 
     Args:
         matrix: one row per sample id (index).
         path: the source file, for messages.
         what: name of the data in messages.
+        rule: the cohort's ``patient_ids`` rule.
 
     Returns:
         A float frame indexed by patient id (``patient_id``).
+
+    Raises:
+        OmicsInputError: a sample id cannot be mapped to a patient, or distinct sample ids collide under
+            a rule other than ``tcga``.
     """
+    resolved = resolve_rule(matrix.index.astype(str), rule)
+    try:
+        patients = patient_ids(matrix.index, resolved, f"{path} ({what})")
+        check_collisions(matrix.index, patients, resolved, f"{path} ({what})")
+    except PatientIdError as err:
+        raise OmicsInputError(str(err)) from err
+    if resolved != "tcga":
+        frame = matrix.copy()
+        frame.index = pd.Index(patients, name=PATIENT_ID)
+        return frame
     samples = pd.Series(matrix.index, index=matrix.index)
     types = samples.map(sample_type)
     normal = types.map(is_normal).astype(bool)
@@ -84,7 +108,7 @@ def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFram
                  samples[normal].iloc[0])
     matrix = matrix.loc[~normal.to_numpy()]
     types = types[~normal.to_numpy()]
-    patients = [patient_of(s) for s in matrix.index]
+    patients = [p for p, n in zip(patients, normal) if not n]
     rank = types.map(sample_rank).to_numpy()
     frame = matrix.copy()
     frame.index = pd.Index(patients, name=PATIENT_ID)
@@ -109,7 +133,7 @@ def collapse_samples(matrix: pd.DataFrame, path: Path, what: str) -> pd.DataFram
 # Gene x sample matrices
 
 
-def read_gene_matrix(path: str | Path, what: str) -> pd.DataFrame:
+def read_gene_matrix(path: str | Path, what: str, rule: str = "auto") -> pd.DataFrame:
     """Read a gene x sample matrix (cBioPortal, GISTIC or Xena) into a patient x gene float frame.
 
     Rows without a gene symbol are dropped, duplicated gene symbols are averaged, duplicated sample columns
@@ -118,6 +142,7 @@ def read_gene_matrix(path: str | Path, what: str) -> pd.DataFrame:
     Args:
         path: the matrix file.
         what: name of the data in messages (``"RNA"``, ``"CNV"``).
+        rule: the cohort's ``patient_ids`` rule (:func:`collapse_samples`).
 
     Returns:
         float64 values with NaN for missing cells, index = patient id (``patient_id``), columns = gene symbols
@@ -161,7 +186,7 @@ def read_gene_matrix(path: str | Path, what: str) -> pd.DataFrame:
         n_dup = int(frame.index.duplicated().sum())
         log.warning("%s: %d duplicated sample column(s); their %s values are averaged", path, n_dup, what)
         frame = frame.groupby(level=0, sort=False).mean()
-    return collapse_samples(frame, path, what)
+    return collapse_samples(frame, path, what, rule)
 
 
 def rna_transform(frame: pd.DataFrame, transform: RnaTransform, source: str | Path) -> tuple[pd.DataFrame, str]:
@@ -198,25 +223,27 @@ def rna_transform(frame: pd.DataFrame, transform: RnaTransform, source: str | Pa
     return frame, chosen
 
 
-def read_rna(path: str | Path, transform: RnaTransform = "auto") -> tuple[pd.DataFrame, str]:
+def read_rna(path: str | Path, transform: RnaTransform = "auto", rule: str = "auto") -> tuple[pd.DataFrame, str]:
     """Read an RNA gene x sample matrix and transform it.
 
     Args:
         path: the matrix file.
         transform: ``auto``, ``log2p1`` or ``none`` (see :func:`rna_transform`).
+        rule: the cohort's ``patient_ids`` rule.
 
     Returns:
         The patient x gene frame after the transform, and the transform applied.
     """
-    frame = read_gene_matrix(path, "RNA")
+    frame = read_gene_matrix(path, "RNA", rule)
     return rna_transform(frame, transform, path)
 
 
-def read_cnv(path: str | Path) -> pd.DataFrame:
+def read_cnv(path: str | Path, rule: str = "auto") -> pd.DataFrame:
     """Read a GISTIC thresholded CNV gene x sample matrix (values -2..2).
 
     Args:
         path: the matrix file.
+        rule: the cohort's ``patient_ids`` rule.
 
     Returns:
         A patient x gene frame.
@@ -224,7 +251,7 @@ def read_cnv(path: str | Path) -> pd.DataFrame:
     Raises:
         OmicsInputError: a value lies outside -2..2.
     """
-    frame = read_gene_matrix(path, "CNV")
+    frame = read_gene_matrix(path, "CNV", rule)
     vals = frame.to_numpy()
     bad = np.isfinite(vals) & ~np.isin(vals, [-2.0, -1.0, 0.0, 1.0, 2.0])
     if bad.any():
@@ -234,7 +261,7 @@ def read_cnv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def read_maf(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+def read_maf(paths: str | Path | Iterable[str | Path], rule: str = "auto") -> pd.DataFrame:
     """Read MAF file(s) into a binary patient x gene frame (1 = at least one non-silent call, see :data:`NON_SILENT`).
 
     Every patient with any call (silent ones included) in the MAF(s) is a row; a patient absent from all
@@ -242,12 +269,15 @@ def read_maf(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 
     Args:
         paths: one MAF or several.
+        rule: the cohort's ``patient_ids`` rule; under the TCGA rule calls on normal samples are dropped and a
+            patient's tumour samples pooled, under any other rule distinct samples of one patient are an error.
 
     Returns:
         The patient x gene 0/1 frame.
 
     Raises:
-        OmicsInputError: a MAF lacks a required column or has no calls with a Tumor_Sample_Barcode.
+        OmicsInputError: a MAF lacks a required column, has no calls with a Tumor_Sample_Barcode, or its
+            sample ids cannot be mapped to patients or collide.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -262,7 +292,15 @@ def read_maf(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         df = df.loc[:, ~pd.Index(df.columns).duplicated()][sorted(need)].dropna(subset=["Tumor_Sample_Barcode"])
         if df.empty:
             raise OmicsInputError(f"{path}: the MAF has no calls with a Tumor_Sample_Barcode.")
-        normal = df["Tumor_Sample_Barcode"].map(sample_type).map(is_normal).astype(bool)
+        barcodes = df["Tumor_Sample_Barcode"].astype(str)
+        resolved = resolve_rule(barcodes.unique(), rule)
+        try:
+            mapped = patient_ids(barcodes, resolved, f"{path} (Tumor_Sample_Barcode)")
+            check_collisions(barcodes, mapped, resolved, f"{path} (Tumor_Sample_Barcode)")
+        except PatientIdError as err:
+            raise OmicsInputError(str(err)) from err
+        df = df.assign(**{PATIENT_ID: mapped})
+        normal = barcodes.map(sample_type).map(is_normal).astype(bool) & (resolved == "tcga")
         if normal.any():
             log.warning("%s: %d call(s) on normal/control samples dropped", path, int(normal.sum()))
             df = df[~normal]
@@ -271,8 +309,7 @@ def read_maf(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         if len(ignored):
             log.info("%s: %d call(s) not counted as mutations: %s", path, int(ignored.sum()),
                      ", ".join(f"{k or '(empty)'}={v}" for k, v in ignored.items()))
-        df = df.assign(**{PATIENT_ID: df["Tumor_Sample_Barcode"].map(patient_of)},
-                       hit=cls.isin(NON_SILENT).astype(np.float64))
+        df = df.assign(hit=cls.isin(NON_SILENT).astype(np.float64))
         parts.append(df)
     calls = pd.concat(parts, ignore_index=True)
     patients = sorted(calls[PATIENT_ID].unique())

@@ -142,7 +142,7 @@ def build_tokens(features: pd.DataFrame, families: dict[str, list[str]], rna_tra
 
 def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: str | Path | None = None,
                 maf: list[str | Path] | None = None, mcat_csv: str | Path | None = None,
-                transform: str = "auto") -> Tokens:
+                transform: str = "auto", rule: str = "auto") -> Tokens:
     """Read a cohort's omics inputs (separate tables or an MCAT all_clean CSV) and build its tokens.
 
     Args:
@@ -154,6 +154,7 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
         transform: the RNA transform (``auto``, ``log2p1``, ``none``; see
             :func:`mustsurv.omics.matrices.rna_transform`), applied to the RNA matrix or to the ``_rnaseq``
             columns of the MCAT table.
+        rule: the cohort's ``patient_ids`` rule (:mod:`mustsurv.barcodes`), applied to every table's ids.
 
     Returns:
         The tokens.
@@ -165,7 +166,7 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
     if mcat_csv is not None:
         if rna is not None or cnv is not None or maf:
             raise ValueError("give either mcat_csv or separate rna/cnv/maf tables, not both")
-        features = read_mcat_csv(mcat_csv).features
+        features = read_mcat_csv(mcat_csv, rule).features
         rna_cols = [c for c in features.columns if c.endswith("_rnaseq")]
         applied = "none"
         if rna_cols:
@@ -173,12 +174,13 @@ def make_tokens(gene_families: str | Path, rna: str | Path | None = None, cnv: s
         sources = (str(mcat_csv),)
         label = str(mcat_csv)
     else:
-        rna_frame, applied = read_rna(rna, transform) if rna is not None else (None, "none")
-        features = assemble_features(rna=rna_frame, cnv=read_cnv(cnv) if cnv is not None else None,
-                                     mut=read_maf(maf) if maf else None)
+        rna_frame, applied = read_rna(rna, transform, rule) if rna is not None else (None, "none")
+        features = assemble_features(rna=rna_frame, cnv=read_cnv(cnv, rule) if cnv is not None else None,
+                                     mut=read_maf(maf, rule) if maf else None)
         sources = tuple(str(p) for p in [rna, cnv, *(maf or [])] if p is not None)
-        label = "omics tables"
-    return build_tokens(features, families, rna_transform=applied, sources=sources, source=label)
+        label = f"omics tables ({', '.join(sources)})"
+    return build_tokens(features, families, rna_transform=applied, sources=sources,
+                        source=f"{label} with gene families {gene_families}")
 
 
 def write_tokens(path: str | Path, tokens: Tokens) -> None:

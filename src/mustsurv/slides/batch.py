@@ -6,17 +6,22 @@ cost the others their outputs: every slide is attempted, and a slide that fails 
 and gets *failure outputs* (zero patches, ``status = failed`` and the error in their attributes) written
 by ``on_failure``. The batch job itself succeeds, so Snakemake keeps every finished slide; the cohort's
 slide summary then stops the run naming the failed slides (or, with ``slides.skip_failed``, leaves them
-out of their patients' bags and reports them).
+out of their patients' bags and reports them). A full disk or quota (ENOSPC, EDQUOT) is no fault of the
+slide: it fails the job, so the rerun after space returns embeds the slide instead of reading it as failed.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 
 log = logging.getLogger("mustsurv.slides")
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""Errors of the machine, not of a slide: they fail the job instead of being recorded as a failed slide."""
 
 
 def run_batch(slide_ids: Sequence[str], step: Callable[[str], T], what: str,
@@ -25,7 +30,8 @@ def run_batch(slide_ids: Sequence[str], step: Callable[[str], T], what: str,
 
     An exception of one slide (``Exception``, not ``KeyboardInterrupt``) is logged with the slide's name
     and handed to ``on_failure(slide_id, message)``, which writes that slide's failure outputs; the
-    remaining slides still run. An error inside ``on_failure`` propagates (the job then fails).
+    remaining slides still run. An error inside ``on_failure`` propagates (the job then fails), and so
+    does a full disk (:data:`DISK_FULL`).
 
     Args:
         slide_ids: the slides of the batch.
@@ -43,6 +49,9 @@ def run_batch(slide_ids: Sequence[str], step: Callable[[str], T], what: str,
         try:
             results[slide_id] = step(slide_id)
         except Exception as exc:  # noqa: BLE001 - recorded per slide in its outputs
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                log.error("%s: %s stopped: %s; free space and rerun", slide_id, what, exc)
+                raise
             failures[slide_id] = f"{type(exc).__name__}: {exc}"
             log.exception("%s: %s failed (%d/%d); writing it as a failed slide", slide_id, what, i, len(slide_ids))
             on_failure(slide_id, failures[slide_id])

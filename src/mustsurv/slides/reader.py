@@ -291,10 +291,10 @@ class Slide:
         step = max(1, int(chunk // factor)) * factor  # level px per chunk, a whole number of output px
         ys = np.arange(0, lh, step)
         xs = np.arange(0, lw, step)
-        for ly in ys:
-            oy0, oy1 = round(ly / factor), min(out_h, round(min(ly + step, lh) / factor))
+        for ly in ys:  # the last piece of a row or column reaches the output's edge (no pixel left unset)
+            oy0, oy1 = round(ly / factor), out_h if ly + step >= lh else min(out_h, round((ly + step) / factor))
             for lx in xs:
-                ox0, ox1 = round(lx / factor), min(out_w, round(min(lx + step, lw) / factor))
+                ox0, ox1 = round(lx / factor), out_w if lx + step >= lw else min(out_w, round((lx + step) / factor))
                 if oy1 <= oy0 or ox1 <= ox0:
                     continue
                 w = int(min(math.ceil(step), lw - int(lx)))

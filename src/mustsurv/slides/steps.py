@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mustsurv.cohort.slides import read_sheet
 from mustsurv.io import atomic_path
 from mustsurv.slides.batch import run_batch
 from mustsurv.slides.provenance import FIELDS, cohort_provenance
@@ -139,17 +138,45 @@ def patch_batch(slides: dict[str, PathLike], sheet: PathLike | None, outputs: di
     return run_batch(list(slides), one, "segmentation and tiling", failed)[1]
 
 
+def tile_batch(slides: dict[str, PathLike], sheet: PathLike | None, geojsons: dict[str, PathLike],
+               coords: dict[str, PathLike], tiling: dict[str, Any], retries: int = 2) -> dict[str, str]:
+    """Tile a batch of slides at another magnification inside their existing tissue masks.
+
+    A slide that fails (or whose mask records a failure) gets a failed coords file and the others go on.
+
+    Args:
+        slides: ``{slide_id: slide file}``.
+        sheet: the slide sheet (MPP fallback), or None.
+        geojsons: per slide id, its tissue GeoJSON (from the main magnification's segmentation).
+        coords: per slide id, the coords ``.h5`` to write.
+        tiling: the config's ``slides`` block with this magnification's ``target_mpp``.
+        retries: extra attempts of a failed read.
+
+    Returns:
+        ``{slide_id: error}`` of the slides that failed.
+    """
+
+    def one(slide_id: str) -> int:
+        return coords_step(slides[slide_id], slide_id, sheet, geojsons[slide_id], coords[slide_id], tiling, retries)
+
+    def failed(slide_id: str, error: str) -> None:
+        write_coords(coords[slide_id], failed_tiles(slide_id, error))
+
+    return run_batch(list(slides), one, f"tiling at {tiling['target_mpp']} um/px", failed)[1]
+
+
 class SlideFailedError(RuntimeError):
     """Slides of a cohort failed in segmentation, tiling or embedding; the message names them and the fix."""
 
 
-def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike, skip_failed: bool = False,
-                 provenance_out: PathLike | None = None, cohort: str = "") -> None:
+def summary_step(features: dict[str, str], patients: dict[str, str] | None, out: PathLike,
+                 skip_failed: bool = False, provenance_out: PathLike | None = None, cohort: str = "") -> None:
     """Write the cohort's slide summary from its features files, after checking their provenance.
 
     Args:
         features: ``{slide_id: features file}``.
-        sheet: the slide sheet (patient ids), or None (the first 12 characters of the slide ids).
+        patients: ``{slide_id: patient id}`` (:meth:`mustsurv.study.design.StudyDesign.slide_patients`), or
+            None (the slide ids under the ``auto`` rule).
         out: the ``summary.tsv`` to write.
         skip_failed: list failed slides with that status (left out of the bags) instead of stopping.
         provenance_out: where to write the features' common provenance as JSON (None: not written).
@@ -161,10 +188,6 @@ def summary_step(features: dict[str, str], sheet: PathLike | None, out: PathLike
         FeatureFileError: a features file is unusable or has an unknown status.
         ProvenanceError: the feature files disagree on encoder, dimension, MPP, patch size or weights.
     """
-    patients = None
-    if sheet:
-        df = read_sheet(sheet)
-        patients = dict(zip(df["slide_id"], df[PATIENT_ID]))
     table = build_summary(features, patients)  # checks every file's datasets first
     provenance = cohort_provenance(features, cohort)
     log.info("features: %s", ", ".join(f"{k}={provenance[k]}" for k in FIELDS))

@@ -6,7 +6,7 @@ the GeoJSON, coords and features files), :func:`write_summary` and :func:`read_s
 per slide, sorted by slide id)::
 
     slide_id       str    slide id (file name without its suffix)
-    patient_id     str    patient id (the slide sheet's, else the first 12 characters of the slide id)
+    patient_id     str    patient id (from the cohort's slide list and `patient_ids` rule)
     status         str    ok, empty_mask (no tissue, no patches) or failed (unreadable; the error is in
                           its features file)
     n_patches      int    rows of the features file
@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from mustsurv.barcodes import patient_of
+from mustsurv.barcodes import patient_ids
 from mustsurv.io import atomic_path
 from mustsurv.study.vocabulary import PATIENT_ID
 
@@ -132,30 +132,42 @@ def build_summary(features: dict[str, str], patients: dict[str, str] | None = No
 
     Args:
         features: ``{slide_id: features h5}``.
-        patients: ``{slide_id: patient id}`` (a slide sheet's mapping); a slide not in it gets the first 12
-            characters of its id.
+        patients: ``{slide_id: patient id}`` (the cohort's slide list); slides not in it get their ids under
+            the ``auto`` rule (:func:`mustsurv.barcodes.patient_ids`).
 
     Returns:
         One row per slide, sorted by slide id, columns :data:`SUMMARY_COLUMNS`.
 
     Raises:
-        FeatureFileError: a features file is unusable or has an unknown status; the message says to delete it.
+        FeatureFileError: a features file is unusable or has an unknown status, or slides' features differ in
+            dimension; the message says to delete it.
     """
-    patients = patients or {}
+    patients = dict(patients or {})
+    rest = [s for s in features if s not in patients]
+    patients.update(zip(rest, patient_ids(rest, "auto", "slide summary")))
     rows = []
+    dims: dict[int, list[str]] = {}
     for slide_id, path in sorted(features.items()):
         info = feature_file_info(path)
         if info["status"] not in STATUSES:
             raise FeatureFileError(f"{path}: unknown status {info['status']!r}; delete it so it is recomputed.")
         rows.append({
             "slide_id": slide_id,
-            PATIENT_ID: patients.get(slide_id, patient_of(slide_id)),
+            PATIENT_ID: patients[slide_id],
             "status": info["status"],
             "n_patches": info["n_patches"],
             "level0_mpp": info["level0_mpp"],
             "magnification": info["magnification"],
             "features": str(path),
         })
+        if info["n_patches"]:
+            dims.setdefault(info["dim"], []).append(str(path))
+    if len(dims) > 1:
+        common = max(dims, key=lambda d: len(dims[d]))
+        odd = [p for d, paths in dims.items() if d != common for p in paths]
+        raise FeatureFileError(f"features of {len(odd)} slide(s) are not {common}-d like the cohort's others (e.g. "
+                               f"{odd[0]}: {feature_file_info(odd[0])['dim']}-d); every slide of a cohort needs the same "
+                               f"encoder: delete or re-export these files.")
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 

@@ -12,17 +12,26 @@ Tree::
         cohort.tsv                              patients, survival, modalities
         splits/fold{k}.json                     train/test patients and time-bin edges of fold k
         slides/tissue/{slide}.geojson           tissue polygons (+ tissue/qc/{slide}.png)
-        slides/coords/{slide}.h5                patch coordinates
+        slides/coords/{slide}.h5                patch coordinates (main magnification, first slides.target_mpp)
         slides/features/{encoder}/{slide}.h5    patch features (TRIDENT layout)
         slides/summary.tsv                      one row per slide (status, patches, features file)
         slides/provenance.json                  the features' common encoder, dimension, MPP, patch size, weights hash
+        slides/coords/mpp{mpp}/{slide}.h5       an extra magnification (DMML's 10x: mpp1), same tissue mask
+        slides/features/{encoder}/mpp{mpp}/{slide}.h5
+        slides/summary_mpp{mpp}.tsv
         models/{run}/fold{k}/stage{1,2,3}.pt    MUST runs (``must`` and the ablation variants ``must_*``)
         models/{method}/fold{k}/model.pt        baselines
+        models/dmml/fold{k}/{stage}.pt          DMML: teacher, student (pre-trained), distilled
         predictions/{method}/fold{k}.tsv        test patients x scenarios: risk, survival at the bin edges, training
                                                 median risk (+ MUST: _no_ldm.tsv, _decomposition.npz)
         cindex_folds.tsv, table1.csv, table2.csv, metrics_folds.tsv, logrank.tsv, decomposition.tsv
+        bundles/{method}.mustsurv               final model(s), scaler, names, edges, cut-offs (mustsurv.deploy)
+    results/external/{train}_to_{test}/         external validation of the train cohort's bundles on another cohort:
+        predictions/{method}.tsv                every test patient x scenario (predictions contract, training cut-off)
+        metrics.tsv, summary.csv                C-index, IBS, time-dependent AUC (long; one row per method x scenario)
+        km/{method}_{scenario}.png              Kaplan–Meier split at the training cohort's median risk
     results/tables/                             study tables (table1.csv, table2.csv, cindex_folds.tsv,
-                                                metrics_folds.tsv, metrics_summary.csv, ablation_*.csv)
+                                                metrics_folds.tsv, metrics_summary.csv, ablation_*.csv, external.csv)
     results/figures/                            km/{cohort}/{method}_{scenario}.png, decomposition/, ablation_rank.png,
                                                 heatmaps/{cohort}/{method}/ (target ``heatmaps``: index.tsv and per slide
                                                 {slide}_heatmap.png, {slide}_gallery.png, {slide}_patches.tsv)
@@ -46,6 +55,8 @@ DEMO_TABLES: dict[str, str] = {
 """Role -> file name of the demo generator's tables (in :func:`demo_dir`)."""
 
 MUST_STAGES: tuple[int, ...] = (1, 2, 3)
+DMML_STAGES: tuple[str, ...] = ("teacher", "student", "distilled")
+"""DMML's checkpoints per fold: the teacher, the student pre-trained on slides, the student after distillation."""
 COHORT_REPORTS: tuple[str, ...] = ("cindex_folds.tsv", "table1.csv", "table2.csv", "metrics_folds.tsv")
 STUDY_TABLES: tuple[str, ...] = ("table1.csv", "table2.csv", "cindex_folds.tsv", "metrics_folds.tsv",
                                  "metrics_summary.csv", "provenance.json")
@@ -55,6 +66,8 @@ METRICS_FOLDS = "metrics_folds.tsv"
 METRICS_SUMMARY = "metrics_summary.csv"
 """Study-wide mean ± SD over folds of every metric per method × scenario (:func:`study_table`)."""
 DECOMPOSITION_FIGURES: tuple[str, ...] = ("ecdf", "cosine_map")
+EXTERNAL_TABLE = "external.csv"
+"""Every external pair's metrics, one row per pair, method, scenario and metric (:func:`study_table`)."""
 
 
 # --- demo inputs ---------------------------------------------------------------------------------
@@ -204,30 +217,59 @@ def slide_outputs(cohort: Part, slide: Part) -> dict[str, str]:
             "coords": f"{d}/coords/{slide}.h5"}
 
 
-def features(cohort: Part, slide: Part, encoder: Part) -> str:
+def mpp_folder(mpp: Part | float) -> str:
+    """The folder name of an extra magnification.
+
+    Args:
+        mpp: its µm/px (``1.0`` -> ``mpp1``), or a wildcard string kept as is (``"{mpp}"`` -> ``mpp{mpp}``).
+
+    Returns:
+        ``mpp<value>``.
+    """
+    return f"mpp{mpp}" if isinstance(mpp, str) else f"mpp{float(mpp):g}"
+
+
+def magnification_coords(cohort: Part, slide: Part, mpp: Part | float) -> str:
+    """A slide's patch coordinates at an extra magnification (tiled in the main magnification's tissue mask).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        slide: the slide's id (or a wildcard).
+        mpp: the magnification's µm/px (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{slides_dir(cohort)}/coords/{mpp_folder(mpp)}/{slide}.h5"
+
+
+def features(cohort: Part, slide: Part, encoder: Part, mpp: Part | float | None = None) -> str:
     """A slide's patch features written by this workflow's encoder.
 
     Args:
         cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
         slide: the slide's id (or a wildcard).
         encoder: the encoder's name (or a wildcard); ``timm:<arch>`` becomes the folder ``timm-<arch>``.
+        mpp: None for the main magnification, else an extra one's µm/px (its own subfolder).
 
     Returns:
         The path.
     """
-    return f"{slides_dir(cohort)}/features/{str(encoder).replace(':', '-')}/{slide}.h5"
+    sub = "" if mpp is None else f"{mpp_folder(mpp)}/"
+    return f"{slides_dir(cohort)}/features/{str(encoder).replace(':', '-')}/{sub}{slide}.h5"
 
 
-def slide_summary(cohort: Part) -> str:
+def slide_summary(cohort: Part, mpp: Part | float | None = None) -> str:
     """One row per slide of the cohort (``slides_summary``).
 
     Args:
         cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        mpp: None for the main magnification, else an extra one's µm/px (or a wildcard).
 
     Returns:
         The path.
     """
-    return f"{slides_dir(cohort)}/summary.tsv"
+    return f"{slides_dir(cohort)}/summary{'' if mpp is None else '_' + mpp_folder(mpp)}.tsv"
 
 
 def slide_provenance(cohort: Part) -> str:
@@ -257,6 +299,20 @@ def must_checkpoint(cohort: Part, run: Part, k: Part, stage: Part) -> str:
         The path.
     """
     return f"{cohort_dir(cohort)}/models/{run}/fold{k}/stage{stage}.pt"
+
+
+def dmml_checkpoint(cohort: Part, k: Part, stage: Part) -> str:
+    """A DMML checkpoint of fold ``k``.
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        k: the fold index (or a wildcard).
+        stage: one of :data:`DMML_STAGES` (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{cohort_dir(cohort)}/models/dmml/fold{k}/{stage}.pt"
 
 
 def baseline_model(cohort: Part, method: Part, k: Part) -> str:
@@ -377,7 +433,8 @@ def ablation_table(name: Part) -> str:
     """An analysis-experiment table.
 
     Args:
-        name: ``warmup``, ``ldm_conditioning``, ``rank`` or ``training_missingness`` (or a wildcard).
+        name: ``warmup``, ``ldm_conditioning``, ``rank``, ``training_missingness`` or ``dmml_distillation``
+            (or a wildcard).
 
     Returns:
         The path.
@@ -395,3 +452,87 @@ def ablation_figure(name: Part) -> str:
         The path.
     """
     return f"results/figures/ablation_{name}.png"
+
+
+# --- deployment and external validation ----------------------------------------------------------
+
+def bundle(cohort: Part, method: Part) -> str:
+    """A method's portable bundle trained on a cohort (:mod:`mustsurv.deploy.bundle`).
+
+    Args:
+        cohort: the cohort's name (or a wildcard such as ``"{cohort}"``).
+        method: the method (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{cohort_dir(cohort)}/bundles/{method}.mustsurv"
+
+
+def external_dir(train: Part, test: Part) -> str:
+    """Folder of an external validation pair.
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+
+    Returns:
+        The folder.
+    """
+    return f"results/external/{train}_to_{test}"
+
+
+def external_predictions(train: Part, test: Part, method: Part) -> str:
+    """A bundle's predictions of every test-cohort patient in every scenario (predictions contract, the
+    ``train_median_risk`` column holding the bundle's training median).
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+        method: the method (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/predictions/{method}.tsv"
+
+
+def external_metrics(train: Part, test: Part) -> str:
+    """An external pair's metrics (long: method, scenario, metric, value, time, note).
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/metrics.tsv"
+
+
+def external_summary(train: Part, test: Part) -> str:
+    """An external pair's summary rows (``results/tables/external.csv`` concatenates them).
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/summary.csv"
+
+
+def external_km(train: Part, test: Part, method: Part, scenario: Part) -> str:
+    """Kaplan–Meier figure of an external pair, split at the bundle's training median risk.
+
+    Args:
+        train: the training cohort (or a wildcard).
+        test: the test cohort (or a wildcard).
+        method: the method (or a wildcard).
+        scenario: the scenario (or a wildcard).
+
+    Returns:
+        The path.
+    """
+    return f"{external_dir(train, test)}/km/{method}_{scenario}.png"

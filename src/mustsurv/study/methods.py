@@ -22,11 +22,14 @@ class MethodInfo:
             ``table2`` (missing-modality methods); MUST is in both.
         scenarios: the scenarios it writes predictions for, in :data:`SCENARIOS` order.
         same_modalities: True when it needs identical modalities at training and inference (the paper's †).
+        magnifications: True when it reads every magnification of ``slides.target_mpp`` (DMML), not only the
+            main one; the extra magnifications are built only when such a method is requested.
     """
 
     tables: tuple[str, ...]
     scenarios: tuple[Scenario, ...]
     same_modalities: bool
+    magnifications: bool = False
 
 
 _PATHOLOGY_ONLY: tuple[Scenario, ...] = ("missing_genomics",)
@@ -50,6 +53,9 @@ METHODS: dict[str, MethodInfo] = {
     "m3care": MethodInfo(("table2",), SCENARIOS, False),
     "shaspec": MethodInfo(("table2",), SCENARIOS, False),
     "ldcvae": MethodInfo(("table2",), ("complete", "missing_genomics"), False),
+    # DMML (the project's second paper): the teacher reads slides + RNA, the distilled student slides only
+    "dmml": MethodInfo(("table1",), _COMPLETE, True, magnifications=True),
+    "dmml_student": MethodInfo(("table2",), ("complete", "missing_genomics"), False, magnifications=True),
     # MUST closes both tables
     "must": MethodInfo(("table1", "table2"), SCENARIOS, False),
 }
@@ -64,6 +70,13 @@ the main MUST run's prediction step whenever ``must`` is a method of the study."
 HEATMAP_METHODS: tuple[str, ...] = ("must", "abmil", "transmil")
 """Methods whose models have ``patch_attention(bag) -> (N,)``: the ``heatmaps`` target draws their attention
 (MUST: its TransMIL class token; docs/heatmaps.md)."""
+
+DMML_RUNS: dict[str, str] = {"dmml": "teacher", "dmml_student": "distilled", "dmml_student_no_kd": "student"}
+"""DMML's prediction folders and the checkpoint (``layout.DMML_STAGES``) each predicts with; ``dmml_student_no_kd``
+is the student without distillation (the ``dmml_distillation`` ablation, not a table row)."""
+
+DMML_TARGET = "dmml"
+"""The target that adds DMML's rows to the tables when ``methods`` does not list them."""
 
 TABLES: tuple[str, ...] = ("table1", "table2")
 

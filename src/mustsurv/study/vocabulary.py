@@ -17,3 +17,9 @@ Scenario = Literal["complete", "missing_genomics", "missing_pathology"]
 SCENARIOS: tuple[Scenario, ...] = ("complete", "missing_genomics", "missing_pathology")
 
 PATIENT_ID = "patient_id"
+
+SLIDE_SOURCES: tuple[str, ...] = ("sheet", "glob", "gdc_manifest", "gdc_sample_sheet")
+"""Keys of ``cohorts.<name>.slides`` that list a cohort's slides (exactly one is given)."""
+
+ENDPOINTS: tuple[str, ...] = ("OS", "DSS", "PFI", "DFI")
+"""Survival endpoints (``cohorts.<name>.endpoint``): overall, disease-specific, progression-free, disease-free."""

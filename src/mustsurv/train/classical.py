@@ -32,12 +32,27 @@ from typing import Any, Sequence
 import numpy as np
 
 from mustsurv.models.baselines.coxnet import CoxnetBaseline
-from mustsurv.models.batch import PatientItem, collate
+from mustsurv.models.batch import PatientItem, collate, item_buckets
 from mustsurv.train.data import FoldData
 
 log = logging.getLogger(__name__)
 
 SELECTION_METRICS = ("loss", "cindex")
+
+
+def raw_features(model: CoxnetBaseline, items: Sequence[PatientItem], chunk: int = 32) -> dict[str, np.ndarray]:
+    """The model's raw inputs (bag means, genes) of ``items``, computed in token buckets and concatenated.
+
+    Args:
+        model: the Cox baseline.
+        items: B patients it accepts.
+        chunk: the most patients per bucket (:func:`~mustsurv.models.batch.item_buckets`).
+
+    Returns:
+        ``{"genomics": (B, Σ d_k)}`` and/or ``{"pathology": (B, D)}``, float64.
+    """
+    parts = [model.raw_features(collate(bucket)) for bucket in item_buckets(list(items), chunk)]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def partial_log_likelihood(eta: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
@@ -211,7 +226,7 @@ def fit_classical(model: CoxnetBaseline, data: FoldData, selection_metric: str =
         raise ValueError(f"{cls.__name__}: no event among the {len(train)} training patients; a Cox model needs one")
     edges = list(bin_edges) if bin_edges is not None else list(data.train.bin_edges)
 
-    x_train = model.fit_features(collate(train))
+    x_train = model.fit_raw(raw_features(model, train))
     alphas, coefs = coxnet_path(model, x_train, t_train, e_train)
 
     validation = [] if data.validation is None else [it for it in data.validation if cls.accepts(it)]
@@ -219,7 +234,8 @@ def fit_classical(model: CoxnetBaseline, data: FoldData, selection_metric: str =
     scores = np.full(len(alphas), np.nan)
     if validation and e_val.sum() > 0:
         selection = "validation"
-        scores = score_path(coefs, model.design(collate(validation)), t_val, e_val, selection_metric)
+        scores = score_path(coefs, model.design_from_raw(raw_features(model, validation)), t_val, e_val,
+                            selection_metric)
     if not np.isfinite(scores).any():
         if data.validation is not None:
             log.warning("%s: the %d accepted validation patients cannot score a penalty (no event or no comparable "

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mustsurv.cohort.store import announce
 from mustsurv.evaluate.predictions import survival_columns
 from mustsurv.io import atomic_path
-from mustsurv.models.batch import PatientItem, collate
+from mustsurv.models.batch import PatientItem, collate, item_buckets
 from mustsurv.models.must import MUST
 from mustsurv.study.vocabulary import (
     GENOMICS,
@@ -167,10 +168,13 @@ def ldm_training_pairs(
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Compute the frozen model's targets and conditions for stage 3.
 
+    The patients go through the model in :func:`~mustsurv.models.batch.item_buckets` (at most ``batch_size``
+    patients and the process's token budget per pass); only the (B, D) outputs are concatenated.
+
     Args:
         model: the MUST model after stage 2.
         dataset: the training patients (complete pairs).
-        batch_size: patients per forward pass.
+        batch_size: the most patients per forward pass.
 
     Returns:
         modality -> (û (N, D), ĉ (N, D)).
@@ -179,8 +183,9 @@ def ldm_training_pairs(
     items = complete_patients(dataset)
     device = next(model.parameters()).device
     parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {PATHOLOGY: [], GENOMICS: []}
-    for start in range(0, len(items), batch_size):
-        pairs = model.ldm_targets(collate(items[start : start + batch_size]).to(device))
+    announce(items)
+    for bucket in item_buckets(items, batch_size):
+        pairs = model.ldm_targets(collate(bucket).to(device))
         for key, value in pairs.items():
             parts[key].append(value)
     return {k: (torch.cat([z for z, _ in v]), torch.cat([c for _, c in v])) for k, v in parts.items()}
@@ -189,7 +194,7 @@ def ldm_training_pairs(
 def train_stage3(
     model: MUST,
     dataset: Sequence[PatientItem],
-    steps: int = 1_000_000,
+    steps: int | dict[str, int] = 1_000_000,
     lr: float = 1e-4,
     weight_decay: float = 1e-5,
     batch_size: int = 32,
@@ -212,7 +217,8 @@ def train_stage3(
     Args:
         model: the trained MUST model (stages 1-2); its diffusion models are trained in place.
         dataset: the training patients (complete pairs give the training pairs).
-        steps: maximum optimiser steps per diffusion model.
+        steps: maximum optimiser steps per diffusion model, or per modality (``{"pathology": n, "genomics": m}``,
+            as the final models of :mod:`mustsurv.deploy.final` train them).
         lr: adamW learning rate.
         weight_decay: adamW weight decay.
         batch_size: pairs per step.
@@ -238,6 +244,7 @@ def train_stage3(
     saved = torch.load(progress_path, weights_only=False) if progress_path and Path(progress_path).exists() else None
     for index, (modality, (z0, cond)) in enumerate(pairs.items()):
         ldm, _ = model._ldm(modality)
+        n_steps = steps[modality] if isinstance(steps, dict) else steps
         if saved is not None and index < saved["index"]:  # finished before the job was killed
             ldm.load_state_dict(saved["finished"][modality])
             history.update({k: v for k, v in saved["history"].items() if k.startswith(modality)})
@@ -250,9 +257,9 @@ def train_stage3(
         gen = torch.Generator(device=z0.device).manual_seed(seed)
         n, order, pos, start = z0.shape[0], torch.empty(0, dtype=torch.long), 0, 0
         history[modality] = []
-        every = max(1, steps // 100)
+        every = max(1, n_steps // 100)
         check = _DenoisingCheck(model, modality, *held_out[modality], seed) if held_out else None
-        check_every = max(1, steps // max(1, evaluations))
+        check_every = max(1, n_steps // max(1, evaluations))
         if saved is not None and index == saved["index"] and saved["ldm"] is not None:  # killed mid-way
             ldm.load_state_dict(saved["ldm"])
             opt.load_state_dict(saved["optimizer"])
@@ -282,7 +289,7 @@ def train_stage3(
             with atomic_path(progress_path) as tmp:
                 torch.save(state, tmp)
 
-        for step in range(start, steps):
+        for step in range(start, n_steps):
             if pos + min(batch_size, n) > order.numel():
                 order, pos = torch.randperm(n, generator=gen, device=z0.device), 0
             idx = order[pos : pos + batch_size]
@@ -291,10 +298,10 @@ def train_stage3(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if step % every == 0 or step == steps - 1:
+            if step % every == 0 or step == n_steps - 1:
                 history[modality].append(float(loss.detach()))
-                log.info("ldm %s step %d/%d loss %.4f", modality, step + 1, steps, history[modality][-1])
-            if check is not None and ((step + 1) % check_every == 0 or step == steps - 1):
+                log.info("ldm %s step %d/%d loss %.4f", modality, step + 1, n_steps, history[modality][-1])
+            if check is not None and ((step + 1) % check_every == 0 or step == n_steps - 1):
                 if check.evaluate(step + 1, ldm) and patience is not None and check.since_best >= patience:
                     log.info("ldm %s: early stop after step %d (no improvement in %d evaluations)", modality,
                              step + 1, patience)
@@ -305,7 +312,7 @@ def train_stage3(
             check.restore(ldm)
             history[f"{modality}_validation"] = check.values
             history[f"{modality}_selected_step"] = [float(check.best_step)]
-        save(steps, finished=True)
+        save(n_steps, finished=True)
         ldm.eval()
         for p in ldm.parameters():
             p.requires_grad_(False)
@@ -376,12 +383,14 @@ def _predict_scenario(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Survival (N, K) and risk (N,) of ``items`` (every one admitted by ``scenario``) in ``scenario``.
 
-    The risk is −Σ_k S(k) summed on the model's device, exactly as ``predict_risk`` computes it.
+    The risk is −Σ_k S(k) summed on the model's device, exactly as ``predict_risk`` computes it. The patients
+    go through the model in :func:`~mustsurv.models.batch.item_buckets` of at most ``batch_size``.
     """
     device = next(model.parameters()).device
     surv, risk = [], []
-    for start in range(0, len(items), batch_size):
-        s = model.predict_survival(collate(list(items[start : start + batch_size])).to(device), scenario, **sampling)
+    announce(items)
+    for bucket in item_buckets(list(items), batch_size):
+        s = model.predict_survival(collate(bucket).to(device), scenario, **sampling)
         surv.append(s.cpu())
         risk.append((-s.sum(dim=1)).cpu())
     return torch.cat(surv), torch.cat(risk)
@@ -412,7 +421,8 @@ def predict(
             steps, seed)``).
         dataset: the patients to predict (the test fold).
         scenarios: the scenarios to predict.
-        batch_size: patients per forward pass.
+        batch_size: the most patients per forward pass (fewer when their bags exceed the token budget,
+            :func:`~mustsurv.models.batch.item_buckets`).
         n_samples: DDIM samples averaged per patient (MUST's missing scenarios).
         steps: DDIM steps.
         seed: sampling seed (combined with each patient id).

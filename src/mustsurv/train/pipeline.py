@@ -1,7 +1,8 @@
 """What the training and prediction rules run: one MUST stage of one run per call (the main run and every
 analysis variant go through :func:`run_must_stage`), the test-fold predictions, and the baselines.
 
-Each call reads one fold's datasets (a ``store`` shared over a job's folds reads each bag once),
+Each call reads one fold's datasets (a ``store`` shared over a job's folds keeps bags in memory within its
+budget and logs its counters after every call),
 continues from the previous stage's checkpoint and writes its own
 checkpoint atomically. While a stage runs, its per-epoch progress is kept in ``<checkpoint>.progress``,
 so a killed job resumes after its last finished epoch; the file is removed when the stage completes.
@@ -161,6 +162,7 @@ def run_must_stage(stage: int, data: dict[str, str | None], out: str | Path, cfg
         raise ValueError(f"MUST has stages 1, 2 and 3, not {stage}")
     save_checkpoint(out, model, "must", kwargs, meta)
     progress.unlink(missing_ok=True)
+    train.store.log_counters(f"{variant.run} stage {stage}, fold {fold}")
     log.info("%s stage %d done on %d training patients; saved %s", variant.run, stage, len(items), out)
 
 
@@ -233,6 +235,7 @@ def predict_must(ckpt: str | Path, data: dict[str, str | None], out_tsv: str | P
     train, test = fold.train, fold.test
     write_must_predictions(model, test, inference, seed, out_tsv, out_no_ldm, train=train)
     cos = decomposition_cosines(model, test)
+    test.store.log_counters(f"predicting {ckpt}")
     with atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **cos)
@@ -288,7 +291,7 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         model = build_model(method, **kwargs).to(device)
         monitor = make_monitor(selection, monitored, model.loss,
                                scenario_cindex(predict, model, cls.scenarios[0], seed))
-        state = _fit_baseline(model, items, {**cfg["train"], **point}, seed, progress if single else None, monitor,
+        state = fit_baseline(model, items, {**cfg["train"], **point}, seed, progress if single else None, monitor,
                               selection.patience)
         score = state.best if state.best is not None else 0.0
         log.info("%s %s: selected epoch %d (monitored %.4f)", method, point or "", state.selected_epoch, score)
@@ -303,17 +306,31 @@ def run_baseline(method: str, data: dict[str, str | None], out_ckpt: str | Path,
         items = [it for it in refit.train if cls.accepts(it)]
         seed_everything(seed)
         model = build_model(method, **kwargs).to(device)
-        _fit_baseline(model, items, {**cfg["train"], **point, "epochs": state.selected_epoch}, seed, None, None, None)
+        fit_baseline(model, items, {**cfg["train"], **point, "epochs": state.selected_epoch}, seed, None, None, None)
         test = refit.test
         meta["refit_on"] = len(items)
     save_checkpoint(out_ckpt, model, method, kwargs, meta)
     progress.unlink(missing_ok=True)
     _write_test_predictions(model, cls, test, out_tsv, seed, items)
+    test.store.log_counters(f"{method} on {data['split']}")
 
 
-def _fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,
+def fit_baseline(model: torch.nn.Module, items: Sequence[PatientItem], train_cfg: dict[str, Any], seed: int,
                   progress: Path | None, monitor: Callable[[], float] | None, patience: int | None) -> TrainState:
-    """Train a deep baseline (with a missing-modality baseline's prepare / finish hooks around the epochs)."""
+    """Train a deep baseline (with a missing-modality baseline's prepare / finish hooks around the epochs).
+
+    Args:
+        model: the baseline; trained in place.
+        items: the patients it is fit on.
+        train_cfg: optimiser settings (:class:`~mustsurv.train.trainer.OptimConfig` fields, ``epochs`` included).
+        seed: seeds the epoch order.
+        progress: resumable progress file, or None.
+        monitor: the selection criterion, or None (keep the last epoch).
+        patience: epochs without improvement before stopping early.
+
+    Returns:
+        The training state (``selected_epoch``: whose weights the model holds).
+    """
     hooks = isinstance(model, MissingModalityBaseline)
     if hooks:
         model.prepare(items)

@@ -21,8 +21,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from mustsurv.cohort.store import announce
 from mustsurv.config import FromConfig
-from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
+from mustsurv.models.batch import PatientItem, SurvivalBatch, collate, item_buckets
 from mustsurv.survival.metrics import c_index
 from mustsurv.train.data import FoldData
 
@@ -111,7 +112,7 @@ def make_monitor(selection: Selection, items: Sequence[PatientItem] | None,
         items: The monitored patients (:meth:`Selection.monitored`).
         loss_fn: The model's training loss (batch -> (loss, logs)); ``loss`` takes its survival terms.
         cindex_fn: Patients -> Harrell's C-index of the model's risk in its first scenario (``cindex``).
-        chunk: Patients per forward pass.
+        chunk: The most patients per forward pass (:func:`~mustsurv.models.batch.item_buckets`).
 
     Returns:
         A function giving the criterion (lower is better), or None.
@@ -125,8 +126,8 @@ def make_monitor(selection: Selection, items: Sequence[PatientItem] | None,
 
     def loss() -> float:
         total = 0.0
-        for start in range(0, len(items), chunk):
-            part = items[start:start + chunk]
+        announce(items)
+        for part in item_buckets(items, chunk):
             _, logs = loss_fn(collate(part).to(device_of()))
             total += survival_terms(logs) * len(part)
         return total / len(items)

@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mustsurv.cohort.store import announce
 from mustsurv.io import atomic_path
 from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
 from mustsurv.models.registry import build_model
@@ -230,6 +232,7 @@ def train_epochs(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     monitor: Callable[[], float] | None = None,
     patience: int | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> TrainState:
     """Train ``params`` of ``model`` on ``dataset`` with ``loss_fn`` for at most ``cfg.epochs`` epochs.
 
@@ -251,6 +254,8 @@ def train_epochs(
         on_epoch: called with (epoch, logs) after each epoch.
         monitor: the selection criterion, evaluated after each epoch.
         patience: epochs without improvement of ``monitor`` before stopping early.
+        before_step: called after each group's backward pass and before its optimiser step (e.g. DMML's
+            gradient coordination, which edits ``.grad``).
 
     Returns:
         The final :class:`TrainState` (``selected_epoch`` says whose weights the model holds).
@@ -277,9 +282,13 @@ def train_epochs(
     for epoch in range(state.epochs_done, cfg.epochs if not stopped else state.epochs_done):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # dropout / noise of this epoch
         sums: dict[str, float] = {}
-        for group in epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch):
+        groups = epoch_groups(len(dataset), cfg.accumulation_steps, cfg.seed, epoch)
+        store = announce([dataset[i] for group in groups for i in group])  # the feature store reads ahead
+        for group in groups:
             optimizer.zero_grad(set_to_none=True)
             logs = accumulate_group(model, loss_fn, [dataset[i] for i in group], cfg.grouped, device, cfg.precision)
+            if before_step is not None:
+                before_step()
             optimizer.step()
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value * len(group) / len(dataset)
@@ -295,6 +304,8 @@ def train_epochs(
                 state.since_best += 1
         state.history.append(sums)
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in sums.items()))
+        if store is not None:
+            store.log_counters(f"epoch {epoch + 1}")
         if on_epoch is not None:
             on_epoch(epoch, sums)
         if progress_path is not None:
@@ -332,8 +343,25 @@ def save_checkpoint(
         kwargs: its constructor arguments.
         meta: extra metadata.
     """
+    record = {"name": name, "kwargs": _interned(kwargs), "state_dict": model.state_dict(), "meta": _interned(meta or {})}
     with atomic_path(path) as tmp:
-        torch.save({"name": name, "kwargs": kwargs, "state_dict": model.state_dict(), "meta": meta or {}}, tmp)
+        torch.save(record, tmp)
+
+
+def _interned(value: Any) -> Any:
+    """``value`` with every string interned, in dicts and lists alike.
+
+    Pickle writes a string once and refers back to it when the same object recurs, so equal strings that are
+    different objects give other bytes: a resumed run's history (keys read back from its progress file) would
+    differ from an uninterrupted run's. Interning makes the checkpoint's bytes depend on the values only.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {_interned(k): _interned(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_interned(v) for v in value)
+    return value
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

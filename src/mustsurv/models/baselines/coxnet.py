@@ -140,7 +140,17 @@ class CoxnetBaseline(BaselineModel):
         Returns:
             The standardised (B, p) design matrix of the training patients.
         """
-        raw = self.raw_features(batch)
+        return self.fit_raw(self.raw_features(batch))
+
+    def fit_raw(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`fit_features` from :meth:`raw_features` output (e.g. computed bucket by bucket).
+
+        Args:
+            raw: ``{"genomics": (B, Σ d_k)}`` and/or ``{"pathology": (B, D)}`` of the B training patients.
+
+        Returns:
+            The standardised (B, p) design matrix of the training patients.
+        """
         state: dict[str, Any] = {"version": _STATE_VERSION, "fitted": False}
         if "pathology" in raw:
             pooled = raw["pathology"]

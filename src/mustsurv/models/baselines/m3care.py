@@ -75,7 +75,7 @@ from mustsurv.models.baselines.missing import (
     FamilyEncoder,
     MissingModalityBaseline,
 )
-from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
+from mustsurv.models.batch import PatientItem, SurvivalBatch, collate, item_buckets
 from mustsurv.models.layers.attention import SelfAttentionBlock
 from mustsurv.models.registry import register_model
 from mustsurv.study.vocabulary import GENOMICS, MODALITIES, PATHOLOGY, Scenario
@@ -391,8 +391,7 @@ class M3Care(EncoderPair, MissingModalityBaseline):
         was_training = self.training
         self.eval()
         device = self.bank_pathology.device
-        for start in range(0, len(items), chunk):
-            part = list(items[start:start + chunk])
+        for part in item_buckets(list(items), chunk):
             batch = collate(part).to(device)
             self.write_bank(batch.patient_ids, self.encode_pathology(batch), self.encode_genomics(batch), insert=True)
         self.train(was_training)

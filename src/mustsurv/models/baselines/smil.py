@@ -80,7 +80,7 @@ from mustsurv.models.baselines.missing import (
     FamilyEncoder,
     MissingModalityBaseline,
 )
-from mustsurv.models.batch import PatientItem, SurvivalBatch, collate
+from mustsurv.models.batch import PatientItem, SurvivalBatch, collate, item_buckets
 from mustsurv.models.registry import register_model
 from mustsurv.study.vocabulary import GENOMICS, PATHOLOGY, Scenario
 from mustsurv.survival import nll_loss
@@ -501,8 +501,8 @@ class SMIL(EncoderPair, MissingModalityBaseline):
         self.eval()
         device = self.priors_pathology.device
         hp, hg = [], []
-        for start in range(0, len(items), chunk):
-            batch = collate(items[start:start + chunk]).to(device)
+        for part in item_buckets(list(items), chunk):
+            batch = collate(part).to(device)
             hp.append(self.encode_pathology(batch))
             hg.append(self.encode_genomics(batch))
         self.train(was_training)

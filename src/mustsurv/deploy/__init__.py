@@ -1,0 +1,1 @@
+"""Deployment: final models, portable bundles, scoring new patients (``mustsurv predict``), external validation."""
