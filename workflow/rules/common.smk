@@ -1,26 +1,13 @@
 """Config, cohorts and wildcard constraints; every path and target list comes from mustsurv.study."""
 
 import re
-import sys
 
 from mustsurv.config import check_config
 from mustsurv.study import layout
 from mustsurv.study.design import StudyDesign, rule_name
+from mustsurv.study.targets import requested_targets
 from mustsurv.study.methods import DMML_RUNS, scenarios_of
 
-
-
-def requested_targets():
-    """The targets on this snakemake command line (Snakemake exposes them to a Snakefile only after parsing).
-
-    A job re-parsing the Snakefile on a cluster node sees none: there, list DMML's methods in `methods`.
-    """
-    from snakemake.cli import get_argument_parser
-
-    try:
-        return get_argument_parser().parse_known_args(sys.argv[1:])[0].targets or []
-    except SystemExit:  # not a snakemake command line (e.g. the Snakefile parsed from a test)
-        return []
 
 
 check_config(config)
