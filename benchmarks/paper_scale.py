@@ -28,6 +28,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -214,6 +215,7 @@ def extrapolate(bounded: dict, cfg: dict, folds: int) -> dict:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` then deletes the cohort
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=[1.5, 3.0, 6.0], help="GB of float32 features")
     ap.add_argument("--cache-gb", type=float, default=1.0, help="training.feature_cache_gb")
@@ -267,14 +269,21 @@ def main() -> None:
                 entry["in_memory"] = old
                 entry["stage2_epoch_ratio_bounded_vs_in_memory"] = bounded["stage2_epoch_s"] / old["stage2_epoch_s"]
             sizes.append(entry)
+            write_partial(sizes, args, cfg)  # a run stopped at a later size keeps the sizes it finished
+            print(f"paper_scale: {gb:g} GB done: peak RSS {entry['peak_rss_gb']:.2f} GB", flush=True)
         finally:
             shutil.rmtree(root, ignore_errors=True)  # the disk is shared: never leave the cohort behind
+
+
+def write_partial(sizes: list[dict], args: argparse.Namespace, cfg: dict) -> None:
+    """Write the result of the sizes measured so far (the whole result once the last size is done)."""
     result = {
         "what": "MUST at paper width on synthetic TRIDENT-style cohorts with the bounded feature store "
                 "(page cache dropped before each stage)",
         "cache_gb": args.cache_gb, "max_tokens_per_batch": cfg["training"]["max_tokens_per_batch"],
         "stage3_steps_measured": args.stage3_steps, "patches_per_bag": [args.min_patches, args.max_patches],
         "feature_dim": FEATURE_DIM, "threads": args.threads, "sizes": sizes,
+        "sizes_requested": list(args.sizes),
     }
     if len(sizes) > 1:
         result["peak_rss_largest_vs_smallest"] = sizes[-1]["peak_rss_gb"] / sizes[0]["peak_rss_gb"]
