@@ -31,13 +31,14 @@ from mustsurv.slides.reader import MissingMPPError, SlideError, open_slide
 from mustsurv.slides.steps import patch_batch, summary_step, tissue_step
 from mustsurv.slides.summary import FeatureFileError
 from mustsurv.study import layout
+from mustsurv.study.design import magnifications
 
 pytestmark = pytest.mark.reliability
 
 REPO = Path(__file__).resolve().parents[2]
 SLIDES = load_config(REPO / "config" / "config.yaml")["slides"]
-TILING = {k: SLIDES[k] for k in ("target_mpp", "mpp_tolerance", "patch_size", "min_tissue_fraction",
-                                 "region_patches")}
+TILING = {**{k: SLIDES[k] for k in ("mpp_tolerance", "patch_size", "min_tissue_fraction", "region_patches")},
+          "target_mpp": magnifications(SLIDES)[0]}  # the main magnification (target_mpp may be a list)
 
 
 @pytest.fixture
