@@ -8,7 +8,10 @@ paper's form with ``training.precision: bf16`` (not the same arithmetic: its gra
 difference is reported). The exact forms give the same gradient: the script checks it on one group with
 dropout off (max abs difference of every parameter's gradient against the paper's form), then times ``--repeats`` epochs of each form from the same weights, the forms interleaved
 (form A, form B, form C, form A, ...), and reports each form's fastest epoch.
-Results go to ``benchmarks/results/must_stage2_epoch.json``.
+The script also counts the epoch's arithmetic (matrix products and convolutions, forward and backward,
+torch's ``FlopCounterMode``) and times this CPU's matrix products at the epoch's own shapes in float32 and
+bfloat16, which gives the epoch's achieved rate and the ceiling of any exact float32 form: the epoch's
+operations at the fastest measured product rate. Results go to ``benchmarks/results/must_stage2_epoch.json``.
 
     python benchmarks/must_stage2_epoch.py [--patients 64] [--min-patches 500] [--max-patches 2000] [--repeats 3]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import math
 import time
 from collections.abc import Iterator
 
@@ -58,6 +62,47 @@ def pytorch_depthwise() -> Iterator[None]:
     finally:
         transmil_module.depthwise_conv2d = fast
 
+
+def epoch_flops(model: torch.nn.Module, data: list[PatientItem], accumulation: int) -> tuple[int, dict[str, int]]:
+    """Count one epoch's floating-point operations in the paper's form (no optimiser step).
+
+    Returns:
+        The total and the count per operator (matrix products, convolutions), forward and backward.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    m = copy.deepcopy(model)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for start in range(0, len(data), accumulation):
+            accumulate_group(m, m.main_loss, data[start:start + accumulation], False, torch.device("cpu"))
+    return counter.get_total_flops(), {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
+
+
+def product_rate(a_shape: tuple[int, ...], b_shape: tuple[int, ...], dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """GFLOP/s of ``a @ b`` for random ``a`` (a_shape) and ``b`` (b_shape) in ``dtype``, the best of 5 timed runs."""
+    a, b = torch.randn(*a_shape).to(dtype), torch.randn(*b_shape).to(dtype)
+    flops = 2 * a_shape[-2] * a_shape[-1] * b_shape[-1] * (a_shape[0] if len(a_shape) == 3 else 1)
+    for _ in range(3):
+        a @ b
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds / 5:
+        a @ b
+        n += 1
+    best = math.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / n)
+    return flops / best / 1e9
+
+
+PRODUCTS = {  # the epoch's largest matrix products, (a, b) shapes (a bag of 1,250 patches, D = 256, 8 heads)
+    "patch_projection": ((1250, 1536), (1536, 256)),
+    "qkv_projection": ((1297, 256), (256, 768)),
+    "pseudo_inverse_step": ((8, 128, 128), (8, 128, 128)),
+}
 
 FORMS = {  # name -> (grouped, PyTorch's depthwise backward, training.precision)
     "bs1_accumulation": (False, False, "float32"),
@@ -113,6 +158,10 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
     seconds = {name: round(min(t), 2) for name, t in times.items()}
     bs1 = seconds["bs1_accumulation"]
+    flops, flops_per_op = epoch_flops(model, data, args.accumulation)
+    rates = {f"{name}_{dtype_name}": round(product_rate(a, b, dtype), 1) for name, (a, b) in PRODUCTS.items()
+             for dtype_name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16))}
+    best_float32 = max(v for k, v in rates.items() if k.endswith("float32"))
     result = {
         "what": "one MUST stage-2 epoch (paper width D=256, r=64, 8 heads; UNI2-h-sized 1536-d patches)",
         "patients": args.patients, "patches_per_bag": [args.min_patches, args.max_patches],
@@ -127,6 +176,16 @@ def main() -> None:
         "gradient_max_abs_difference_per_form": diffs,
         "same_gradient_per_form": {name: diffs[name] <= 1e-4 * max(1.0, scale) for name in EXACT},
         "bf16_gradient_relative_difference": relative_bf16,
+        "arithmetic": {
+            "epoch_gflop": round(flops / 1e9, 1),
+            "gflop_per_operator": {k: round(v / 1e9, 1) for k, v in sorted(flops_per_op.items(), key=lambda kv: -kv[1])},
+            "product_gflops_per_s": rates,
+            "epoch_achieved_gflops_per_s": round(flops / 1e9 / bs1, 1),
+            "exact_float32_ceiling_speedup": round(bs1 / (flops / 1e9 / best_float32), 2),
+            "note": "exact_float32_ceiling_speedup: the paper's form's epoch over the time of its counted "
+                    "operations at the fastest float32 product rate measured here (no form with the same "
+                    "arithmetic in float32 can be faster than that)",
+        },
     }
     write_result(result, args.out)
 

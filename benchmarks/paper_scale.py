@@ -153,18 +153,21 @@ def measure(data: dict[str, str], args: argparse.Namespace) -> dict:
     train_stage2(model, train, OptimConfig(**{**must["stage2"], "epochs": 1}, seed=0))
     out["stage2_epoch_s"] = time.perf_counter() - start
     out["stage2_counters"] = since(before, store.counters())
+    out["peak_rss_gb_after"] = {"stage2_epoch": peak_rss_gb()}
     if not in_memory:
         stage3 = {**must["stage3"], "steps": args.stage3_steps, "checkpoint_every": 10**9}
         drop_page_cache(data["features_dir"])
         start = time.perf_counter()
         ldm_training_pairs(model, train)
         out["stage3_pairs_s"] = time.perf_counter() - start
+        out["peak_rss_gb_after"]["stage3_pairs"] = peak_rss_gb()
         drop_page_cache(data["features_dir"])
         start = time.perf_counter()
         train_stage3(model, train, seed=0, **stage3)
         out["stage3_s"] = time.perf_counter() - start
         out["stage3_step_s"] = max(0.0, out["stage3_s"] - out["stage3_pairs_s"]) / (2 * args.stage3_steps)
         out["stage3_counters"] = store.counters()
+        out["peak_rss_gb_after"]["stage3"] = peak_rss_gb()
         everyone = [*train, *test]
         drop_page_cache(data["features_dir"])
         start = time.perf_counter()
@@ -175,9 +178,15 @@ def measure(data: dict[str, str], args: argparse.Namespace) -> dict:
         out["predict_rows"] = len(pred)
         out["predict_patients"] = len(everyone)
         out["final_counters"] = store.counters()
+        out["peak_rss_gb_after"]["prediction"] = peak_rss_gb()
     store.close()
-    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    out["peak_rss_gb"] = peak_rss_gb()
     return out
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set so far (``ru_maxrss``), in GB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def since(before: dict, after: dict) -> dict:
