@@ -2,7 +2,7 @@
 throughput end to end vs the bare forward (bf16) on a >= 20k-patch 40x slide, and one MUST stage-2 epoch at
 paper width on the GPU vs the CPU.
 
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out-dir $OUT    # GPU machine, about 3-4 minutes
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out-dir $OUT    # GPU machine, about 2-4 minutes
     python benchmarks/gpu_check.py --smoke                                # any CPU, seconds (demo_vit, tiny)
 
 What it does, with nothing outside the working tree (``src/`` is put on ``sys.path``; no install):
@@ -22,6 +22,15 @@ What it does, with nothing outside the working tree (``src/`` is put on ``sys.pa
    ``--repeats`` interleaved epochs) and on the CPU with ``--cpu-threads`` threads (``--cpu-patients``,
    one epoch; compared per patient). Targets (issue 21, item 2): fastest form >= 5x the paper's form on
    the GPU, >= 1.5x on the CPU.
+
+Expected time on an H200 (estimated, not measured): UNI2-h is 371 GFLOP per patch (torch's FLOP counter,
+681 M parameters, 265 tokens), so the 790 TFLOP/s of a bf16 matrix product on this card bound the forward
+at about 2,100 patches/s and 55-70 % of it gives 1,200-1,500: the two bare measurements (2 x 3,072 patches)
+and the 20,449-patch end-to-end pass take 20-30 s. Writing the 40x slide (4.1 Gpx of JPEG tiles, about
+1 GB) about 15-30 s (16.6k px a side took 1 s on 2 cores here), building UNI2-h's random weights on the
+CPU 10-20 s, the GPU stage-2 epochs (4 forms x (4-patient warm-up + 3 x 64 patients)) 20-40 s, the CPU ones
+(4 forms x 32 patients at about 0.24 s per patient on 2 threads, ``must_stage2_epoch.json``) 30-60 s:
+about 2-4 minutes in all, well inside one 600 s command.
 
 The JSON goes to ``benchmarks/results/gpu_check_<card>.json`` (e.g. ``gpu_check_nvidia_h200.json``; the
 card's name from ``torch.cuda.get_device_name``) and is copied to ``--out-dir`` (default ``$OUT`` when set),
