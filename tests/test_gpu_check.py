@@ -94,6 +94,24 @@ def test_verdicts_compare_each_figure_with_its_target(gpu_check):
     assert all(gpu_check.verdicts(result(0.95, 1200.0, 6.0, 1.6)).values())
     assert not any(gpu_check.verdicts(result(0.85, 900.0, 4.0, 1.2)).values())
     assert gpu_check.verdicts({"stage2_cpu": {"speedup_fastest": 2.0}}) == {"stage2_speedup_cpu": True}
+    assert gpu_check.verdicts({"embedding": {"bare_forward_before_after": [80.0]}}) == {}  # cut short
+
+
+def test_a_failed_part_keeps_what_was_measured_and_the_others_run(gpu_check, tmp_path, monkeypatch,
+                                                                  torch_one_thread):
+    def broken(*args, **kwargs):
+        raise RuntimeError("reader workers died")
+
+    monkeypatch.setattr(gpu_check, "end_to_end", broken)
+    saved = []
+    cfg = {**gpu_check.SMOKE, "patches": 4, "gpu_patients": 2, "cpu_patients": 2, "cpu_threads": 1}
+    result, errors = gpu_check.run_check(cfg, torch.device("cpu"), tmp_path, lambda r: saved.append(json.dumps(r)))
+    assert errors == {"embedding": "RuntimeError: reader workers died"} == result["errors"]
+    emb = result["embedding"]
+    assert len(emb["bare_forward_before_after"]) == 1 and emb["gflop_per_patch"] > 0  # measured before the failure
+    assert "end_to_end" not in emb and "embed_ratio_to_bare" not in result["within_target"]
+    assert set(result["stage2_gpu"]["seconds"]) == set(result["stage2_cpu"]["seconds"]) == set(gpu_check.FORMS)
+    assert len(saved) == 3 and "stage2_cpu" in json.loads(saved[-1])  # a partial JSON after each part
 
 
 def test_missing_package_names_the_wheels_to_carry(gpu_check, monkeypatch):
