@@ -51,6 +51,12 @@ def patients(n: int, lo: int, hi: int, dim: int, seed: int = 0) -> list[PatientI
     ]
 
 
+def paper_model(pathology_dim: int) -> torch.nn.Module:
+    """MUST at paper width (D = 256, r = 64, 8 heads, 4 bins) on the BLCA-like families, random weights."""
+    return build_model("must", family_dims=FAMILIES, pathology_dim=pathology_dim, dim=256, rank=64, heads=8,
+                       n_bins=4)
+
+
 @contextlib.contextmanager
 def pytorch_depthwise() -> Iterator[None]:
     """Run TransMIL's depthwise convolutions with PyTorch's own backward while inside the block."""
@@ -127,8 +133,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     data = patients(args.patients, args.min_patches, args.max_patches, args.pathology_dim)
-    model = build_model("must", family_dims=FAMILIES, pathology_dim=args.pathology_dim, dim=256, rank=64, heads=8,
-                        n_bins=4)
+    model = paper_model(args.pathology_dim)
 
     # same gradient: one group, dropout off
     exact = copy.deepcopy(model).eval()
