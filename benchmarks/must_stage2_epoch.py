@@ -1,9 +1,7 @@
 """One MUST stage-2 epoch in the paper's form (batch size 1, gradient accumulation over 32 patients)
 vs the grouped form (one forward/backward per accumulation group), at paper width on synthetic bags.
 
-A third form, ``bs1_accumulation_pytorch_depthwise``, is the paper's form with PyTorch's own depthwise
-convolutions (their CPU backward) in place of :func:`mustsurv.models.layers.depthwise.depthwise_conv2d`:
-the code before that change, for the speed-up it brought. A fourth, ``bs1_accumulation_bf16``, is the
+A third, ``bs1_accumulation_bf16``, is the
 paper's form with ``training.precision: bf16`` (not the same arithmetic: its gradient's relative
 difference is reported). The exact forms give the same gradient: the script checks it on one group with
 dropout off (max abs difference of every parameter's gradient against the paper's form), then times ``--repeats`` epochs of each form from the same weights, the forms interleaved
@@ -19,19 +17,15 @@ operations at the fastest measured product rate. Results go to ``benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import math
 import time
-from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from results_io import (
     write_result,  # benchmarks/results_io.py (the script's folder is on sys.path)
 )
 
-import mustsurv.models.layers.transmil as transmil_module
 from mustsurv.models import build_model
 from mustsurv.models.batch import PatientItem
 from mustsurv.train.must import train_stage2
@@ -55,18 +49,6 @@ def paper_model(pathology_dim: int) -> torch.nn.Module:
     """MUST at paper width (D = 256, r = 64, 8 heads, 4 bins) on the BLCA-like families, random weights."""
     return build_model("must", family_dims=FAMILIES, pathology_dim=pathology_dim, dim=256, rank=64, heads=8,
                        n_bins=4)
-
-
-@contextlib.contextmanager
-def pytorch_depthwise() -> Iterator[None]:
-    """Run TransMIL's depthwise convolutions with PyTorch's own backward while inside the block."""
-    fast = transmil_module.depthwise_conv2d
-    transmil_module.depthwise_conv2d = lambda x, w: F.conv2d(x, w, padding=(w.shape[2] // 2, w.shape[3] // 2),
-                                                             groups=x.shape[1])
-    try:
-        yield
-    finally:
-        transmil_module.depthwise_conv2d = fast
 
 
 def epoch_flops(model: torch.nn.Module, data: list[PatientItem], accumulation: int) -> tuple[int, dict[str, int]]:
@@ -110,13 +92,12 @@ PRODUCTS = {  # the epoch's largest matrix products, (a, b) shapes (a bag of 1,2
     "pseudo_inverse_step": ((8, 128, 128), (8, 128, 128)),
 }
 
-FORMS = {  # name -> (grouped, PyTorch's depthwise backward, training.precision)
-    "bs1_accumulation": (False, False, "float32"),
-    "grouped": (True, False, "float32"),
-    "bs1_accumulation_pytorch_depthwise": (False, True, "float32"),
-    "bs1_accumulation_bf16": (False, False, "bf16"),
+FORMS = {  # name -> (grouped, training.precision)
+    "bs1_accumulation": (False, "float32"),
+    "grouped": (True, "float32"),
+    "bs1_accumulation_bf16": (False, "bf16"),
 }
-EXACT = ("grouped", "bs1_accumulation_pytorch_depthwise")  # same arithmetic as the paper's form
+EXACT = ("grouped",)  # same arithmetic as the paper's form
 
 
 def main() -> None:
@@ -138,10 +119,9 @@ def main() -> None:
     # same gradient: one group, dropout off
     exact = copy.deepcopy(model).eval()
     grads = {}
-    for name, (grouped, reference, precision) in FORMS.items():
+    for name, (grouped, precision) in FORMS.items():
         exact.zero_grad(set_to_none=True)
-        with pytorch_depthwise() if reference else contextlib.nullcontext():
-            accumulate_group(exact, exact.main_loss, data[:8], grouped, torch.device("cpu"), precision)
+        accumulate_group(exact, exact.main_loss, data[:8], grouped, torch.device("cpu"), precision)
         grads[name] = {n: p.grad.clone() for n, p in exact.named_parameters() if p.grad is not None}
     paper = grads["bs1_accumulation"]
     scale = max(float(g.abs().max()) for g in paper.values())
@@ -153,14 +133,13 @@ def main() -> None:
 
     times: dict[str, list[float]] = {name: [] for name in FORMS}
     for _ in range(args.repeats):
-        for name, (grouped, reference, precision) in FORMS.items():
+        for name, (grouped, precision) in FORMS.items():
             m = copy.deepcopy(model)
             cfg = OptimConfig(epochs=1, lr=2e-4, weight_decay=1e-5, accumulation_steps=args.accumulation,
                               grouped=grouped, precision=precision)
-            with pytorch_depthwise() if reference else contextlib.nullcontext():
-                t0 = time.perf_counter()
-                train_stage2(m, data, cfg)
-                times[name].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            train_stage2(m, data, cfg)
+            times[name].append(time.perf_counter() - t0)
     seconds = {name: round(min(t), 2) for name, t in times.items()}
     bs1 = seconds["bs1_accumulation"]
     flops, flops_per_op = epoch_flops(model, data, args.accumulation)
@@ -174,7 +153,6 @@ def main() -> None:
         "seconds": seconds,
         "seconds_all_repeats": {name: [round(x, 2) for x in t] for name, t in times.items()},
         "speedup_grouped": round(bs1 / seconds["grouped"], 2),
-        "speedup_vs_pytorch_depthwise": round(seconds["bs1_accumulation_pytorch_depthwise"] / bs1, 2),
         "gradient_max_abs_difference": diffs["grouped"], "gradient_max_abs": scale,
         "same_gradient": diffs["grouped"] <= 1e-4 * max(1.0, scale),
         "speedup_bf16": round(bs1 / seconds["bs1_accumulation_bf16"], 2),

@@ -5,9 +5,8 @@ Nyström attention (Xiong et al., 2021): landmarks are segment means of the quer
 softmax kernel is inverted with the iterative Moore–Penrose scheme, and a depthwise convolution over
 the values adds a residual path. Segments are formed over the real tokens only (no zero padding of the
 sequence), and sequences no longer than the landmark count use exact softmax attention. The
-depthwise convolutions (the Nyström residual, PPEG) run through
-:func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`, whose backward is built from convolution
-forwards (PyTorch's CPU backward of depthwise convolutions is slow for these shapes, see that module).
+depthwise convolutions (the Nyström residual, PPEG) are PyTorch's own (a backward built from convolution
+forwards was 0.96-0.98x as fast in a MUST stage-2 epoch on a quiet 2-core CPU, and was removed).
 
 Large bags (training, more patches than ``checkpoint_above``): nothing of size N x D is kept for backward
 but the bag and the tokens between a few segments; everything else is recomputed (activation
@@ -27,8 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
-
-from mustsurv.models.layers.depthwise import depthwise_conv2d
 
 _RES_BLOCK = 128  # the residual convolution sees N padded to a multiple of this
 
@@ -162,14 +159,13 @@ class NystromAttention(nn.Module):
     def _residual_conv(v: Tensor, weight: Tensor) -> Tensor:
         """Apply the residual convolution along N of heads ``v`` (B, H', N, d) with kernels ``weight`` (H', 1, K, 1).
 
-        ``res_conv``'s (K, 1) convolution with a fast CPU backward
-        (:func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`); N is zero-padded to a multiple of
+        ``res_conv``'s (K, 1) convolution (:func:`_depthwise_conv2d`); N is zero-padded to a multiple of
         ``_RES_BLOCK`` tokens, which changes no output (the convolution pads with zeros anyway) and keeps the
         number of distinct shapes (each a new oneDNN primitive) small. Returns (B, H', N, d).
         """
         n = v.shape[2]
         padded = F.pad(v, (0, 0, 0, -n % _RES_BLOCK))
-        return depthwise_conv2d(padded, weight)[:, :, :n]
+        return _depthwise_conv2d(padded, weight)[:, :, :n]
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Compute the Nyström approximation of softmax(q kᵀ / √d) v.
@@ -321,15 +317,16 @@ class TransLayer(nn.Module):
         return out.add_(x) if out.dtype == x.dtype else x + out  # autocast: the residual stream stays float32
 
 
-def _depthwise_tokens(feat: Tensor, kernel: Tensor, bias: Tensor, side: int) -> Tensor:
-    """A depthwise 7x7 convolution of tokens laid out on their square grid: (B, side², C) -> (B, side², C).
+def _depthwise_conv2d(x: Tensor, weight: Tensor) -> Tensor:
+    """A depthwise "same" convolution without bias: (B, C, H, W) input, (C, 1, kh, kw) kernels -> (B, C, H, W)."""
+    return F.conv2d(x, weight, padding=(weight.shape[2] // 2, weight.shape[3] // 2), groups=x.shape[1])
 
-    :func:`~mustsurv.models.layers.depthwise.depthwise_conv2d`: PyTorch's own CPU backward of this
-    convolution is slow (see that module).
-    """
+
+def _depthwise_tokens(feat: Tensor, kernel: Tensor, bias: Tensor, side: int) -> Tensor:
+    """A depthwise 7x7 convolution of tokens laid out on their square grid: (B, side², C) -> (B, side², C)."""
     b, _, c = feat.shape
     grid = feat.transpose(1, 2).reshape(b, c, side, side)
-    out = depthwise_conv2d(grid, kernel) + bias.view(c, 1, 1)
+    out = _depthwise_conv2d(grid, kernel) + bias.view(c, 1, 1)
     return out.flatten(2).transpose(1, 2)
 
 
