@@ -54,6 +54,9 @@ def paper_model(pathology_dim: int) -> torch.nn.Module:
 def epoch_flops(model: torch.nn.Module, data: list[PatientItem], accumulation: int) -> tuple[int, dict[str, int]]:
     """Count one epoch's floating-point operations in the paper's form (no optimiser step).
 
+    torch's count of a convolution's backward ignores its groups (a depthwise convolution's backward counts C
+    times too much); it is replaced by twice the forward convolutions (the input and the weight gradient).
+
     Returns:
         The total and the count per operator (matrix products, convolutions), forward and backward.
     """
@@ -64,7 +67,10 @@ def epoch_flops(model: torch.nn.Module, data: list[PatientItem], accumulation: i
     with counter:
         for start in range(0, len(data), accumulation):
             accumulate_group(m, m.main_loss, data[start:start + accumulation], False, torch.device("cpu"))
-    return counter.get_total_flops(), {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
+    counts = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
+    if "aten.convolution_backward" in counts:  # its formula ignores groups (x C for depthwise): input and
+        counts["aten.convolution_backward"] = 2 * counts.get("aten.convolution", 0)  # weight gradients
+    return sum(counts.values()), counts
 
 
 def product_rate(a_shape: tuple[int, ...], b_shape: tuple[int, ...], dtype: torch.dtype, seconds: float = 1.0) -> float:
