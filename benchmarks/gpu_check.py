@@ -39,7 +39,7 @@ A part that fails is recorded under ``errors`` and the others still run (exit st
 
 Packages. The GPU image (nvidia-h200: Python 3.12, torch, timm, h5py, tifffile, opencv, psutil, pandas,
 scipy) lacks openslide, imagecodecs (tifffile's JPEG) and jsonschema; they travel as wheels
-(pins: ``benchmarks/gpu_wheels.txt``), as ``/work/.library/device/README.md`` describes. In the repository
+(pins: ``benchmarks/gpu_wheels.txt``) to a GPU machine without network access. In the repository
 root of the checkout the device tool sends, here (pip works here)::
 
     echo /.whl/ >> .git/info/exclude
