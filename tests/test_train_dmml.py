@@ -139,3 +139,36 @@ def test_a_killed_stage_resumes_to_the_same_weights(cohort, tmp_path, monkeypatc
     load = lambda p: torch.load(p, weights_only=False)  # noqa: E731
     assert _same(load(tmp_path / "whole.pt")["state_dict"], load(tmp_path / "killed.pt")["state_dict"])
     assert load(tmp_path / "killed.pt")["meta"]["history"] == load(tmp_path / "whole.pt")["meta"]["history"]
+
+
+def test_bag_cache_stays_within_its_budget_and_rereads_evicted_bags(cohort, tmp_path, monkeypatch):
+    """A budget of three bags keeps at most three (least recently used out), an evicted bag read again is the
+    same tensor, and a training stage with the bounded cache ends with the unbounded cache's weights."""
+    import mustsurv.train.dmml_data as dmml_data
+
+    reads = []
+    read = dmml_data.read_sorted_features
+    monkeypatch.setattr(dmml_data, "read_sorted_features", lambda f: reads.append(f) or read(f))
+    pats = list(read_cohort_table(cohort["cohort"])["patient_id"])
+    unbounded = dmml_data.MagnificationBags(cohort["cohort"], cohort["summaries"], CFG["n_tokens"])
+    one = unbounded.get(pats[0]).nbytes
+    bounded = dmml_data.MagnificationBags(cohort["cohort"], cohort["summaries"], CFG["n_tokens"],
+                                          budget_gb=3.5 * one / 2**30)
+    first = {p: bounded.get(p).clone() for p in pats[:5]}
+    assert bounded.cached_bytes == 3 * one
+    reads.clear()
+    bounded.get(pats[4])  # still cached: no read
+    assert reads == []
+    again = bounded.get(pats[0])  # evicted: read again (both magnifications), same values
+    assert len(reads) == 2
+    assert torch.equal(again, first[pats[0]]) and torch.equal(again, unbounded.get(pats[0]))
+    assert bounded.cached_bytes <= 3.5 * one
+
+    data = {k: cohort[k] for k in ("cohort", "split", "tokens", "summaries")}
+    weights = []
+    for name, bags in (("unbounded", unbounded), ("bounded", bounded)):
+        run_dmml_stage("teacher", data, tmp_path / f"{name}.pt", CFG, 0, Selection(mode="validation", patience=100),
+                       bags=bags)
+        weights.append(torch.load(tmp_path / f"{name}.pt", weights_only=False)["state_dict"])
+    assert bounded.cached_bytes <= 3.5 * one
+    assert _same(*weights)

@@ -32,7 +32,7 @@ for _stage in layout.DMML_STAGES:
             "../../envs/mustsurv.yaml"
         threads: config["training"]["threads"]
         resources:
-            mem_mb=8000,
+            mem_mb=STUDY.training_mem_mb("dmml"),
             runtime=60 * len(FOLDS),
             gpu=config["training"]["gpu"],
         script:
@@ -60,7 +60,7 @@ rule dmml_predict:
         "../../envs/mustsurv.yaml"
     threads: config["training"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=STUDY.training_mem_mb("dmml"),
         runtime=30,
         gpu=config["training"]["gpu"],
     script:

@@ -12,7 +12,8 @@ log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.config["training"]["threads"])  # the config's, not --cores': same arithmetic
 device = training_device(snakemake.params.device, snakemake.resources.gpu)
 summaries = list(snakemake.input.summaries)
-bags = MagnificationBags(snakemake.input.cohort, summaries, snakemake.params.dmml["n_tokens"])  # shared by the folds
+bags = MagnificationBags(snakemake.input.cohort, summaries, snakemake.params.dmml["n_tokens"],  # shared by the folds
+                         budget_gb=snakemake.config["training"]["feature_cache_gb"])
 for split, model, out in zip(snakemake.input.splits, snakemake.input.models, snakemake.output.predictions):
     data = {"cohort": snakemake.input.cohort, "split": split, "tokens": snakemake.input.tokens,
             "summaries": summaries}

@@ -541,14 +541,16 @@ class StudyDesign:
         :data:`ACTIVATION_FLOATS` x the model width of activations) and :data:`PROCESS_MB`.
 
         Args:
-            method: ``must`` (or a MUST run) or a baseline (its ``model.dim``, else MUST's width).
+            method: ``must`` (or a MUST run), ``dmml`` (``dmml.model.dim``) or a baseline (its ``model.dim``,
+                else MUST's width).
 
         Returns:
             The job's ``mem_mb``.
         """
         training = self.config["training"]
         width = self.config["must"]["model"]["dim"]
-        width = self.config["baselines"].get(method, {}).get("model", {}).get("dim", width)
+        models = {**self.config["baselines"], "dmml": self.config.get("dmml", {})}
+        width = models.get(method, {}).get("model", {}).get("dim", width)
         per_token = 4 * (FEATURE_DIM_BOUND + ACTIVATION_FLOATS * width)
         return math.ceil(training["feature_cache_gb"] * 1024 + training["max_tokens_per_batch"] * per_token / 2**20
                          + PROCESS_MB)

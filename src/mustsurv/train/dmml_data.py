@@ -11,6 +11,7 @@ are concatenated in the cohort table's order. A patient with no usable slide at 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -51,20 +52,26 @@ def read_sorted_features(path: str | Path) -> np.ndarray:
 
 
 class MagnificationBags:
-    """Every patient's stacked bag (M·N, D), read once per job and cached.
+    """Every patient's stacked bag (M·N, D), read when first asked for and cached within a byte budget.
+
+    The cache keeps the most recently used bags whose bytes fit ``budget_gb`` (``training.feature_cache_gb``,
+    as the MUST jobs' :class:`~mustsurv.cohort.store.FeatureStore`); an evicted bag is read again when asked
+    for (the resampling is deterministic, so it is the same bag).
 
     Attributes:
         n_tokens: N, tokens per magnification.
         n_mags: M, magnifications.
     """
 
-    def __init__(self, cohort_tsv: str | Path, summaries: Sequence[str | Path], n_tokens: int) -> None:
+    def __init__(self, cohort_tsv: str | Path, summaries: Sequence[str | Path], n_tokens: int,
+                 budget_gb: float | None = None) -> None:
         """Index each magnification's usable feature files by patient.
 
         Args:
             cohort_tsv: the cohort table (each patient's slides).
             summaries: the slide summary of each magnification, main first.
             n_tokens: N.
+            budget_gb: the most GiB of bags kept (None: no bound).
 
         Raises:
             CohortInputError: a patient's slide is missing or unusable at the main magnification.
@@ -84,7 +91,9 @@ class MagnificationBags:
                 if usable:
                     files[p] = usable
             self._files.append(files)
-        self._cache: dict[str, torch.Tensor] = {}
+        self._budget = None if budget_gb is None else int(budget_gb * 2**30)
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cached_bytes = 0
 
     def get(self, patient: str) -> torch.Tensor | None:
         """The patient's stacked bag.
@@ -97,15 +106,26 @@ class MagnificationBags:
         """
         if patient not in self._files[0]:
             return None
-        if patient not in self._cache:
-            bags = []
-            for m, files in enumerate(self._files):
-                if patient not in files:
-                    log.warning("patient %s has no usable slide at magnification %d; using the main one", patient, m)
-                paths = files.get(patient, self._files[0][patient])
-                bags.append(torch.from_numpy(np.concatenate([read_sorted_features(f) for f in paths])))
-            self._cache[patient] = stack_magnifications(bags, self.n_tokens)
-        return self._cache[patient]
+        if patient in self._cache:
+            self._cache.move_to_end(patient)
+            return self._cache[patient]
+        bags = []
+        for m, files in enumerate(self._files):
+            if patient not in files:
+                log.warning("patient %s has no usable slide at magnification %d; using the main one", patient, m)
+            paths = files.get(patient, self._files[0][patient])
+            bags.append(torch.from_numpy(np.concatenate([read_sorted_features(f) for f in paths])))
+        bag = stack_magnifications(bags, self.n_tokens)
+        self._cache[patient] = bag
+        self._cached_bytes += bag.nbytes
+        while self._budget is not None and self._cache and self._cached_bytes > self._budget:
+            self._cached_bytes -= self._cache.popitem(last=False)[1].nbytes
+        return bag
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of the bags held now (at most the budget)."""
+        return self._cached_bytes
 
 
 def dmml_items(dataset: CohortFoldDataset, bags: MagnificationBags) -> list[PatientItem]:
