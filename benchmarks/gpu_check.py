@@ -135,6 +135,7 @@ from mustsurv.train.must import train_stage2
 from mustsurv.train.trainer import OptimConfig
 
 MPP_40X = 0.25
+PARTS = ("embedding", "stage2_gpu", "stage2_cpu")
 PAPER_FORM = "bs1_accumulation"
 FORMS = {  # stage-2 form -> its OptimConfig fields; the first is the paper's
     PAPER_FORM: {},
@@ -347,20 +348,22 @@ def machine(device: torch.device) -> dict:
     return info
 
 
-def run_check(cfg: dict, device: torch.device, workdir: Path, save=lambda result: None) -> tuple[dict, dict]:
-    """Run both parts; a part that fails is recorded and the next one still runs.
+def run_check(cfg: dict, device: torch.device, workdir: Path, save=lambda result: None,
+              parts: tuple[str, ...] = PARTS) -> tuple[dict, dict]:
+    """Run the ``parts``; a part that fails is recorded and the next one still runs.
 
     Args:
         cfg: the sizes (:data:`FULL` or :data:`SMOKE`, possibly overridden).
         device: the accelerator (``cuda``), or the CPU in a smoke run.
         workdir: scratch folder (the slides and the features file).
         save: called with the result after each part (the partial JSON).
+        parts: the parts to run, of :data:`PARTS` (a rerun of a failed part alone).
 
     Returns:
         The result (``embedding``, ``stage2_gpu``, ``stage2_cpu``, ``stage2_gpu_vs_cpu``, ``targets``,
         ``within_target``) and ``{part: error}``.
     """
-    result: dict = {"settings": cfg, "machine": machine(device), "targets": TARGETS}
+    result: dict = {"settings": cfg, "parts": list(parts), "machine": machine(device), "targets": TARGETS}
     errors: dict[str, str] = {}
 
     def part(name: str, fn) -> None:
@@ -407,9 +410,9 @@ def run_check(cfg: dict, device: torch.device, workdir: Path, save=lambda result
         if "stage2_gpu" in result:
             result["stage2_gpu_vs_cpu"] = stage2_comparison(result["stage2_gpu"], result["stage2_cpu"])
 
-    part("embedding", embedding)
-    part("stage2_gpu", stage2_gpu)
-    part("stage2_cpu", stage2_cpu)
+    for name, fn in (("embedding", embedding), ("stage2_gpu", stage2_gpu), ("stage2_cpu", stage2_cpu)):
+        if name in parts:
+            part(name, fn)
     return result, errors
 
 
@@ -419,6 +422,8 @@ def main() -> None:
     for key, value in FULL.items():
         ap.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=None,
                         help=f"default {value} ({SMOKE[key]} with --smoke)")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                    help="the parts to run (default all; e.g. a failed part alone)")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp dir, deleted)")
     ap.add_argument("--results-dir", type=Path, default=None,
                     help="where the JSON goes (default benchmarks/results; the temp dir with --smoke)")
@@ -449,7 +454,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        result, errors = run_check(cfg, device, workdir, save)
+        result, errors = run_check(cfg, device, workdir, save, tuple(args.parts))
     result = {"what": "issue 21 item 4: UNI2-h embedding end to end vs bare forward (bf16), MUST stage-2 epoch "
                       "GPU vs CPU", "device": name, "smoke": args.smoke, **result,
               "seconds_total": round(time.perf_counter() - t0, 1), "complete": not errors}

@@ -114,6 +114,14 @@ def test_a_failed_part_keeps_what_was_measured_and_the_others_run(gpu_check, tmp
     assert len(saved) == 3 and "stage2_cpu" in json.loads(saved[-1])  # a partial JSON after each part
 
 
+def test_only_the_parts_asked_for_run(gpu_check, tmp_path, torch_one_thread):
+    cfg = {**gpu_check.SMOKE, "cpu_patients": 2, "cpu_threads": 1}
+    result, errors = gpu_check.run_check(cfg, torch.device("cpu"), tmp_path, parts=("stage2_cpu",))
+    assert errors == {} and result["parts"] == ["stage2_cpu"]
+    assert "embedding" not in result and "stage2_gpu" not in result and "stage2_gpu_vs_cpu" not in result
+    assert result["stage2_cpu"]["patients"] == 2 and result["within_target"].keys() == {"stage2_speedup_cpu"}
+
+
 def test_missing_package_names_the_wheels_to_carry(gpu_check, monkeypatch):
     monkeypatch.setitem(gpu_check.REQUIRED, "no_such_module_mustsurv", ["no-such-wheel"])
     missing = gpu_check.missing_packages()
