@@ -29,10 +29,10 @@ import torch
 
 from mustsurv.demo.plan import DemoSettings, make_plan
 from mustsurv.demo.slides import APERIO_HEADER, TILE, write_slide
-from mustsurv.slides.embed import EmbedParams, embed_slide
+from mustsurv.slides.embed import EmbedParams, embed_slide, patch_batches
 from mustsurv.slides.encoders import Encoder, get_spec, pick_device
 from mustsurv.slides.reader import open_slide
-from mustsurv.slides.tiling import TileParams, tile_slide
+from mustsurv.slides.tiling import TileParams, Tiles, tile_slide
 from mustsurv.slides.tissue import SegmentParams, segment_slide
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,8 +125,8 @@ def write_large_slide(path: Path, texture: np.ndarray, width: int, height: int, 
 
 
 def bare_forward(encoder: Encoder, batch_size: int, n_batches: int) -> float:
-    """Patches/s of ``encoder.encode`` on uint8 batches already in memory (after two warm-up batches)."""
-    x = torch.randint(0, 256, (batch_size, 224, 224, 3), dtype=torch.uint8)
+    """Patches/s of ``encoder.encode`` on a uint8 batch already on its device (after two warm-up batches)."""
+    x = torch.randint(0, 256, (batch_size, 224, 224, 3), dtype=torch.uint8).to(encoder.device)
     for _ in range(2):
         encoder.encode(x)
     if encoder.device.type == "cuda":
@@ -138,13 +138,19 @@ def bare_forward(encoder: Encoder, batch_size: int, n_batches: int) -> float:
     return n_batches * batch_size / (time.perf_counter() - t)
 
 
-def end_to_end(encoder: Encoder, slides: list[Path], params: EmbedParams, outdir: Path) -> dict:
-    """Tile the slides (not timed), then embed them one by one (timed, like one job per slide)."""
+def tile_all(slides: list[Path], params: EmbedParams) -> list[tuple[Path, Tiles]]:
+    """Each slide with its patches at the tiling defaults (``params.region_patches`` per region side)."""
     work = []
     for path in slides:
         with open_slide(path) as slide:
             work.append((path, tile_slide(slide, segment_slide(slide, SegmentParams()).polygons, TileParams(
                 region_patches=params.region_patches))))
+    return work
+
+
+def end_to_end(encoder: Encoder, slides: list[Path], params: EmbedParams, outdir: Path) -> dict:
+    """Tile the slides (not timed), then embed them one by one (timed, like one job per slide)."""
+    work = tile_all(slides, params)
     n = sum(len(t.coords) for _, t in work)
     with PeakRSS() as rss:
         t0 = time.perf_counter()
@@ -154,6 +160,16 @@ def end_to_end(encoder: Encoder, slides: list[Path], params: EmbedParams, outdir
     mags = sorted({int(t.attrs["magnification"]) for _, t in work})
     return {"slides": len(work), "magnifications": mags, "patches": n, "seconds": round(wall, 2),
             "patches_per_s": round(n / wall, 1), "peak_pss_mb": rss.peak_mb}
+
+
+def readers_only(slides: list[Path], params: EmbedParams) -> dict:
+    """Tile the slides (not timed), then read their patches in batches as embedding does, with no encoder (timed):
+    the most patches/s the readers (``params.num_workers`` processes) can feed an encoder."""
+    work = tile_all(slides, params)
+    t0 = time.perf_counter()
+    n = sum(len(batch) for path, tiles in work for batch in patch_batches(path, path.stem, tiles, params))
+    wall = time.perf_counter() - t0
+    return {"patches": n, "seconds": round(wall, 2), "patches_per_s": round(n / wall, 1)}
 
 
 def main() -> None:

@@ -121,7 +121,7 @@ import logging
 
 import cv2
 import torch
-from embed_throughput import bare_forward, end_to_end, tissue_mosaic, write_large_slide
+from embed_throughput import bare_forward, end_to_end, readers_only, tissue_mosaic, write_large_slide
 from must_stage2_epoch import paper_model, patients
 from results_io import write_result
 
@@ -218,7 +218,8 @@ def embedding_check(encoder: Encoder, slide: Path, params: EmbedParams, outdir: 
     Returns:
         ``record`` with ``build_seconds``, ``gflop_per_patch``, ``bare_forward_before_after``,
         ``end_to_end`` (``embed_throughput.end_to_end``'s fields), ``bare_forward_patches_per_s`` (mean of
-        before and after), ``ratio_to_bare``, ``end_to_end_tflop_per_s`` and, on CUDA, ``peak_gpu_memory_gb``.
+        before and after), ``ratio_to_bare``, ``end_to_end_tflop_per_s``, ``readers_only`` (the same slide's
+        batches read with no encoder: what the readers can feed) and, on CUDA, ``peak_gpu_memory_gb``.
     """
     out = {} if record is None else record
     t = time.perf_counter()
@@ -238,6 +239,7 @@ def embedding_check(encoder: Encoder, slide: Path, params: EmbedParams, outdir: 
     out["bare_forward_patches_per_s"] = round(bare_mean, 1)
     out["ratio_to_bare"] = round(e2e["patches_per_s"] / bare_mean, 3)
     out["end_to_end_tflop_per_s"] = round(e2e["patches_per_s"] * flops / 1e12, 1)
+    out["readers_only"] = readers_only([slide], params)
     if encoder.device.type == "cuda":
         out["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return out

@@ -240,33 +240,49 @@ def embed_slide(
     return attrs
 
 
-def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Encoder, params: EmbedParams,
-          logger: logging.Logger, progress_interval: float) -> None:
-    """Embed the patches of ``tiles`` batch by batch into the preallocated dataset ``feats``."""
+def patch_batches(slide_path: str | os.PathLike, name: str, tiles: Tiles,
+                  params: EmbedParams) -> Iterator[torch.Tensor]:
+    """The patches of ``tiles`` read region by region (``params.num_workers`` reader processes), in batches.
+
+    Args:
+        slide_path: the slide file.
+        name: the slide's name in messages.
+        tiles: the patches to read (a coords file's content).
+        params: the embedding settings (batch size, reader workers, region side, read retries).
+
+    Yields:
+        (B, S, S, 3) uint8 patches in the order of ``tiles.coords``, B = ``params.batch_size`` (the last may be
+        smaller).
+    """
     step = int(tiles.attrs["patch_size_level0"])
     groups = region_groups(tiles.coords, step, params.region_patches)
     data = RegionPatches(Path(slide_path), name, float(tiles.attrs["level0_mpp"]), tiles, groups, params.read_retries)
     # Starting a reader process costs about as much as reading a few regions: a small slide is read in
     # the main process instead.
     workers = params.num_workers if len(groups) >= MIN_REGIONS_FOR_WORKERS else 0
-    loader = DataLoader(
-        data,
-        batch_size=None,
-        shuffle=False,
-        num_workers=workers,
-        prefetch_factor=4 if workers else None,
-        pin_memory=encoder.device.type == "cuda",
-    )
+    loader = DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
+                        prefetch_factor=4 if workers else None)
+    yield from _batches(iter(loader), params.batch_size)
+
+
+def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Encoder, params: EmbedParams,
+          logger: logging.Logger, progress_interval: float) -> None:
+    """Embed the patches of ``tiles`` batch by batch into the preallocated dataset ``feats``."""
+    cuda = encoder.device.type == "cuda"
     n = len(tiles.coords)
     bar = tqdm(total=n, unit="patch", desc=name, file=_LogStream(logger), mininterval=progress_interval,
                ascii=True, dynamic_ncols=False, ncols=100)
     done = 0
-    pending: tuple[int, torch.Tensor] | None = None  # (offset, device features) awaiting copy-back
-    for batch in _batches(iter(loader), params.batch_size):
-        out = encoder.encode(batch)  # asynchronous on CUDA: the next batch is prepared meanwhile
+    # CUDA: nothing here waits on the batch just queued. The regrouped batch is pinned, so its transfer does
+    # not wait for the forward passes before it, and each batch's features are copied back asynchronously;
+    # batch k is written while batch k + 1 runs.
+    pending: tuple[int, torch.Tensor, torch.cuda.Event | None] | None = None  # (offset, host features, copied)
+    for batch in patch_batches(slide_path, name, tiles, params):
+        out = encoder.encode(batch.pin_memory() if cuda else batch)
+        host = _copy_to_host(out)
         if pending is not None:
             _store(feats, *pending)
-        pending = (done, out)
+        pending = (done, *host)
         done += len(batch)
         bar.update(len(batch))
     if pending is not None:
@@ -276,9 +292,27 @@ def _fill(feats: h5py.Dataset, slide_path, name: str, tiles: Tiles, encoder: Enc
         raise RuntimeError(f"{slide_path}: embedded {done} patches but the coords file lists {n}")
 
 
-def _store(feats: h5py.Dataset, offset: int, out: torch.Tensor) -> None:
-    """Copy features ``out`` to rows ``offset:`` of ``feats``."""
-    arr = out.cpu().numpy()
+def _copy_to_host(out: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """Start copying features ``out`` (B, D) to host memory.
+
+    Returns:
+        The host tensor (B, D) and, for a CUDA ``out``, the event recorded after the asynchronous copy into
+        pinned memory (the tensor is valid once it has completed); a CPU ``out`` is returned as it is, with None.
+    """
+    if out.device.type != "cuda":
+        return out, None
+    host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+    host.copy_(out, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied
+
+
+def _store(feats: h5py.Dataset, offset: int, host: torch.Tensor, copied: torch.cuda.Event | None) -> None:
+    """Write host features ``host`` (B, D) to rows ``offset:`` of ``feats`` once ``copied`` (if any) has completed."""
+    if copied is not None:
+        copied.synchronize()
+    arr = host.numpy()
     feats[offset:offset + len(arr)] = arr
 
 
