@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import types
 
 import numpy as np
 import openslide
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from slides_helpers import corrupt_tile, demo_image, write_slide, write_tiff_without_mpp
 
+from mustsurv.slides import reader
 from mustsurv.slides.reader import (
     MissingMPPError,
     SlideError,
@@ -112,19 +114,47 @@ def test_undecodable_tile_is_retried_then_fails_with_the_slide_name(svs, caplog)
 
 
 def test_transient_decode_failure_recovers_on_retry(svs, monkeypatch):
-    real = openslide.OpenSlide.read_region
+    real = reader._read_rgb
     calls = {"n": 0}
 
-    def flaky(self, *args, **kwargs):
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
             raise openslide.OpenSlideError("simulated decode error")
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(openslide.OpenSlide, "read_region", flaky)
+    monkeypatch.setattr(reader, "_read_rgb", flaky)
     with open_slide(svs, retries=1) as s:
         assert s.read_region(0, 0, 0, 64, 64).shape == (64, 64, 3)
     assert calls["n"] == 2
+
+
+@pytest.mark.parametrize("level, x, y, w, h", [
+    (0, 0, 0, 1500, 1000),     # the whole slide, every pixel opaque
+    (0, 37, 211, 300, 200),    # inside, off the tile grid
+    (0, 1300, 900, 400, 300),  # partly outside the scan: transparent pixels become white
+    (1, -64, -32, 500, 400),   # a coarser level, partly before the origin
+])
+def test_one_buffer_read_equals_openslide_public_reader(svs, level, x, y, w, h):
+    osr = openslide.OpenSlide(str(svs))
+    try:
+        fast = reader._read_rgb(osr, x, y, min(level, osr.level_count - 1), w, h)
+        public = reader._to_rgb(osr.read_region((x, y), min(level, osr.level_count - 1), (w, h)))
+    finally:
+        osr.close()
+    assert fast.shape == (h, w, 3) and fast.dtype == np.uint8 and fast.flags.c_contiguous
+    np.testing.assert_array_equal(fast, public)
+    if x + w > 1500:
+        assert (fast[:, 1500 - x:] == 255).all()
+
+
+def test_public_reader_is_used_without_openslide_low_level_functions(svs, monkeypatch):
+    monkeypatch.setattr(reader, "lowlevel", types.SimpleNamespace())  # another openslide-python
+    with open_slide(svs) as s:
+        region = s.read_region(10, 20, 0, 120, 90)
+    osr = openslide.OpenSlide(str(svs))
+    np.testing.assert_array_equal(region, reader._to_rgb(osr.read_region((10, 20), 0, (120, 90))))
+    osr.close()
 
 
 def test_thumbnail_in_chunks_matches_whole_read(svs):
