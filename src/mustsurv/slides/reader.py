@@ -126,8 +126,8 @@ def _to_rgb(img) -> np.ndarray:
 def _read_rgb(osr: openslide.OpenSlide, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
     """RGB uint8 (height, width, 3) of a region, read by OpenSlide's C reader into one buffer.
 
-    Equal byte for byte to ``_to_rgb(osr.read_region(...))``, without PIL's copies (1.7x faster on a
-    3,584-px region). OpenSlide writes premultiplied ARGB words (B, G, R, A bytes on a little-endian machine):
+    Equal byte for byte to ``_to_rgb(osr.read_region(...))``, without PIL's copies or a zeroed buffer (1.5x
+    faster on a 3,584-px region). OpenSlide writes premultiplied ARGB words (B, G, R, A bytes on a little-endian machine):
     where every pixel is opaque (the usual case) that is the colour itself, converted in one pass; otherwise
     the buffer goes through openslide-python's own un-premultiplying conversion and :func:`_to_rgb`. Without
     the private low-level functions (another openslide-python) the public reader is used.
@@ -138,9 +138,9 @@ def _read_rgb(osr: openslide.OpenSlide, x: int, y: int, level: int, width: int, 
     fast = sys.byteorder == "little" and hasattr(lowlevel, "_read_region") and hasattr(lowlevel, "_load_image")
     if not fast or width <= 0 or height <= 0:
         return _to_rgb(osr.read_region((x, y), level, (width, height)))
-    buf = (width * height * ctypes.c_uint32)()
-    lowlevel._read_region(osr._osr, buf, x, y, level, width, height)
-    bgra = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)
+    buf = np.empty((height, width), dtype=np.uint32)  # not zeroed: OpenSlide writes every pixel
+    lowlevel._read_region(osr._osr, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), x, y, level, width, height)
+    bgra = buf.view(np.uint8).reshape(height, width, 4)
     if bgra[..., 3].min() == 255:
         return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
     return _to_rgb(lowlevel._load_image(buf, (width, height)))
