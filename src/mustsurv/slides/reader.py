@@ -127,10 +127,11 @@ def _read_rgb(osr: openslide.OpenSlide, x: int, y: int, level: int, width: int, 
     """RGB uint8 (height, width, 3) of a region, read by OpenSlide's C reader into one buffer.
 
     Equal byte for byte to ``_to_rgb(osr.read_region(...))``, without PIL's copies or a zeroed buffer (1.5x
-    faster on a 3,584-px region). OpenSlide writes premultiplied ARGB words (B, G, R, A bytes on a little-endian machine):
-    where every pixel is opaque (the usual case) that is the colour itself, converted in one pass; otherwise
-    the buffer goes through openslide-python's own un-premultiplying conversion and :func:`_to_rgb`. Without
-    the private low-level functions (another openslide-python) the public reader is used.
+    faster on a 3,584-px region). OpenSlide writes premultiplied ARGB words (B, G, R, A bytes on a
+    little-endian machine): where every pixel is opaque (the usual case) that is the colour itself, converted
+    in one pass; otherwise the buffer goes through openslide-python's own un-premultiplying conversion and
+    :func:`_to_rgb`. Without the private low-level functions (another openslide-python) the public reader is
+    used.
 
     Raises:
         openslide.OpenSlideError: the region does not decode.
